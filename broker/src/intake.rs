@@ -1,0 +1,236 @@
+//! Intake: the AMQP side of Kurier (CONTRACT.md § 1 and § 3).
+//!
+//! Declares the topology (topic exchange `kurier.submissions`, quorum queue
+//! `kurier.intake` bound with `#`, topic exchange `kurier.receipts`), consumes
+//! with manual acks and a bounded prefetch, hands each delivery to the
+//! pipeline as its own task, and reconnects with backoff when RabbitMQ goes
+//! away. Deliveries in flight on a lost connection cannot be acked any more
+//! (lapin's `ack` then returns `false`); RabbitMQ delivers them again and the
+//! receipts table makes that harmless.
+//!
+//! Also publishes receipt events with publisher confirms, and envelopes for
+//! `kurier submit`. Touches RabbitMQ only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio_util::task::TaskTracker;
+
+use crate::config::AmqpConfig;
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("AMQP: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("AMQP: the consumer stream ended (connection or channel closed)")]
+    ConsumerEnded,
+    #[error("AMQP: RabbitMQ did not confirm the publication (nack)")]
+    NotConfirmed,
+    #[error("AMQP: message was returned as unroutable (no queue bound to {exchange} for {routing_key})")]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
+}
+
+pub async fn connect(amqp: &AmqpConfig, name: &str) -> Result<Connection, IntakeError> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    Ok(Connection::connect(&amqp.url, properties).await?)
+}
+
+/// Declare exchanges, the quorum queue and its binding. Idempotent.
+pub async fn declare_topology(channel: &Channel, amqp: &AmqpConfig) -> Result<(), IntakeError> {
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    for exchange in [&amqp.exchange, &amqp.receipts_exchange] {
+        channel
+            .exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    channel
+        .queue_declare(
+            amqp.queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await?;
+    channel
+        .queue_bind(
+            amqp.queue.as_str().into(),
+            amqp.exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Publish a persistent message and wait for RabbitMQ's confirm. The channel
+/// must be in confirm mode. `mandatory`: an unroutable message is an error.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    message_id: &str,
+    body: &[u8],
+    mandatory: bool,
+) -> Result<(), IntakeError> {
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(message_id.into());
+    let confirmation = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            properties,
+        )
+        .await?
+        .await?;
+    if !confirmation.is_ack() {
+        return Err(IntakeError::NotConfirmed);
+    }
+    if confirmation.take_message().is_some() {
+        return Err(IntakeError::Unroutable {
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Open a channel in publisher-confirm mode.
+pub async fn confirm_channel(connection: &Connection) -> Result<Channel, IntakeError> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// Consume until shutdown, reconnecting whenever the connection is lost.
+pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
+    let amqp = pipeline.config.amqp.clone();
+    let tracker = TaskTracker::new();
+    let mut backoff = new_backoff(&amqp);
+    while !shutdown.is_triggered() {
+        match session(&pipeline, &amqp, &tracker, &shutdown, &mut backoff).await {
+            Ok(()) => break,
+            Err(e) => {
+                let wait = backoff
+                    .next()
+                    .unwrap_or(Duration::from_secs(amqp.reconnect_max_secs));
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "AMQP connection lost or refused; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        }
+    }
+    // Let in-flight submissions finish or give up (they watch `shutdown`).
+    tracker.close();
+    let grace = Duration::from_secs(pipeline.config.shutdown_grace_secs);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            in_flight = tracker.len(),
+            "grace period over; unfinished submissions stay unacked and will be delivered again"
+        );
+    }
+}
+
+fn new_backoff(amqp: &AmqpConfig) -> backon::ExponentialBackoff {
+    backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(amqp.reconnect_max_secs.max(1)))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// One connection's life: returns `Ok` on shutdown, `Err` when the
+/// connection is lost.
+async fn session(
+    pipeline: &Arc<Pipeline>,
+    amqp: &AmqpConfig,
+    tracker: &TaskTracker,
+    shutdown: &Shutdown,
+    backoff: &mut backon::ExponentialBackoff,
+) -> Result<(), IntakeError> {
+    let connection = connect(amqp, "kurier").await?;
+    let consume_channel = connection.create_channel().await?;
+    if amqp.declare_topology {
+        declare_topology(&consume_channel, amqp).await?;
+    }
+    let publisher = confirm_channel(&connection).await?;
+    consume_channel
+        .basic_qos(amqp.prefetch, BasicQosOptions::default())
+        .await?;
+    let tag = format!("kurier-{}", uuid::Uuid::new_v4());
+    let mut consumer = consume_channel
+        .basic_consume(
+            amqp.queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = %amqp.queue, prefetch = amqp.prefetch, "consuming");
+    *backoff = new_backoff(amqp);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                // Stop new deliveries; those in flight finish in `run`, then
+                // the connection closes and RabbitMQ requeues what is unacked.
+                let _ = consume_channel
+                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                    .await;
+                tracker.close();
+                let grace = Duration::from_secs(pipeline.config.shutdown_grace_secs);
+                let _ = tokio::time::timeout(grace, tracker.wait()).await;
+                let _ = connection.close(200, "shutdown".into()).await;
+                return Ok(());
+            }
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => {
+                    let pipeline = Arc::clone(pipeline);
+                    let publisher = publisher.clone();
+                    let shutdown = shutdown.clone();
+                    tracker.spawn(async move {
+                        pipeline.process(delivery, &publisher, &shutdown).await;
+                    });
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(IntakeError::ConsumerEnded),
+            },
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! # Kurier — application transmission broker
+//!
+//! Online form portals publish submitted benefit applications to RabbitMQ.
+//! Kurier takes each one along one path, every step in a module of its name:
+//!
+//! ```text
+//! portal ──AMQP──▶ intake ─▶ validate ─▶ policy ─▶ route ─▶ render ─▶ deliver ─▶ receipt ─▶ ack
+//!                     └──────────┴──────────┴─────────┴─────────┴──▶ dead letter (reason code)
+//! ```
+//!
+//! - [`intake`]: consumes `kurier.intake` with manual acks and a bounded
+//!   prefetch, reconnects when RabbitMQ goes away, publishes receipt events.
+//! - [`envelope`], [`validate`]: the body must be the contract's envelope and
+//!   the form must satisfy its service's JSON Schema; reasons name JSON
+//!   pointers, never values.
+//! - [`policy`]: attachment hashes, sizes and counts; no identity documents.
+//! - [`route`]: the envelope's destination → a configured destination.
+//! - [`render`]: the destination's adapter (crate `kurier-adapters`) writes
+//!   the authority's XML.
+//! - [`deliver`]: HTTPS with mutual TLS ([`tls`]), classified into
+//!   delivered / transient / refused, retried with backoff.
+//! - [`store`], [`receipt`]: the receipt is committed (group commit), the
+//!   receipt event is confirmed by RabbitMQ, and only then is the message
+//!   acked. The payload was never written anywhere: acking erases it.
+//! - [`pipeline`] strings the steps together; [`shutdown`] stops them.
+//!
+//! Bad input of any kind ends as a dead letter with a [`reason`] code, never
+//! a panic or a retry loop. No log line, receipt or reason carries a value
+//! from a submission.
+
+pub mod config;
+pub mod deliver;
+pub mod envelope;
+pub mod intake;
+pub mod pipeline;
+pub mod policy;
+pub mod reason;
+pub mod receipt;
+pub mod render;
+pub mod route;
+pub mod shutdown;
+pub mod store;
+pub mod submit;
+pub mod telemetry;
+pub mod tls;
+pub mod validate;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+
+/// Build everything from the configuration and relay until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    for warning in config.check()? {
+        tracing::warn!("{warning}");
+    }
+    let schemas = match &config.schemas_dir {
+        Some(dir) => validate::Schemas::load_dir(dir)?,
+        None => validate::Schemas::builtin()?,
+    };
+    let routes = route::Routes::build(&config).context("building destinations")?;
+    let store = store::Store::connect(&config.database)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await?;
+    let recorder = store::Recorder::spawn(store.clone());
+    let pipeline = Arc::new(Pipeline {
+        policy: policy::Policy::new(config.policy.clone()),
+        schemas,
+        routes,
+        store: store.clone(),
+        recorder,
+        config,
+    });
+    tracing::info!(
+        destinations = pipeline.config.destinations.len(),
+        "kurier started"
+    );
+    intake::run(pipeline, shutdown).await;
+    store.close().await;
+    tracing::info!("kurier stopped");
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Receipts: the record of what happened to a submission, and the receipt
+//! event announced to its portal (CONTRACT.md § 3).
+//!
+//! The event goes to the topic exchange `kurier.receipts` with the portal as
+//! routing key, persistent, and is confirmed by RabbitMQ before the intake
+//! message is acked. It carries ids, status, reference, attempts and reason
+//! code: no personal data.
+
+use serde::Serialize;
+
+use crate::store::Receipt;
+
+/// Now, as RFC 3339 UTC with microseconds (sorts as text in both databases).
+pub fn now() -> String {
+    format_time(time::OffsetDateTime::now_utc())
+}
+
+pub fn format_time(t: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000000Z".into())
+}
+
+/// The JSON body of a receipt event.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ReceiptEvent<'a> {
+    pub submission_id: &'a str,
+    pub status: &'a str,
+    pub service: Option<&'a str>,
+    pub destination: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<&'a str>,
+    pub attempts: i64,
+    pub at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> ReceiptEvent<'a> {
+    pub fn of(receipt: &'a Receipt) -> ReceiptEvent<'a> {
+        let delivered = receipt.status == crate::store::status::DELIVERED;
+        ReceiptEvent {
+            submission_id: &receipt.submission_id,
+            status: &receipt.status,
+            service: receipt.service.as_deref(),
+            destination: receipt.destination.as_deref(),
+            reference: receipt.reference.as_deref().filter(|_| delivered),
+            attempts: receipt.attempts,
+            at: &receipt.completed_at,
+            reason: receipt.reason_code.as_deref().filter(|_| !delivered),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(status: &str) -> Receipt {
+        Receipt {
+            submission_id: "3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11".into(),
+            service: Some("hzl".into()),
+            destination: Some("sozialamt-koeln".into()),
+            portal: Some("sozialplattform".into()),
+            status: status.into(),
+            reason_code: (status != "delivered").then(|| "authority_rejected".into()),
+            reason_detail: Some("status 422".into()),
+            http_status: Some(201),
+            reference: Some("2026-HzL-4711".into()),
+            attempts: 2,
+            received_sha256: "00".into(),
+            sent_sha256: None,
+            submitted_at: None,
+            received_at: "2026-11-23T10:14:59.000000Z".into(),
+            completed_at: "2026-11-23T10:15:00.000000Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_delivered_event_has_the_reference_and_no_reason() {
+        let r = receipt("delivered");
+        let json = serde_json::to_value(ReceiptEvent::of(&r)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "submission_id": "3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11",
+                "status": "delivered", "service": "hzl", "destination": "sozialamt-koeln",
+                "reference": "2026-HzL-4711", "attempts": 2, "at": "2026-11-23T10:15:00.000000Z"
+            })
+        );
+    }
+
+    #[test]
+    fn a_rejected_event_has_the_reason_and_no_reference() {
+        let r = receipt("rejected");
+        let json = serde_json::to_value(ReceiptEvent::of(&r)).unwrap();
+        assert_eq!(json["reason"], "authority_rejected");
+        assert!(json.get("reference").is_none());
+    }
+}

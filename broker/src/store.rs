@@ -1,0 +1,332 @@
+//! The database: receipts and dead letters, on SQLite (embedded default) or
+//! PostgreSQL (production, several instances).
+//!
+//! One SQL text serves both backends (`$n` placeholders work in SQLite too);
+//! the [`on_pool!`] macro runs it against whichever pool is configured, so
+//! there is no `Any` driver and no duplicated query. Writes of the pipeline go
+//! through the [`Recorder`], which commits them in groups: many submissions
+//! share one transaction (and one fsync), so the database is not the ceiling.
+//!
+//! Holds metadata only: ids, service, destination, portal, status, reason,
+//! hashes, reference, attempts, timestamps. Never a payload or a form value.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::DatabaseConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database: unsupported URL (use sqlite://FILE or postgres://…)")]
+    UnsupportedUrl,
+    #[error("database: the receipt writer has stopped")]
+    WriterGone,
+    #[error("database: group commit failed: {0}")]
+    Batch(String),
+}
+
+/// Terminal states of a submission.
+pub mod status {
+    pub const DELIVERED: &str = "delivered";
+    pub const REJECTED: &str = "rejected";
+    pub const DEAD_LETTERED: &str = "dead_lettered";
+}
+
+/// One row of `receipts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Receipt {
+    pub submission_id: String,
+    pub service: Option<String>,
+    pub destination: Option<String>,
+    pub portal: Option<String>,
+    pub status: String,
+    pub reason_code: Option<String>,
+    pub reason_detail: Option<String>,
+    pub http_status: Option<i64>,
+    pub reference: Option<String>,
+    pub attempts: i64,
+    pub received_sha256: String,
+    pub sent_sha256: Option<String>,
+    pub submitted_at: Option<String>,
+    pub received_at: String,
+    pub completed_at: String,
+}
+
+/// One row of `dead_letters`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub submission_id: Option<String>,
+    pub amqp_message_id: Option<String>,
+    pub service: Option<String>,
+    pub destination: Option<String>,
+    pub portal: Option<String>,
+    pub reason_code: String,
+    pub reason_detail: String,
+    pub http_status: Option<i64>,
+    pub received_sha256: String,
+    pub created_at: String,
+}
+
+/// What the pipeline writes at the end of a submission.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Receipt(Receipt),
+    DeadLetter {
+        dead_letter: DeadLetter,
+        receipt: Option<Receipt>,
+    },
+}
+
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Run `$body` with `$pool` bound to the configured backend's pool.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
+     reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \
+     submitted_at, received_at, completed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     ON CONFLICT (submission_id) DO UPDATE SET service = excluded.service, \
+     destination = excluded.destination, portal = excluded.portal, status = excluded.status, \
+     reason_code = excluded.reason_code, reason_detail = excluded.reason_detail, \
+     http_status = excluded.http_status, reference = excluded.reference, \
+     attempts = excluded.attempts, received_sha256 = excluded.received_sha256, \
+     sent_sha256 = excluded.sent_sha256, submitted_at = excluded.submitted_at, \
+     received_at = excluded.received_at, completed_at = excluded.completed_at \
+     WHERE receipts.status <> 'delivered'";
+
+const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (submission_id, amqp_message_id, service, \
+     destination, portal, reason_code, reason_detail, http_status, received_sha256, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+
+/// The statements of [`Store::write`], the same for both backends.
+macro_rules! write_records {
+    ($conn:expr, $records:expr) => {
+        for record in $records {
+            let (dead_letter, receipt) = match record {
+                Record::Receipt(r) => (None, Some(r)),
+                Record::DeadLetter {
+                    dead_letter,
+                    receipt,
+                } => (Some(dead_letter), receipt.as_ref()),
+            };
+            if let Some(d) = dead_letter {
+                sqlx::query(INSERT_DEAD_LETTER)
+                    .bind(&d.submission_id)
+                    .bind(&d.amqp_message_id)
+                    .bind(&d.service)
+                    .bind(&d.destination)
+                    .bind(&d.portal)
+                    .bind(&d.reason_code)
+                    .bind(&d.reason_detail)
+                    .bind(d.http_status)
+                    .bind(&d.received_sha256)
+                    .bind(&d.created_at)
+                    .execute(&mut *$conn)
+                    .await?;
+            }
+            if let Some(r) = receipt {
+                sqlx::query(UPSERT_RECEIPT)
+                    .bind(&r.submission_id)
+                    .bind(&r.service)
+                    .bind(&r.destination)
+                    .bind(&r.portal)
+                    .bind(&r.status)
+                    .bind(&r.reason_code)
+                    .bind(&r.reason_detail)
+                    .bind(r.http_status)
+                    .bind(&r.reference)
+                    .bind(r.attempts)
+                    .bind(&r.received_sha256)
+                    .bind(&r.sent_sha256)
+                    .bind(&r.submitted_at)
+                    .bind(&r.received_at)
+                    .bind(&r.completed_at)
+                    .execute(&mut *$conn)
+                    .await?;
+            }
+        }
+    };
+}
+
+impl Store {
+    pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
+        let url = config.url.as_str();
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit survives power loss, not only a crash.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                // Deleted rows are overwritten, not merely unlinked.
+                .pragma("secure_delete", "ON");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(config.max_connections.clamp(1, 8))
+                .connect_with(options)
+                .await?;
+            Ok(Store::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(config.max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Ok(Store::Postgres(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// Apply the migrations of `migrations/<backend>/` (embedded at build time).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Store::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    pub async fn receipt(&self, submission_id: &str) -> Result<Option<Receipt>, StoreError> {
+        const SQL: &str = "SELECT submission_id, service, destination, portal, status, reason_code, \
+             reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, submitted_at, \
+             received_at, completed_at FROM receipts WHERE submission_id = $1";
+        let row = on_pool!(self, pool => sqlx::query_as::<_, Receipt>(SQL)
+            .bind(submission_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row)
+    }
+
+    /// Receipts completed at or after `since` (RFC 3339 UTC), newest first.
+    pub async fn receipts(&self, since: Option<&str>, limit: i64) -> Result<Vec<Receipt>, StoreError> {
+        const SQL: &str = "SELECT submission_id, service, destination, portal, status, reason_code, \
+             reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, submitted_at, \
+             received_at, completed_at FROM receipts WHERE completed_at >= $1 \
+             ORDER BY completed_at DESC LIMIT $2";
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, Receipt>(SQL)
+            .bind(since.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// Dead letters, newest first, optionally filtered.
+    pub async fn dead_letters(
+        &self,
+        reason: Option<&str>,
+        destination: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        const SQL: &str = "SELECT id, submission_id, amqp_message_id, service, destination, portal, \
+             reason_code, reason_detail, http_status, received_sha256, created_at FROM dead_letters \
+             WHERE ($1 IS NULL OR reason_code = $1) AND ($2 IS NULL OR destination = $2) \
+             ORDER BY id DESC LIMIT $3";
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, DeadLetter>(SQL)
+            .bind(reason)
+            .bind(destination)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// Write `records` in one transaction.
+    pub async fn write(&self, records: &[Record]) -> Result<(), StoreError> {
+        match self {
+            // BEGIN IMMEDIATE takes the write lock at once; a deferred
+            // transaction would fail with SQLITE_BUSY instead of waiting.
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                write_records!(&mut *tx, records);
+                tx.commit().await?;
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                write_records!(&mut *tx, records);
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+
+/// Most records committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+type Pending = (Record, oneshot::Sender<Result<(), String>>);
+
+/// Group commit: records from many concurrent submissions are written in one
+/// transaction; each caller learns when its own record is durable.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Recorder {
+    pub fn spawn(store: Store) -> Recorder {
+        let (tx, mut rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let records: Vec<Record> = batch.iter().map(|(r, _)| r.clone()).collect();
+                let result = store.write(&records).await.map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, records = records.len(), "receipt commit failed");
+                }
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(result.clone());
+                }
+            }
+        });
+        Recorder { tx }
+    }
+
+    /// Resolves once `record` is committed.
+    pub async fn record(&self, record: Record) -> Result<(), StoreError> {
+        let (done, committed) = oneshot::channel();
+        self.tx
+            .send((record, done))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        committed
+            .await
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(StoreError::Batch)
+    }
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Start a private RabbitMQ node and (optionally) a private PostgreSQL cluster on
+# loopback, installing the Debian packages first if they are missing.
+# Idempotent: what is already running is left as it is.
+#
+#   deploy/local/services.sh [--postgres]
+#
+# State lives under $KURIER_RUN_DIR (default /tmp/kurier-local). Ports:
+# AMQP $KURIER_AMQP_PORT (5672), PostgreSQL $KURIER_PG_PORT (5433).
+# Source deploy/local/env.sh afterwards for the URLs.
+set -euo pipefail
+
+RUN_DIR=${KURIER_RUN_DIR:-/tmp/kurier-local}
+AMQP_PORT=${KURIER_AMQP_PORT:-5672}
+PG_PORT=${KURIER_PG_PORT:-5433}
+NODE=kurier@localhost
+WANT_PG=0
+[[ "${1:-}" == "--postgres" ]] && WANT_PG=1
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+ensure_packages() {
+  local missing=()
+  command -v /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null 2>&1 || [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
+  command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  if [[ $WANT_PG -eq 1 ]] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+  fi
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    # The packages' own services must not start: we run private instances.
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+    as_root rm -f /usr/sbin/policy-rc.d
+  fi
+}
+
+rabbit_env() {
+  export HOME="$RUN_DIR/rabbitmq"          # .erlang.cookie lives here
+  export RABBITMQ_NODENAME=$NODE
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT=$AMQP_PORT
+  export RABBITMQ_DIST_PORT=$((AMQP_PORT + 20000))
+  export RABBITMQ_MNESIA_BASE="$RUN_DIR/rabbitmq/mnesia"
+  export RABBITMQ_LOG_BASE="$RUN_DIR/rabbitmq/log"
+  export RABBITMQ_CONFIG_FILE="$RUN_DIR/rabbitmq/rabbitmq"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$RUN_DIR/rabbitmq/enabled_plugins"
+  export ERL_EPMD_ADDRESS=127.0.0.1
+}
+
+start_rabbitmq() {
+  mkdir -p "$RUN_DIR/rabbitmq/log" "$RUN_DIR/rabbitmq/mnesia"
+  rabbit_env
+  if /usr/lib/rabbitmq/bin/rabbitmqctl -q -n $NODE status >/dev/null 2>&1; then
+    log "RabbitMQ $NODE already running on 127.0.0.1:$AMQP_PORT"
+    return
+  fi
+  printf 'loopback_users = none\nlisteners.tcp.default = 127.0.0.1:%s\n' "$AMQP_PORT" > "$RUN_DIR/rabbitmq/rabbitmq.conf"
+  echo '[].' > "$RUN_DIR/rabbitmq/enabled_plugins"
+  log "starting RabbitMQ $NODE on 127.0.0.1:$AMQP_PORT"
+  /usr/lib/rabbitmq/bin/rabbitmq-server -detached
+  # The node takes a few seconds to register after -detached.
+  for _ in $(seq 1 60); do
+    if /usr/lib/rabbitmq/bin/rabbitmqctl -q -n $NODE await_startup --timeout 5 >/dev/null 2>&1; then
+      log "RabbitMQ is up"
+      return
+    fi
+    sleep 1
+  done
+  log "RabbitMQ did not start; see $RUN_DIR/rabbitmq/log"
+  tail -n 30 "$RUN_DIR"/rabbitmq/log/*.log >&2 || true
+  exit 1
+}
+
+start_postgres() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  local data="$RUN_DIR/postgres"
+  mkdir -p "$data"
+  chown postgres:postgres "$data" 2>/dev/null || true
+  chmod 700 "$data"
+  pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  if pg "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+    log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+    return
+  fi
+  if [[ ! -f "$data/PG_VERSION" ]]; then
+    pg "$bin/initdb" -D "$data" -A trust -U postgres >/dev/null
+  fi
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  pg "$bin/pg_ctl" -s -D "$data" -l "$data/server.log" -w \
+    -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" start
+}
+
+ensure_packages
+mkdir -p "$RUN_DIR"
+chmod 755 "$RUN_DIR"
+start_rabbitmq
+if [[ $WANT_PG -eq 1 ]]; then start_postgres; fi
+
+cat > "$RUN_DIR/env.sh" <<ENV
+export KURIER_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
+export KURIER_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
+export KURIER_RABBITMQCTL="env HOME=$RUN_DIR/rabbitmq RABBITMQ_NODENAME=$NODE /usr/lib/rabbitmq/bin/rabbitmqctl -n $NODE"
+ENV
+log "environment in $RUN_DIR/env.sh"

@@ -1,0 +1,568 @@
+//! Test support for Kurier's end-to-end tests: real RabbitMQ, real SQLite and
+//! PostgreSQL, real TLS, and the `test-authority` and `kurier` binaries run as
+//! processes, exactly as deployed.
+//!
+//! Each [`World`] is isolated: its own exchange, queue, receipts exchange and
+//! database (a SQLite file or a fresh PostgreSQL database), its own
+//! certificates and its own authority and Kurier processes, so tests run in
+//! parallel on one RabbitMQ node and one PostgreSQL server. The services come
+//! from `deploy/local/services.sh`, which exports `KURIER_TEST_AMQP_URL` and
+//! `KURIER_TEST_POSTGRES_URL`.
+
+pub mod pki;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_lite::StreamExt;
+use kurier::config::{AmqpConfig, Config, DatabaseConfig};
+use kurier::store::{DeadLetter, Receipt, Store};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+
+pub fn amqp_url() -> String {
+    std::env::var("KURIER_TEST_AMQP_URL").unwrap_or_else(|_| {
+        panic!("KURIER_TEST_AMQP_URL is not set: run the tests through deploy/local/test.sh, which starts RabbitMQ and PostgreSQL")
+    })
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("KURIER_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("KURIER_TEST_POSTGRES_URL is not set: run the tests through deploy/local/test.sh, which starts PostgreSQL")
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Path of a binary of this workspace (built by `cargo build --workspace --bins`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: build it first with `cargo build --workspace --bins`",
+        path.display()
+    );
+    path
+}
+
+pub fn sample(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name);
+    let text = std::fs::read_to_string(&path).expect("sample file");
+    serde_json::from_str(&text).expect("sample JSON")
+}
+
+/// A child process that is killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Process {
+    /// SIGTERM and wait (up to `timeout`); returns the exit status code.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        signal(&self.child, libc::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) with the pid of our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The running test authority.
+pub struct Authority {
+    pub process: Process,
+    pub https: String,
+    pub control: String,
+}
+
+impl Authority {
+    pub fn start(dir: &Path, pki: &pki::PkiFiles) -> anyhow::Result<Authority> {
+        let mut child = Command::new(workspace_bin("test-authority"))
+            .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+            .arg("--cert")
+            .arg(&pki.authority_cert)
+            .arg("--key")
+            .arg(&pki.authority_key)
+            .arg("--client-ca")
+            .arg(&pki.kurier_ca)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("authority.log"))?)
+            .spawn()
+            .context("starting test-authority")?;
+        let stdout = child.stdout.take().context("authority stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).context("authority did not print its addresses")?;
+        Ok(Authority {
+            https: ready["https"].as_str().unwrap_or_default().to_owned(),
+            control: ready["control"].as_str().unwrap_or_default().to_owned(),
+            process: Process {
+                child,
+                name: "test-authority",
+            },
+        })
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        // By IP: the server certificate names 127.0.0.1 too.
+        format!("https://{}{path}", self.https)
+    }
+
+    async fn control(&self, method: &str, path: &str, body: Option<String>) -> anyhow::Result<String> {
+        // A tiny HTTP/1.1 client over a raw socket keeps the test free of a
+        // second TLS-capable client configuration.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&self.control).await?;
+        let body = body.unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: control\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").context("malformed control answer")?;
+        anyhow::ensure!(head.contains(" 200 "), "control {method} {path}: {head}");
+        // hyper may answer chunked; the control bodies are single chunks.
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            let (_, rest) = body.split_once("\r\n").context("chunk")?;
+            let end = rest.rfind("\r\n0\r\n").unwrap_or(rest.len());
+            return Ok(rest[..end].to_owned());
+        }
+        Ok(body.to_owned())
+    }
+
+    pub async fn set_mode(&self, mode: serde_json::Value) -> anyhow::Result<()> {
+        self.control("PUT", "/mode", Some(mode.to_string())).await.map(|_| ())
+    }
+
+    pub async fn requests(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        Ok(serde_json::from_str(&self.control("GET", "/requests", None).await?)?)
+    }
+
+    pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.control("GET", "/stats", None).await?)?)
+    }
+}
+
+/// Options of a world.
+pub struct WorldOptions {
+    pub backend: Backend,
+    /// Extra TOML appended to the configuration (e.g. more destinations).
+    pub extra_config: String,
+    /// `[policy]` section body.
+    pub policy: String,
+    pub prefetch: u16,
+}
+
+impl WorldOptions {
+    pub fn new(backend: Backend) -> WorldOptions {
+        WorldOptions {
+            backend,
+            extra_config: String::new(),
+            policy: String::new(),
+            prefetch: 32,
+        }
+    }
+}
+
+/// One isolated Kurier installation.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub pki: pki::PkiFiles,
+    pub authority: Authority,
+    pub kurier: Option<Process>,
+    pub config_path: PathBuf,
+    pub config: Config,
+    pub tag: String,
+    pub backend: Backend,
+    observer: lapin::Connection,
+    receipt_events: lapin::Consumer,
+}
+
+impl World {
+    pub async fn start(options: WorldOptions) -> anyhow::Result<World> {
+        kurier::tls::install_crypto_provider();
+        let dir = tempfile::Builder::new().prefix("kurier-e2e-").tempdir()?;
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let pki = pki::write_pki(&dir.path().join("certs"))?;
+        let authority = Authority::start(dir.path(), &pki)?;
+        let database_url = match options.backend {
+            Backend::Sqlite => format!("sqlite://{}/kurier.db", dir.path().display()),
+            Backend::Postgres => create_pg_database(&format!("kurier_{tag}")).await?,
+        };
+        let c = |p: &Path| p.display().to_string();
+        let config_text = format!(
+            r#"
+shutdown_grace_secs = 5
+
+[amqp]
+url = "{amqp}"
+exchange = "kurier.submissions.{tag}"
+queue = "kurier.intake.{tag}"
+receipts_exchange = "kurier.receipts.{tag}"
+prefetch = {prefetch}
+reconnect_max_secs = 2
+
+[database]
+url = "{database_url}"
+
+[retry]
+initial_delay_ms = 100
+max_delay_ms = 1000
+
+[policy]
+{policy}
+
+[[destinations]]
+id = "sozialamt-koeln"
+adapter = "xsozial-hzl"
+endpoint = "{hzl}"
+ca_file = "{ca}"
+client_cert_file = "{cert}"
+client_key_file = "{key}"
+
+[[destinations]]
+id = "wohnungsamt-dortmund"
+adapter = "wbs-nrw"
+endpoint = "{wbs}"
+ca_file = "{ca}"
+client_cert_file = "{cert}"
+client_key_file = "{key}"
+
+[[destinations]]
+id = "jobcenter-kreis-offenbach"
+adapter = "xfall"
+endpoint = "{bg}"
+ca_file = "{ca}"
+client_cert_file = "{cert}"
+client_key_file = "{key}"
+{extra}
+"#,
+            amqp = amqp_url(),
+            prefetch = options.prefetch,
+            policy = options.policy,
+            hzl = authority.endpoint("/sozialamt-koeln/antraege"),
+            wbs = authority.endpoint("/wohnungsamt-dortmund/antraege"),
+            bg = authority.endpoint("/jobcenter/antraege"),
+            ca = c(&pki.authority_ca),
+            cert = c(&pki.kurier_cert),
+            key = c(&pki.kurier_key),
+            extra = options
+                .extra_config
+                .replace("{AUTHORITY}", &format!("https://{}", authority.https))
+                .replace("{CA}", &c(&pki.authority_ca))
+                .replace("{CERT}", &c(&pki.kurier_cert))
+                .replace("{KEY}", &c(&pki.kurier_key)),
+        );
+        let config_path = dir.path().join("kurier.toml");
+        std::fs::write(&config_path, &config_text)?;
+        let config = Config::load(&config_path)?;
+
+        // Declare the topology and a queue that observes receipt events
+        // before anything is published.
+        let observer = kurier::intake::connect(&config.amqp, "e2e-observer").await?;
+        let channel = observer.create_channel().await?;
+        kurier::intake::declare_topology(&channel, &config.amqp).await?;
+        let events_queue = format!("e2e.receipts.{tag}");
+        channel
+            .queue_declare(
+                events_queue.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                events_queue.as_str().into(),
+                config.amqp.receipts_exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let receipt_events = channel
+            .basic_consume(
+                events_queue.as_str().into(),
+                "e2e".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+
+        Ok(World {
+            dir,
+            pki,
+            authority,
+            kurier: None,
+            config_path,
+            config,
+            tag,
+            backend: options.backend,
+            observer,
+            receipt_events,
+        })
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("kurier.log")
+    }
+
+    /// Start `kurier run` at RUST_LOG=debug, logging to `kurier.log`.
+    pub fn start_kurier(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let child = Command::new(workspace_bin("kurier"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("RUST_LOG", "debug")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting kurier")?;
+        self.kurier = Some(Process {
+            child,
+            name: "kurier",
+        });
+        Ok(())
+    }
+
+    /// Run a `kurier` subcommand against this world's configuration.
+    pub fn kurier_cli(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Ok(Command::new(workspace_bin("kurier"))
+            .args(args)
+            .env("KURIER_CONFIG", &self.config_path)
+            .output()?)
+    }
+
+    /// Publish a body as a portal would.
+    pub async fn publish(&self, routing_key: &str, message_id: &str, body: &[u8]) -> anyhow::Result<()> {
+        let channel = kurier::intake::confirm_channel(&self.observer).await?;
+        kurier::intake::publish_confirmed(
+            &channel,
+            &self.config.amqp.exchange,
+            routing_key,
+            message_id,
+            body,
+            true,
+        )
+        .await?;
+        let _ = channel.close(200, "ok".into()).await;
+        Ok(())
+    }
+
+    pub async fn publish_envelope(&self, envelope: &serde_json::Value) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(envelope)?;
+        let key = format!(
+            "{}.{}",
+            envelope["service"].as_str().unwrap_or("x"),
+            envelope["destination"].as_str().unwrap_or("x")
+        );
+        let id = envelope["submission_id"].as_str().unwrap_or("none");
+        self.publish(&key, id, &body).await
+    }
+
+    pub async fn store(&self) -> anyhow::Result<Store> {
+        Ok(Store::connect(&DatabaseConfig {
+            url: self.config.database.url.clone(),
+            max_connections: 2,
+        })
+        .await?)
+    }
+
+    /// Wait until the submission has a terminal receipt.
+    pub async fn await_receipt(&self, submission_id: &str, timeout: Duration) -> anyhow::Result<Receipt> {
+        let store = self.store().await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            // The tables exist once kurier has migrated.
+            if let Ok(Some(r)) = store.receipt(submission_id).await {
+                store.close().await;
+                return Ok(r);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no receipt for {submission_id} within {timeout:?}; log: {}",
+                self.log_path().display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until at least `n` dead letters are recorded.
+    pub async fn await_dead_letters(&self, n: usize, timeout: Duration) -> anyhow::Result<Vec<DeadLetter>> {
+        let store = self.store().await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(rows) = store.dead_letters(None, None, 10_000).await
+                && rows.len() >= n
+            {
+                store.close().await;
+                return Ok(rows);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "fewer than {n} dead letters within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Collect `n` receipt events (routing key and JSON body).
+    pub async fn receipt_events(&mut self, n: usize, timeout: Duration) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+        let mut events = Vec::new();
+        let deadline = Instant::now() + timeout;
+        while events.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = tokio::time::timeout(left, self.receipt_events.next())
+                .await
+                .with_context(|| format!("only {} of {n} receipt events within {timeout:?}", events.len()))?;
+            let delivery = next.context("receipt event stream ended")??;
+            delivery.ack(BasicAckOptions::default()).await?;
+            events.push((delivery.routing_key.to_string(), serde_json::from_slice(&delivery.data)?));
+        }
+        Ok(events)
+    }
+
+    /// Messages ready in the intake queue (not counting unacked ones).
+    pub async fn queue_ready(&self) -> anyhow::Result<u32> {
+        let channel = self.observer.create_channel().await?;
+        let queue = channel
+            .queue_declare(
+                self.config.amqp.queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "ok".into()).await;
+        Ok(queue.message_count())
+    }
+
+    /// Every byte Kurier keeps: the SQLite files or a text dump of the
+    /// PostgreSQL tables, and the log.
+    pub async fn everything_kept(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        let mut kept = vec![("kurier.log".to_owned(), std::fs::read(self.log_path())?)];
+        match self.backend {
+            Backend::Sqlite => {
+                for entry in std::fs::read_dir(self.dir.path())? {
+                    let path = entry?.path();
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_owned();
+                    if name.starts_with("kurier.db") {
+                        kept.push((name, std::fs::read(&path)?));
+                    }
+                }
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.config.database.url).await?;
+                for table in ["receipts", "dead_letters"] {
+                    let sql = match table {
+                        "receipts" => "SELECT t::text FROM receipts t",
+                        _ => "SELECT t::text FROM dead_letters t",
+                    };
+                    let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&pool).await?;
+                    let text: Vec<String> = rows.into_iter().map(|r| r.0).collect();
+                    kept.push((format!("postgres:{table}"), text.join("\n").into_bytes()));
+                }
+                pool.close().await;
+            }
+        }
+        Ok(kept)
+    }
+}
+
+async fn create_pg_database(name: &str) -> anyhow::Result<String> {
+    let admin_url = postgres_url();
+    let pool = sqlx::PgPool::connect(&admin_url).await?;
+    // The name is our own hex tag: safe to splice.
+    let sql = format!("CREATE DATABASE {name}");
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await?;
+    pool.close().await;
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    Ok(format!("{base}/{name}"))
+}
+
+/// A fresh envelope from a sample: new submission id, optional changes.
+pub fn fresh(sample_name: &str) -> serde_json::Value {
+    let mut e = sample(sample_name);
+    e["submission_id"] = serde_json::Value::String(uuid::Uuid::new_v4().to_string());
+    e
+}
+
+/// Generate one test per backend from a scenario `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario($crate::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$scenario($crate::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
+/// The sha256 (hex) of bytes, as Kurier writes it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    kurier::policy::sha256_hex(bytes)
+}
+
+pub use kurier::config::DestinationConfig;
+pub use serde_json::json;
+
+/// Amqp configuration of a world, for publishers outside the world.
+pub fn amqp_of(world: &World) -> AmqpConfig {
+    world.config.amqp.clone()
+}
