@@ -379,7 +379,9 @@ impl Config {
             && !file.starts_with('/')
             && !file.starts_with(':')
         {
-            let (file, query) = file.split_once('?').map_or((file, None), |(f, q)| (f, Some(q)));
+            let (file, query) = file
+                .split_once('?')
+                .map_or((file, None), |(f, q)| (f, Some(q)));
             let mut url = format!("sqlite://{}", base.join(file).display());
             if let Some(q) = query {
                 url.push('?');
@@ -401,7 +403,10 @@ impl Config {
             return Err(invalid("[amqp] prefetch must be at least 1".into()));
         }
         let db = &self.database.url;
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
             return Err(invalid(
                 "[database] url must start with sqlite:// or postgres://".into(),
             ));
@@ -434,7 +439,9 @@ impl Config {
                         "{at}: endpoint http://{rest} is plaintext; use https:// (or set allow_insecure_http = true for local development only)"
                     )));
                 }
-                warnings.push(format!("{at}: plaintext HTTP delivery allowed (development only)"));
+                warnings.push(format!(
+                    "{at}: plaintext HTTP delivery allowed (development only)"
+                ));
             } else if d.endpoint.starts_with("https://") {
                 for (key, value) in [
                     ("ca_file", &d.ca_file),
@@ -443,10 +450,15 @@ impl Config {
                 ] {
                     match value {
                         None => {
-                            return Err(invalid(format!("{at}: {key} is required for https endpoints")));
+                            return Err(invalid(format!(
+                                "{at}: {key} is required for https endpoints"
+                            )));
                         }
                         Some(p) if !p.is_file() => {
-                            return Err(invalid(format!("{at}: {key} {} does not exist", p.display())));
+                            return Err(invalid(format!(
+                                "{at}: {key} {} does not exist",
+                                p.display()
+                            )));
                         }
                         Some(_) => {}
                     }
@@ -456,7 +468,10 @@ impl Config {
             }
         }
         if self.destinations.is_empty() {
-            warnings.push("no [[destinations]] configured: every submission becomes unknown_destination".into());
+            warnings.push(
+                "no [[destinations]] configured: every submission becomes unknown_destination"
+                    .into(),
+            );
         }
         Ok(warnings)
     }
@@ -509,7 +524,9 @@ allow_insecure_http = true
     #[test]
     fn a_syntax_error_names_the_line() {
         let broken = MINIMAL.replace("adapter = \"xsozial-hzl\"", "adapter = xsozial-hzl");
-        let err = Config::parse(&broken, Path::new("k.toml")).unwrap_err().to_string();
+        let err = Config::parse(&broken, Path::new("k.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 7"), "{err}");
         assert!(err.contains("adapter = xsozial-hzl"), "{err}");
     }
@@ -517,7 +534,9 @@ allow_insecure_http = true
     #[test]
     fn an_unknown_key_names_the_line() {
         let broken = MINIMAL.replace("allow_insecure_http", "allow_insecure_htttp");
-        let err = Config::parse(&broken, Path::new("k.toml")).unwrap_err().to_string();
+        let err = Config::parse(&broken, Path::new("k.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 9"), "{err}");
         assert!(err.contains("allow_insecure_htttp"), "{err}");
     }

@@ -126,7 +126,9 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
-    let at = time::PrimitiveDateTime::parse(value, &format).ok()?.assume_utc();
+    let at = time::PrimitiveDateTime::parse(value, &format)
+        .ok()?
+        .assume_utc();
     let wait = at - time::OffsetDateTime::now_utc();
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
@@ -339,7 +341,11 @@ mod tests {
     #[test]
     fn accepted_answers_are_delivered_with_their_reference() {
         for status in [200, 201, 202, 409] {
-            let o = classify(status, &HeaderMap::new(), br#"{"reference":"2026-HzL-4711"}"#);
+            let o = classify(
+                status,
+                &HeaderMap::new(),
+                br#"{"reference":"2026-HzL-4711"}"#,
+            );
             assert_eq!(
                 o,
                 Outcome::Delivered {

@@ -36,7 +36,9 @@ pub enum IntakeError {
     ConsumerEnded,
     #[error("AMQP: RabbitMQ did not confirm the publication (nack)")]
     NotConfirmed,
-    #[error("AMQP: message was returned as unroutable (no queue bound to {exchange} for {routing_key})")]
+    #[error(
+        "AMQP: message was returned as unroutable (no queue bound to {exchange} for {routing_key})"
+    )]
     Unroutable {
         exchange: String,
         routing_key: String,
@@ -65,7 +67,10 @@ pub async fn declare_topology(channel: &Channel, amqp: &AmqpConfig) -> Result<()
             .await?;
     }
     let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     channel
         .queue_declare(
             amqp.queue.as_str().into(),

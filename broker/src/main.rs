@@ -27,7 +27,12 @@ struct Cli {
 #[derive(Args, Clone)]
 struct ConfigArg {
     /// Configuration file (TOML). See deploy/kurier.example.toml.
-    #[arg(long, short = 'c', env = "KURIER_CONFIG", default_value = "kurier.toml")]
+    #[arg(
+        long,
+        short = 'c',
+        env = "KURIER_CONFIG",
+        default_value = "kurier.toml"
+    )]
     config: PathBuf,
 }
 
@@ -114,7 +119,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     kurier::tls::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kurier: cannot start the async runtime: {e}");
@@ -277,7 +285,9 @@ fn print_receipts(receipts: &[kurier::store::Receipt]) {
 /// Accept any RFC 3339 time and turn it into the stored form (UTC, µs).
 fn normalise_time(s: &str) -> anyhow::Result<String> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| anyhow::anyhow!("--since {s:?} is not an RFC 3339 time such as 2026-11-23T00:00:00Z"))?;
+        .map_err(|_| {
+            anyhow::anyhow!("--since {s:?} is not an RFC 3339 time such as 2026-11-23T00:00:00Z")
+        })?;
     Ok(receipt::format_time(t))
 }
 

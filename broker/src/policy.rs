@@ -159,7 +159,10 @@ mod tests {
     #[test]
     fn ordinary_attachments_pass_with_their_sizes() {
         let e = envelope(vec![attachment("mietvertrag", b"%PDF-1.4 hello")]);
-        assert_eq!(policy().check(&e).unwrap(), vec![AttachmentFacts { size: 14 }]);
+        assert_eq!(
+            policy().check(&e).unwrap(),
+            vec![AttachmentFacts { size: 14 }]
+        );
     }
 
     #[test]
@@ -168,7 +171,11 @@ mod tests {
             let e = envelope(vec![attachment("mietvertrag", b"a"), attachment(t, b"id")]);
             let r = policy().check(&e).unwrap_err();
             assert_eq!(r.code, ReasonCode::ForbiddenDocument, "{t}");
-            assert!(r.detail.starts_with("/attachments/1/document_type"), "{}", r.detail);
+            assert!(
+                r.detail.starts_with("/attachments/1/document_type"),
+                "{}",
+                r.detail
+            );
         }
     }
 
@@ -187,11 +194,20 @@ mod tests {
             max_attachments: 2,
             ..PolicyConfig::default()
         });
-        assert!(p.check(&envelope(vec![attachment("x", &[7u8; 10])])).is_ok());
-        let r = p.check(&envelope(vec![attachment("x", &[7u8; 11])])).unwrap_err();
+        assert!(
+            p.check(&envelope(vec![attachment("x", &[7u8; 10])]))
+                .is_ok()
+        );
+        let r = p
+            .check(&envelope(vec![attachment("x", &[7u8; 11])]))
+            .unwrap_err();
         assert_eq!(r.code, ReasonCode::AttachmentTooLarge);
         assert!(r.detail.contains("at most 10"), "{}", r.detail);
-        let three = vec![attachment("x", b"1"), attachment("x", b"2"), attachment("x", b"3")];
+        let three = vec![
+            attachment("x", b"1"),
+            attachment("x", b"2"),
+            attachment("x", b"3"),
+        ];
         let r = p.check(&envelope(three)).unwrap_err();
         assert_eq!(r.code, ReasonCode::AttachmentTooLarge);
         assert!(r.detail.contains("3 attachments"), "{}", r.detail);

@@ -96,7 +96,11 @@ pub fn safe_name(name: &str) -> &str {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if looks_like_field { name } else { "(name withheld)" }
+    if looks_like_field {
+        name
+    } else {
+        "(name withheld)"
+    }
 }
 
 #[cfg(test)]

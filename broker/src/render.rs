@@ -48,7 +48,11 @@ pub fn render(
             safe_name(service)
         )));
     };
-    if !adapter.services().iter().any(|s| *s == service || *s == "*") {
+    if !adapter
+        .services()
+        .iter()
+        .any(|s| *s == service || *s == "*")
+    {
         return Err(transform_failed(format!(
             "adapter {} cannot render service {}",
             adapter.name(),

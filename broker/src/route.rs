@@ -50,7 +50,10 @@ impl Routes {
         self.destinations.get(destination).cloned().ok_or_else(|| {
             Reason::new(
                 ReasonCode::UnknownDestination,
-                format!("/destination: no destination {} is configured", safe_name(destination)),
+                format!(
+                    "/destination: no destination {} is configured",
+                    safe_name(destination)
+                ),
             )
         })
     }

@@ -38,7 +38,9 @@ pub async fn submit(
         let (routing_key, message_id) = match (raw_routing_key, addressing(&body)) {
             (Some(key), found) => (
                 key.to_owned(),
-                found.map(|(_, id)| id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                found
+                    .map(|(_, id)| id)
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             ),
             (None, Some(found)) => found,
             (None, None) => anyhow::bail!(
@@ -46,9 +48,16 @@ pub async fn submit(
                 file.display()
             ),
         };
-        intake::publish_confirmed(&channel, &amqp.exchange, &routing_key, &message_id, &body, true)
-            .await
-            .with_context(|| format!("publishing {}", file.display()))?;
+        intake::publish_confirmed(
+            &channel,
+            &amqp.exchange,
+            &routing_key,
+            &message_id,
+            &body,
+            true,
+        )
+        .await
+        .with_context(|| format!("publishing {}", file.display()))?;
         published.push(message_id);
     }
     let _ = connection.close(200, "done".into()).await;

@@ -19,7 +19,9 @@ pub enum TlsError {
         path: String,
         message: String,
     },
-    #[error("client certificate {cert} and key {key} do not belong together or are unusable: {message}")]
+    #[error(
+        "client certificate {cert} and key {key} do not belong together or are unusable: {message}"
+    )]
     KeyPair {
         cert: String,
         key: String,
@@ -41,7 +43,10 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-pub fn load_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn load_certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let err = |message: String| TlsError::File {
         what,
         path: path.display().to_string(),

@@ -87,8 +87,8 @@ impl Schemas {
             &read(&dir.join("envelope.schema.json"))?,
         )?;
         let mut forms = BTreeMap::new();
-        let entries = std::fs::read_dir(dir.join("forms"))
-            .map_err(|e| dir_err(format!("forms/: {e}")))?;
+        let entries =
+            std::fs::read_dir(dir.join("forms")).map_err(|e| dir_err(format!("forms/: {e}")))?;
         for entry in entries {
             let path = entry.map_err(|e| dir_err(e.to_string()))?.path();
             let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
@@ -107,12 +107,7 @@ impl Schemas {
 
     /// The envelope against `envelope.schema.json`: `malformed_envelope`.
     pub fn check_envelope(&self, envelope: &Value) -> Result<(), Reason> {
-        check(
-            &self.envelope,
-            envelope,
-            "",
-            ReasonCode::MalformedEnvelope,
-        )
+        check(&self.envelope, envelope, "", ReasonCode::MalformedEnvelope)
     }
 
     /// The form against its service's schema: `unknown_service` when there is
@@ -235,12 +230,12 @@ mod tests {
         let schemas = Schemas::builtin().unwrap();
         let mut envelope = sample("wbs-full.json");
         envelope["form"]["household"][1]["shoe_size"] = json!("42");
-        let reason = schemas
-            .check_form("wbs", &envelope["form"])
-            .unwrap_err();
+        let reason = schemas.check_form("wbs", &envelope["form"]).unwrap_err();
         assert_eq!(reason.code, ReasonCode::SchemaViolation);
         assert!(
-            reason.detail.contains("/form/household/1: unknown field(s) shoe_size"),
+            reason
+                .detail
+                .contains("/form/household/1: unknown field(s) shoe_size"),
             "{}",
             reason.detail
         );
@@ -253,14 +248,22 @@ mod tests {
         envelope["form"]["bank_account"]["iban"] = json!("CANARY-IBAN-7731");
         envelope["form"]["applicant"]["sex"] = json!("CANARY-SEX");
         envelope["form"]["declarations"]["changes_will_be_reported"] = json!(false);
-        let reason = schemas
-            .check_form("hzl", &envelope["form"])
-            .unwrap_err();
+        let reason = schemas.check_form("hzl", &envelope["form"]).unwrap_err();
         assert_eq!(reason.code, ReasonCode::SchemaViolation);
-        assert!(reason.detail.contains("/form/bank_account/iban"), "{}", reason.detail);
-        assert!(reason.detail.contains("/form/applicant/sex"), "{}", reason.detail);
         assert!(
-            reason.detail.contains("/form/declarations/changes_will_be_reported"),
+            reason.detail.contains("/form/bank_account/iban"),
+            "{}",
+            reason.detail
+        );
+        assert!(
+            reason.detail.contains("/form/applicant/sex"),
+            "{}",
+            reason.detail
+        );
+        assert!(
+            reason
+                .detail
+                .contains("/form/declarations/changes_will_be_reported"),
             "{}",
             reason.detail
         );
@@ -271,12 +274,17 @@ mod tests {
     fn a_missing_required_field_is_named() {
         let schemas = Schemas::builtin().unwrap();
         let mut envelope = sample("buergergeld-wba.json");
-        envelope["form"].as_object_mut().unwrap().remove("bg_number");
+        envelope["form"]
+            .as_object_mut()
+            .unwrap()
+            .remove("bg_number");
         let reason = schemas
             .check_form("buergergeld-wba", &envelope["form"])
             .unwrap_err();
         assert!(
-            reason.detail.contains("required field bg_number is missing"),
+            reason
+                .detail
+                .contains("required field bg_number is missing"),
             "{}",
             reason.detail
         );
@@ -291,7 +299,9 @@ mod tests {
         assert_eq!(reason.code, ReasonCode::MalformedEnvelope);
         assert!(reason.detail.contains("portal"), "{}", reason.detail);
 
-        let reason = schemas.check_form("kita-gutschein", &json!({})).unwrap_err();
+        let reason = schemas
+            .check_form("kita-gutschein", &json!({}))
+            .unwrap_err();
         assert_eq!(reason.code, ReasonCode::UnknownService);
     }
 }

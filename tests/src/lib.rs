@@ -59,7 +59,9 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 }
 
 pub fn sample(name: &str) -> serde_json::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name);
     let text = std::fs::read_to_string(&path).expect("sample file");
     serde_json::from_str(&text).expect("sample JSON")
 }
@@ -147,7 +149,12 @@ impl Authority {
         format!("https://{}{path}", self.https)
     }
 
-    async fn control(&self, method: &str, path: &str, body: Option<String>) -> anyhow::Result<String> {
+    async fn control(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<String> {
         // A tiny HTTP/1.1 client over a raw socket keeps the test free of a
         // second TLS-capable client configuration.
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -161,10 +168,15 @@ impl Authority {
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
         let text = String::from_utf8_lossy(&response).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").context("malformed control answer")?;
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .context("malformed control answer")?;
         anyhow::ensure!(head.contains(" 200 "), "control {method} {path}: {head}");
         // hyper may answer chunked; the control bodies are single chunks.
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             let (_, rest) = body.split_once("\r\n").context("chunk")?;
             let end = rest.rfind("\r\n0\r\n").unwrap_or(rest.len());
             return Ok(rest[..end].to_owned());
@@ -173,15 +185,21 @@ impl Authority {
     }
 
     pub async fn set_mode(&self, mode: serde_json::Value) -> anyhow::Result<()> {
-        self.control("PUT", "/mode", Some(mode.to_string())).await.map(|_| ())
+        self.control("PUT", "/mode", Some(mode.to_string()))
+            .await
+            .map(|_| ())
     }
 
     pub async fn requests(&self) -> anyhow::Result<Vec<serde_json::Value>> {
-        Ok(serde_json::from_str(&self.control("GET", "/requests", None).await?)?)
+        Ok(serde_json::from_str(
+            &self.control("GET", "/requests", None).await?,
+        )?)
     }
 
     pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
-        Ok(serde_json::from_str(&self.control("GET", "/stats", None).await?)?)
+        Ok(serde_json::from_str(
+            &self.control("GET", "/stats", None).await?,
+        )?)
     }
 }
 
@@ -383,7 +401,12 @@ client_key_file = "{key}"
     }
 
     /// Publish a body as a portal would.
-    pub async fn publish(&self, routing_key: &str, message_id: &str, body: &[u8]) -> anyhow::Result<()> {
+    pub async fn publish(
+        &self,
+        routing_key: &str,
+        message_id: &str,
+        body: &[u8],
+    ) -> anyhow::Result<()> {
         let channel = kurier::intake::confirm_channel(&self.observer).await?;
         kurier::intake::publish_confirmed(
             &channel,
@@ -418,7 +441,11 @@ client_key_file = "{key}"
     }
 
     /// Wait until the submission has a terminal receipt.
-    pub async fn await_receipt(&self, submission_id: &str, timeout: Duration) -> anyhow::Result<Receipt> {
+    pub async fn await_receipt(
+        &self,
+        submission_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Receipt> {
         let store = self.store().await?;
         let deadline = Instant::now() + timeout;
         loop {
@@ -437,7 +464,11 @@ client_key_file = "{key}"
     }
 
     /// Wait until at least `n` dead letters are recorded.
-    pub async fn await_dead_letters(&self, n: usize, timeout: Duration) -> anyhow::Result<Vec<DeadLetter>> {
+    pub async fn await_dead_letters(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<DeadLetter>> {
         let store = self.store().await?;
         let deadline = Instant::now() + timeout;
         loop {
@@ -447,23 +478,38 @@ client_key_file = "{key}"
                 store.close().await;
                 return Ok(rows);
             }
-            anyhow::ensure!(Instant::now() < deadline, "fewer than {n} dead letters within {timeout:?}");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "fewer than {n} dead letters within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Collect `n` receipt events (routing key and JSON body).
-    pub async fn receipt_events(&mut self, n: usize, timeout: Duration) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+    pub async fn receipt_events(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
         let mut events = Vec::new();
         let deadline = Instant::now() + timeout;
         while events.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
             let next = tokio::time::timeout(left, self.receipt_events.next())
                 .await
-                .with_context(|| format!("only {} of {n} receipt events within {timeout:?}", events.len()))?;
+                .with_context(|| {
+                    format!(
+                        "only {} of {n} receipt events within {timeout:?}",
+                        events.len()
+                    )
+                })?;
             let delivery = next.context("receipt event stream ended")??;
             delivery.ack(BasicAckOptions::default()).await?;
-            events.push((delivery.routing_key.to_string(), serde_json::from_slice(&delivery.data)?));
+            events.push((
+                delivery.routing_key.to_string(),
+                serde_json::from_slice(&delivery.data)?,
+            ));
         }
         Ok(events)
     }
@@ -493,7 +539,11 @@ client_key_file = "{key}"
             Backend::Sqlite => {
                 for entry in std::fs::read_dir(self.dir.path())? {
                     let path = entry?.path();
-                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_owned();
+                    let name = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("")
+                        .to_owned();
                     if name.starts_with("kurier.db") {
                         kept.push((name, std::fs::read(&path)?));
                     }
@@ -524,7 +574,10 @@ async fn create_pg_database(name: &str) -> anyhow::Result<String> {
     let sql = format!("CREATE DATABASE {name}");
     sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await?;
     pool.close().await;
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
     Ok(format!("{base}/{name}"))
 }
 

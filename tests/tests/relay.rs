@@ -46,7 +46,10 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
         let id = e["submission_id"].as_str().unwrap();
         let destination = e["destination"].as_str().unwrap();
         let receipt = world.await_receipt(id, WAIT).await.unwrap();
-        assert_eq!(receipt.received_sha256, sha256_hex(&serde_json::to_vec(e).unwrap()));
+        assert_eq!(
+            receipt.received_sha256,
+            sha256_hex(&serde_json::to_vec(e).unwrap())
+        );
         if !expects_delivery(&world, destination) {
             assert_eq!(receipt.status, "dead_lettered", "{receipt:?}");
             assert_eq!(receipt.reason_code.as_deref(), Some("transform_failed"));
@@ -57,7 +60,10 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
         assert_eq!(receipt.attempts, 1);
         assert_eq!(receipt.http_status, Some(201));
         assert_eq!(receipt.portal.as_deref(), e["portal"].as_str());
-        let reference = receipt.reference.clone().expect("the authority gave a reference");
+        let reference = receipt
+            .reference
+            .clone()
+            .expect("the authority gave a reference");
         assert!(reference.starts_with("2026-"), "{reference}");
 
         let requests = world.authority.requests().await.unwrap();
@@ -71,10 +77,8 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
         assert_eq!(r["service"], e["service"]);
         assert_eq!(r["attempt"], "1");
         assert_eq!(r["status"], 201);
-        let adapter = kurier_adapters::find(
-            &world.config.destination(destination).unwrap().adapter,
-        )
-        .unwrap();
+        let adapter =
+            kurier_adapters::find(&world.config.destination(destination).unwrap().adapter).unwrap();
         assert_eq!(
             r["content_type"],
             format!("application/xml; charset={}", adapter.encoding())
@@ -82,7 +86,10 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
         let body = base64::engine::general_purpose::STANDARD
             .decode(r["body_base64"].as_str().unwrap())
             .unwrap();
-        assert_eq!(receipt.sent_sha256.as_deref(), Some(sha256_hex(&body).as_str()));
+        assert_eq!(
+            receipt.sent_sha256.as_deref(),
+            Some(sha256_hex(&body).as_str())
+        );
         assert!(body.starts_with(b"<?xml"), "an XML document was delivered");
     }
     assert!(delivered >= 2, "both hzl samples have an adapter");
@@ -104,7 +111,10 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
         assert!(event["at"].is_string());
         let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
         if receipt.status == "delivered" {
-            assert_eq!(event["reference"], receipt.reference.clone().unwrap().as_str());
+            assert_eq!(
+                event["reference"],
+                receipt.reference.clone().unwrap().as_str()
+            );
             assert!(event.get("reason").is_none());
         } else {
             assert!(event.get("reference").is_none());
@@ -137,7 +147,10 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
     let requests = world.authority.requests().await.unwrap();
     let id = envelopes[0]["submission_id"].as_str().unwrap();
     assert_eq!(
-        requests.iter().filter(|r| r["idempotency_key"] == id).count(),
+        requests
+            .iter()
+            .filter(|r| r["idempotency_key"] == id)
+            .count(),
         1
     );
     assert_eq!(world.queue_ready().await.unwrap(), 0);
@@ -146,7 +159,11 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
     let out = world
         .kurier_cli(&["receipts", "show", id, "--json"])
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["status"], "delivered");
     let out = world.kurier_cli(&["receipts", "list", "--json"]).unwrap();
@@ -239,21 +256,36 @@ client_key_file = "{KEY}"
     // Bodies that are no envelope at all: recorded by message id, acked.
     let not_json_id = uuid::Uuid::new_v4().to_string();
     world
-        .publish("hzl.sozialamt-koeln", &not_json_id, format!("{{\"name\": \"{canary}").as_bytes())
+        .publish(
+            "hzl.sozialamt-koeln",
+            &not_json_id,
+            format!("{{\"name\": \"{canary}").as_bytes(),
+        )
         .await
         .unwrap();
     world
-        .publish("hzl.sozialamt-koeln", &uuid::Uuid::new_v4().to_string(), b"[1, 2, 3]")
+        .publish(
+            "hzl.sozialamt-koeln",
+            &uuid::Uuid::new_v4().to_string(),
+            b"[1, 2, 3]",
+        )
         .await
         .unwrap();
 
-    let dead = world.await_dead_letters(cases.len() + 2, WAIT).await.unwrap();
+    let dead = world
+        .await_dead_letters(cases.len() + 2, WAIT)
+        .await
+        .unwrap();
     assert_eq!(dead.len(), cases.len() + 2);
     for (e, code) in &cases {
         let id = e["submission_id"].as_str().unwrap();
         let receipt = world.await_receipt(id, WAIT).await.unwrap();
         assert_eq!(receipt.reason_code.as_deref(), Some(*code), "{receipt:?}");
-        let expected_status = if *code == "authority_rejected" { "rejected" } else { "dead_lettered" };
+        let expected_status = if *code == "authority_rejected" {
+            "rejected"
+        } else {
+            "dead_lettered"
+        };
         assert_eq!(receipt.status, expected_status);
         let d = dead
             .iter()
@@ -261,21 +293,43 @@ client_key_file = "{KEY}"
             .expect("a dead letter per case");
         assert_eq!(d.reason_code, *code);
         assert!(!d.reason_detail.is_empty());
-        assert!(!d.reason_detail.contains(&canary), "{code}: {}", d.reason_detail);
+        assert!(
+            !d.reason_detail.contains(&canary),
+            "{code}: {}",
+            d.reason_detail
+        );
         if *code == "authority_rejected" {
             assert_eq!(d.http_status, Some(422));
             assert!(d.reason_detail.contains("422"), "{}", d.reason_detail);
         }
     }
-    let schema = dead.iter().find(|d| d.reason_code == "schema_violation").unwrap();
-    assert!(schema.reason_detail.contains("/form/applicant: unknown field(s) shoe_size"), "{}", schema.reason_detail);
-    assert!(schema.reason_detail.contains("/form/bank_account/iban"), "{}", schema.reason_detail);
+    let schema = dead
+        .iter()
+        .find(|d| d.reason_code == "schema_violation")
+        .unwrap();
+    assert!(
+        schema
+            .reason_detail
+            .contains("/form/applicant: unknown field(s) shoe_size"),
+        "{}",
+        schema.reason_detail
+    );
+    assert!(
+        schema.reason_detail.contains("/form/bank_account/iban"),
+        "{}",
+        schema.reason_detail
+    );
     let not_json = dead
         .iter()
         .find(|d| d.amqp_message_id.as_deref() == Some(not_json_id.as_str()))
         .expect("the undecodable body is recorded under its message id");
     assert_eq!(not_json.reason_code, "malformed_envelope");
-    assert_eq!(dead.iter().filter(|d| d.reason_code == "malformed_envelope").count(), 3);
+    assert_eq!(
+        dead.iter()
+            .filter(|d| d.reason_code == "malformed_envelope")
+            .count(),
+        3
+    );
 
     // Only the case meant for the refusing authority reached an authority.
     let requests = world.authority.requests().await.unwrap();
@@ -293,12 +347,22 @@ client_key_file = "{KEY}"
     assert_eq!(world.queue_ready().await.unwrap(), 0);
 
     let out = world
-        .kurier_cli(&["dead-letters", "list", "--reason", "forbidden_document", "--json"])
+        .kurier_cli(&[
+            "dead-letters",
+            "list",
+            "--reason",
+            "forbidden_document",
+            "--json",
+        ])
         .unwrap();
     let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed.len(), 1);
     let kurier = world.kurier.as_mut().unwrap();
-    assert_eq!(kurier.terminate(Duration::from_secs(15)), Some(0), "graceful exit");
+    assert_eq!(
+        kurier.terminate(Duration::from_secs(15)),
+        Some(0),
+        "graceful exit"
+    );
 }
 
 /// base64 forms of `text` at the three byte alignments (the stable middle).
@@ -337,10 +401,16 @@ async fn canaries_reach_the_authority_and_nothing_else(backend: Backend) {
         world.publish_envelope(e).await.unwrap();
     }
     for e in [&hzl, &minimal] {
-        let r = world.await_receipt(e["submission_id"].as_str().unwrap(), WAIT).await.unwrap();
+        let r = world
+            .await_receipt(e["submission_id"].as_str().unwrap(), WAIT)
+            .await
+            .unwrap();
         assert_eq!(r.status, "delivered");
     }
-    let r = world.await_receipt(broken["submission_id"].as_str().unwrap(), WAIT).await.unwrap();
+    let r = world
+        .await_receipt(broken["submission_id"].as_str().unwrap(), WAIT)
+        .await
+        .unwrap();
     assert_eq!(r.reason_code.as_deref(), Some("schema_violation"));
     let events = world.receipt_events(3, WAIT).await.unwrap();
 
@@ -365,7 +435,10 @@ async fn canaries_reach_the_authority_and_nothing_else(backend: Backend) {
         format!("{canary}-Zwei"),
         base64::engine::general_purpose::STANDARD.encode(document.as_bytes()),
     ] {
-        assert!(all.contains(&expected), "the authority did not get {expected}");
+        assert!(
+            all.contains(&expected),
+            "the authority did not get {expected}"
+        );
     }
 
     // Stop Kurier so that everything it wrote is on disk, then search.
@@ -439,7 +512,10 @@ client_key_file = "{{KEY}}"
     }
     // Give Kurier time for several attempts each.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(world.authority.requests().await.unwrap().is_empty(), "nothing reached the authority");
+    assert!(
+        world.authority.requests().await.unwrap().is_empty(),
+        "nothing reached the authority"
+    );
     let log = std::fs::read_to_string(world.log_path()).unwrap();
     // An untrusted server certificate fails our side of the handshake; a
     // client certificate the authority does not trust shows (in TLS 1.3) as a
@@ -453,7 +529,10 @@ client_key_file = "{{KEY}}"
     assert!(failures("fremdes-client-zertifikat", "") >= 2, "{log}");
     let store = world.store().await.unwrap();
     for id in &ids {
-        assert!(store.receipt(id).await.unwrap().is_none(), "no receipt: not finished");
+        assert!(
+            store.receipt(id).await.unwrap().is_none(),
+            "no receipt: not finished"
+        );
     }
     // Shutdown acks nothing unfinished: both messages are back in the queue.
     let kurier = world.kurier.as_mut().unwrap();
@@ -464,7 +543,10 @@ client_key_file = "{{KEY}}"
         if ready == 2 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "{ready} of 2 messages back in the queue");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ready} of 2 messages back in the queue"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

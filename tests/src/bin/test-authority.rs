@@ -107,10 +107,12 @@ fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
 
 fn answer(status: u16, body: String, extra: &[(&str, String)]) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     for (k, v) in extra {
         if let (Ok(name), Ok(value)) = (
             hyper::header::HeaderName::from_bytes(k.as_bytes()),
@@ -145,7 +147,11 @@ impl Authority {
         if self.keep_bodies {
             logged.body_base64 = Some(base64::engine::general_purpose::STANDARD.encode(&body));
         }
-        let mode = self.state.lock().map(|s| s.mode.clone()).unwrap_or_default();
+        let mode = self
+            .state
+            .lock()
+            .map(|s| s.mode.clone())
+            .unwrap_or_default();
         if mode.mode == "slow"
             && let Some(ms) = mode.delay_ms
         {
@@ -184,7 +190,9 @@ impl Authority {
         if path == "/down" {
             return answer(503, "{}".into(), &[("retry-after", "1".into())]);
         }
-        if let Some(n) = path.strip_prefix("/fail/").and_then(|s| s.parse::<u32>().ok())
+        if let Some(n) = path
+            .strip_prefix("/fail/")
+            .and_then(|s| s.parse::<u32>().ok())
             && attempt <= n
         {
             return answer(503, "{}".into(), &[("retry-after", "1".into())]);
@@ -218,13 +226,22 @@ impl Authority {
             let _ = std::fs::write(dir.join(format!("{name}.xml")), body);
         }
         let body = serde_json::json!({ "reference": reference }).to_string();
-        answer(201, body, &[("location", format!("/antraege/{}", s.next_reference))])
+        answer(
+            201,
+            body,
+            &[("location", format!("/antraege/{}", s.next_reference))],
+        )
     }
 
     async fn control(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let Ok(mut s) = self.state.lock() else {
             return answer(500, "{}".into(), &[]);
         };
@@ -234,9 +251,17 @@ impl Authority {
                     s.mode = mode;
                     answer(200, "{}".into(), &[])
                 }
-                Err(e) => answer(400, serde_json::json!({"error": e.to_string()}).to_string(), &[]),
+                Err(e) => answer(
+                    400,
+                    serde_json::json!({"error": e.to_string()}).to_string(),
+                    &[],
+                ),
             },
-            ("GET", "/requests") => answer(200, serde_json::to_string(&s.requests).unwrap_or_default(), &[]),
+            ("GET", "/requests") => answer(
+                200,
+                serde_json::to_string(&s.requests).unwrap_or_default(),
+                &[],
+            ),
             ("DELETE", "/requests") => {
                 s.requests.clear();
                 answer(200, "{}".into(), &[])
@@ -263,9 +288,11 @@ fn tls_config(args: &Args) -> anyhow::Result<rustls::ServerConfig> {
     for cert in CertificateDer::pem_file_iter(&args.client_ca)? {
         roots.add(cert?)?;
     }
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()?;
     let chain = CertificateDer::pem_file_iter(&args.cert)?.collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_file(&args.key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
