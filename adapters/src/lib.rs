@@ -15,6 +15,10 @@
 use std::fmt;
 
 pub mod codes;
+pub mod iso8859_15;
+pub mod meta;
+pub mod wbs_nrw;
+pub mod xfall;
 pub mod xml;
 pub mod xsozial_hzl;
 
@@ -122,7 +126,8 @@ pub enum RenderError {
 pub trait Adapter: Send + Sync {
     /// Stable name used in the configuration (`adapter = "…"`).
     fn name(&self) -> &'static str;
-    /// The services (`envelope.service`) this adapter can render.
+    /// The services (`envelope.service`) this adapter can render; `"*"`
+    /// stands for every service (the generic `xfall` container).
     fn services(&self) -> &'static [&'static str];
     /// The character encoding of the document, as written in the XML
     /// declaration and in the `Content-Type` charset (e.g. `UTF-8`).
@@ -140,11 +145,11 @@ pub trait Adapter: Send + Sync {
 
 /// Every adapter Kurier knows. Adding an authority format: write the module,
 /// add one line here.
-pub static REGISTRY: &[&dyn Adapter] = &[&xsozial_hzl::XsozialHzl];
+pub static REGISTRY: &[&dyn Adapter] = &[&xsozial_hzl::XsozialHzl, &xfall::Xfall, &wbs_nrw::WbsNrw];
 
 /// Adapter names that are planned but not implemented yet: a route to one of
 /// them is accepted by the configuration check and yields `transform_failed`.
-pub const PLANNED: &[&str] = &["wbs-nrw", "xfall"];
+pub const PLANNED: &[&str] = &[];
 
 /// Look an adapter up by its configured name.
 pub fn find(name: &str) -> Option<&'static dyn Adapter> {
