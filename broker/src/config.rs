@@ -41,6 +41,12 @@ pub struct Config {
     /// Who Kurier says it is in message headers (`autor` in XSozial).
     #[serde(default)]
     pub sender: SenderConfig,
+    /// Encryption at rest of parked submissions and dead letters.
+    #[serde(default)]
+    pub vault: VaultConfig,
+    /// How long dead letters keep their (encrypted) payload for replay.
+    #[serde(default)]
+    pub dead_letters: DeadLetterConfig,
     /// Directory with `envelope.schema.json` and `forms/<service>.schema.json`.
     /// Unset: the schemas compiled into the binary.
     #[serde(default)]
@@ -144,6 +150,44 @@ impl Default for PolicyConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// Master key: 64 hex characters (32 bytes). Created with mode 0600 on
+    /// first start if missing. It wraps the per-submission data keys.
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+    /// Earlier master keys, still readable after a rotation.
+    #[serde(default)]
+    pub previous_key_files: Vec<PathBuf>,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        VaultConfig {
+            key_file: default_key_file(),
+            previous_key_files: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// Days a dead letter keeps its encrypted payload for replay; then it is
+    /// purged (the receipt keeps the metadata).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u64,
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        DeadLetterConfig {
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
 /// Retry policy. In a destination every key is optional and falls back to
 /// the top-level `[retry]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -155,6 +199,11 @@ pub struct RetryOverrides {
     pub jitter: Option<bool>,
     pub request_timeout_ms: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
+    pub max_attempts_in_place: Option<u32>,
+    pub max_age_secs: Option<u64>,
+    pub circuit_failure_threshold: Option<u32>,
+    pub circuit_open_secs: Option<u64>,
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +227,22 @@ pub struct RetryConfig {
     /// TCP+TLS connect timeout per attempt, in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Attempts made while the AMQP message is held; then it is parked.
+    #[serde(default = "default_max_attempts_in_place")]
+    pub max_attempts_in_place: u32,
+    /// Age (since receipt) after which a parked submission becomes the dead
+    /// letter `delivery_expired`. Default 7 days.
+    #[serde(default = "default_max_age_secs")]
+    pub max_age_secs: u64,
+    /// Consecutive failed attempts that open a destination's circuit.
+    #[serde(default = "default_circuit_failure_threshold")]
+    pub circuit_failure_threshold: u32,
+    /// Seconds an open circuit waits before one probe may try again.
+    #[serde(default = "default_circuit_open_secs")]
+    pub circuit_open_secs: u64,
+    /// Requests in flight to one destination at once.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 impl Default for RetryConfig {
@@ -189,6 +254,11 @@ impl Default for RetryConfig {
             jitter: true,
             request_timeout_ms: default_request_timeout_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
+            max_attempts_in_place: default_max_attempts_in_place(),
+            max_age_secs: default_max_age_secs(),
+            circuit_failure_threshold: default_circuit_failure_threshold(),
+            circuit_open_secs: default_circuit_open_secs(),
+            max_in_flight: default_max_in_flight(),
         }
     }
 }
@@ -202,6 +272,15 @@ impl RetryConfig {
             jitter: o.jitter.unwrap_or(self.jitter),
             request_timeout_ms: o.request_timeout_ms.unwrap_or(self.request_timeout_ms),
             connect_timeout_ms: o.connect_timeout_ms.unwrap_or(self.connect_timeout_ms),
+            max_attempts_in_place: o
+                .max_attempts_in_place
+                .unwrap_or(self.max_attempts_in_place),
+            max_age_secs: o.max_age_secs.unwrap_or(self.max_age_secs),
+            circuit_failure_threshold: o
+                .circuit_failure_threshold
+                .unwrap_or(self.circuit_failure_threshold),
+            circuit_open_secs: o.circuit_open_secs.unwrap_or(self.circuit_open_secs),
+            max_in_flight: o.max_in_flight.unwrap_or(self.max_in_flight),
         }
     }
 
@@ -268,6 +347,27 @@ pub struct DestinationConfig {
     pub retry: RetryOverrides,
 }
 
+fn default_key_file() -> PathBuf {
+    PathBuf::from("vault.key")
+}
+fn default_retention_days() -> u64 {
+    30
+}
+fn default_max_attempts_in_place() -> u32 {
+    3
+}
+fn default_max_age_secs() -> u64 {
+    7 * 24 * 3600
+}
+fn default_circuit_failure_threshold() -> u32 {
+    5
+}
+fn default_circuit_open_secs() -> u64 {
+    30
+}
+fn default_max_in_flight() -> usize {
+    32
+}
 fn default_shutdown_grace_secs() -> u64 {
     30
 }
@@ -371,6 +471,8 @@ impl Config {
             d.client_key_file.as_mut().map(resolve);
         }
         self.admin.token_file.as_mut().map(resolve);
+        resolve(&mut self.vault.key_file);
+        self.vault.previous_key_files.iter_mut().for_each(resolve);
         self.schemas_dir.as_mut().map(resolve);
         // A relative SQLite file is relative to the configuration file too,
         // so that `kurier receipts list` finds the broker's database from

@@ -16,6 +16,7 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
 
+use crate::circuit::Circuit;
 use crate::config::{DestinationConfig, RetryConfig};
 use crate::shutdown::Shutdown;
 use crate::tls::{self, TlsError};
@@ -39,6 +40,8 @@ pub enum Cause {
     Timeout,
     /// Any other transport failure (connection reset, protocol error).
     Transport,
+    /// The destination's circuit is open: no attempt was made.
+    CircuitOpen,
 }
 
 impl Cause {
@@ -58,6 +61,7 @@ impl fmt::Display for Cause {
             Cause::Tls => f.write_str("TLS error"),
             Cause::Timeout => f.write_str("timeout"),
             Cause::Transport => f.write_str("transport error"),
+            Cause::CircuitOpen => f.write_str("circuit open"),
         }
     }
 }
@@ -146,7 +150,9 @@ pub struct Deliverer {
     destination: String,
     endpoint: reqwest::Url,
     client: reqwest::Client,
-    retry: RetryConfig,
+    pub retry: RetryConfig,
+    pub circuit: Circuit,
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl Deliverer {
@@ -193,6 +199,11 @@ impl Deliverer {
             destination: config.id.clone(),
             endpoint,
             client,
+            circuit: Circuit::new(
+                retry.circuit_failure_threshold,
+                Duration::from_secs(retry.circuit_open_secs),
+            ),
+            in_flight: tokio::sync::Semaphore::new(retry.max_in_flight.max(1)),
             retry,
         })
     }
@@ -228,6 +239,7 @@ impl Deliverer {
         let response = match sent {
             Ok(r) => r,
             Err(e) => return Outcome::Transient(transport_cause(&e)),
+            // (the request body is a cheap `Bytes` clone, not a copy)
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -235,11 +247,16 @@ impl Deliverer {
         classify(status, &headers, &body)
     }
 
-    /// Attempts until delivered or refused; between transient failures waits
-    /// with exponential backoff and jitter (at least `Retry-After`). Without
-    /// durable parking the message stays unacked meanwhile, so attempts go on
-    /// at the maximum delay until shutdown interrupts them.
-    pub async fn deliver(&self, request: &Request<'_>, shutdown: &Shutdown) -> (Outcome, u32) {
+    /// Up to `max_attempts` attempts until delivered or refused; between
+    /// transient failures waits with exponential backoff and jitter (at least
+    /// `Retry-After`). Returns the last outcome and the attempts made; a
+    /// transient outcome means "park it". No attempt while the circuit is open.
+    pub async fn deliver(
+        &self,
+        request: &Request<'_>,
+        max_attempts: u32,
+        shutdown: &Shutdown,
+    ) -> (Outcome, u32) {
         let mut builder = backon::ExponentialBuilder::new()
             .with_min_delay(Duration::from_millis(self.retry.initial_delay_ms))
             .with_max_delay(Duration::from_millis(self.retry.max_delay_ms))
@@ -251,13 +268,33 @@ impl Deliverer {
         let mut delays = builder.build();
         let mut attempt = 0u32;
         loop {
+            if !self.circuit.allows() {
+                return (Outcome::Transient(Cause::CircuitOpen), attempt);
+            }
             attempt += 1;
             let started = std::time::Instant::now();
-            let outcome = self.attempt(request, attempt).await;
+            let outcome = match self.in_flight.acquire().await {
+                Ok(_permit) => self.attempt(request, attempt).await,
+                Err(_) => Outcome::Transient(Cause::Transport),
+            };
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let Outcome::Transient(cause) = outcome else {
+                // The authority answered: it is up, whatever it said.
+                self.circuit.success();
                 return (outcome, attempt);
             };
+            self.circuit.failure();
+            if attempt >= max_attempts.max(1) {
+                tracing::warn!(
+                    submission_id = request.submission_id,
+                    destination = %self.destination,
+                    attempt,
+                    cause = %cause,
+                    elapsed_ms,
+                    "delivery attempt failed; no attempts left in place"
+                );
+                return (Outcome::Transient(cause), attempt);
+            }
             let backoff = delays
                 .next()
                 .unwrap_or(Duration::from_millis(self.retry.max_delay_ms));

@@ -23,15 +23,22 @@
 //!   receipt event is confirmed by RabbitMQ, and only then is the message
 //!   acked. The payload was never written anywhere: acking erases it.
 //! - [`pipeline`] strings the steps together; [`shutdown`] stops them.
+//! - Transient failures that outlast the in-place attempts, and submissions
+//!   for a destination whose [`circuit`] is open, are sealed by the [`vault`]
+//!   (AES-256-GCM, a data key per submission) and parked; [`park`] retries
+//!   them until delivered or expired (`delivery_expired`). Erasure is the
+//!   deletion of the row with its data key.
 //!
 //! Bad input of any kind ends as a dead letter with a [`reason`] code, never
 //! a panic or a retry loop. No log line, receipt or reason carries a value
 //! from a submission.
 
+pub mod circuit;
 pub mod config;
 pub mod deliver;
 pub mod envelope;
 pub mod intake;
+pub mod park;
 pub mod pipeline;
 pub mod policy;
 pub mod reason;
@@ -44,6 +51,7 @@ pub mod submit;
 pub mod telemetry;
 pub mod tls;
 pub mod validate;
+pub mod vault;
 
 use std::sync::Arc;
 
@@ -68,7 +76,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         .context("connecting to the database")?;
     store.migrate().await?;
     let recorder = store::Recorder::spawn(store.clone());
+    let vault = vault::Vault::load(&config.vault)?;
     let pipeline = Arc::new(Pipeline {
+        vault,
         policy: policy::Policy::new(config.policy.clone()),
         schemas,
         routes,
@@ -80,7 +90,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         destinations = pipeline.config.destinations.len(),
         "kurier started"
     );
-    intake::run(pipeline, shutdown).await;
+    let scheduler = tokio::spawn(park::run(Arc::clone(&pipeline), shutdown.clone()));
+    intake::run(Arc::clone(&pipeline), shutdown).await;
+    let _ = scheduler.await;
     store.close().await;
     tracing::info!("kurier stopped");
     Ok(())

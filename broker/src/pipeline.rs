@@ -1,14 +1,20 @@
 //! The path of one submission (DESIGN.md): decode → validate → policy →
-//! route → render → deliver → record receipt → announce → ack.
+//! route → render → deliver → record → announce → ack.
 //!
-//! Each step lives in the module of its name; this file only strings them
-//! together and decides the end: delivered, rejected or dead-lettered, each
-//! recorded durably before the AMQP message is acked. A submission whose
-//! receipt already says delivered is never sent again. The payload lives only
-//! in memory for the duration of this function: it is not written to the
-//! database, a log line or a file, and is dropped once the message is acked.
+//! Each step lives in the module of its name; this file strings them together
+//! and decides how a submission ends here:
+//! - **terminal** (delivered, rejected, dead-lettered): the receipt (and dead
+//!   letter) is committed, any parked copy erased in the same transaction,
+//!   the receipt event confirmed, and only then the AMQP message acked;
+//! - **not finished** (transient failure after the in-place attempts, an open
+//!   circuit, shutdown): the payload is sealed and parked, committed, then
+//!   acked; the scheduler (`park`) takes it from there.
+//!
+//! A submission whose receipt says delivered is never sent again; one already
+//! parked is only acked. The payload is in memory while this runs and at rest
+//! only sealed (vault); nothing of it reaches a log line.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lapin::Channel;
 use lapin::message::Delivery;
@@ -20,12 +26,13 @@ use crate::envelope::{self, Envelope};
 use crate::intake;
 use crate::policy::{Policy, sha256_hex};
 use crate::reason::{Reason, ReasonCode};
-use crate::receipt::{ReceiptEvent, now};
+use crate::receipt::{ReceiptEvent, format_time, now};
 use crate::render;
 use crate::route::Routes;
 use crate::shutdown::Shutdown;
-use crate::store::{DeadLetter, Receipt, Record, Recorder, Store, status};
+use crate::store::{DeadLetter, Parked, Receipt, Record, Recorder, Store, status};
 use crate::validate::Schemas;
+use crate::vault::Vault;
 
 /// Everything a submission's path needs, built once at start.
 pub struct Pipeline {
@@ -35,10 +42,11 @@ pub struct Pipeline {
     pub routes: Routes,
     pub store: Store,
     pub recorder: Recorder,
+    pub vault: Vault,
 }
 
 /// What is known about a submission, however broken its envelope.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Ids {
     submission_id: Option<String>,
     service: Option<String>,
@@ -69,62 +77,64 @@ impl Ids {
     }
 }
 
-/// How a submission ends in this process.
-// Moved once per submission: boxing would buy nothing.
+/// The received message, as far as the pipeline needs it.
+struct Received<'a> {
+    body: &'a [u8],
+    sha256: String,
+    at: String,
+    amqp_message_id: Option<String>,
+    /// Attempts made before this run (parked submissions).
+    prior_attempts: i64,
+}
+
+/// How one run of the path ends.
+// Built and moved once per submission: boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
-enum End {
-    /// A terminal record to commit, then announce, then ack.
-    Terminal(Record),
-    /// Nothing finished (shutdown): leave the message unacked.
-    Unfinished,
+enum Step {
+    /// A terminal record.
+    Done(Record),
+    /// Not finished: park (or re-schedule) with the attempts made so far.
+    NotFinished { attempts: i64, cause: String },
 }
 
 impl Pipeline {
+    /// A delivery from the intake queue.
     pub async fn process(&self, delivery: Delivery, publisher: &Channel, shutdown: &Shutdown) {
         let started = Instant::now();
-        let received_at = now();
-        let received_sha256 = sha256_hex(&delivery.data);
-        let amqp_message_id = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|m| m.as_str())
-            .filter(|m| uuid::Uuid::parse_str(m).is_ok())
-            .map(str::to_owned);
-
-        let end = match self.decode(&delivery.data) {
-            Err((ids, reason)) => Ok(End::Terminal(dead_letter(
-                &ids,
-                amqp_message_id,
-                &reason,
-                None,
-                status::DEAD_LETTERED,
-                &received_sha256,
-                &received_at,
-                0,
-                None,
-            ))),
-            Ok(envelope) => {
-                self.relay(
-                    &envelope,
-                    &received_sha256,
-                    &received_at,
-                    amqp_message_id,
-                    shutdown,
-                )
-                .await
-            }
+        let received = Received {
+            body: &delivery.data,
+            sha256: sha256_hex(&delivery.data),
+            at: now(),
+            amqp_message_id: delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|m| m.as_str())
+                .filter(|m| uuid::Uuid::parse_str(m).is_ok())
+                .map(str::to_owned),
+            prior_attempts: 0,
         };
-        let record = match end {
-            Ok(End::Terminal(record)) => record,
-            Ok(End::Unfinished) => {
-                tracing::info!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "submission interrupted by shutdown; left unacked for redelivery"
+        let envelope = match self.decode(received.body) {
+            Ok(e) => e,
+            Err((ids, reason)) => {
+                let record = self.dead_letter(
+                    &ids,
+                    &received,
+                    &reason,
+                    None,
+                    status::DEAD_LETTERED,
+                    0,
+                    None,
                 );
+                self.finish(&delivery, record, publisher, shutdown, started)
+                    .await;
                 return;
             }
-            Err(Skip::Duplicate(existing)) => {
+        };
+        // Effectively once: what is finished or parked is not run again.
+        match self.already_handled(&envelope, &received.sha256).await {
+            Ok(Handled::No) => {}
+            Ok(Handled::Terminal(existing)) => {
                 tracing::info!(
                     submission_id = %existing.submission_id,
                     status = %existing.status,
@@ -136,24 +146,116 @@ impl Pipeline {
                 }
                 return;
             }
-            Err(Skip::Retry(why)) => {
-                tracing::warn!(error = %why, "cannot finish submission now; returning it to the queue");
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                    _ = shutdown.cancelled() => return,
-                }
-                let _ = delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await;
+            Ok(Handled::Parked) => {
+                tracing::info!(submission_id = %envelope.submission_id, "submission is already parked; acked");
+                ack(&delivery, &envelope.submission_id).await;
                 return;
+            }
+            Err(why) => {
+                tracing::warn!(submission_id = %envelope.submission_id, error = %why, "cannot check the receipts; returning the message to the queue");
+                requeue_after_pause(&delivery, shutdown).await;
+                return;
+            }
+        }
+        let record = match self.relay(&envelope, &received, shutdown).await {
+            Step::Done(record) => record,
+            Step::NotFinished { attempts, cause } => {
+                match self.park(&envelope, &received, attempts, &cause) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        tracing::error!(submission_id = %envelope.submission_id, error = %e, "cannot seal the submission for parking; left unacked");
+                        return;
+                    }
+                }
             }
         };
         self.finish(&delivery, record, publisher, shutdown, started)
             .await;
+    }
+
+    /// A parked submission whose time has come (called by the scheduler).
+    pub async fn retry_parked(
+        &self,
+        parked: Parked,
+        publisher: Option<&Channel>,
+        shutdown: &Shutdown,
+    ) {
+        let started = Instant::now();
+        let id = parked.submission_id.clone();
+        let body = match self.vault.open(&id, &parked.sealed()) {
+            Ok(b) => b,
+            Err(e) => {
+                // Leave it parked: a missing previous master key can be added.
+                tracing::error!(submission_id = %id, error = %e, "cannot open a parked submission");
+                return;
+            }
+        };
+        let received = Received {
+            body: &body,
+            sha256: parked.received_sha256.clone(),
+            at: parked.received_at.clone(),
+            amqp_message_id: None,
+            prior_attempts: parked.attempts,
+        };
+        let record = match self.decode(&body) {
+            Err((ids, reason)) => self.dead_letter(
+                &ids,
+                &received,
+                &reason,
+                None,
+                status::DEAD_LETTERED,
+                parked.attempts,
+                None,
+            ),
+            Ok(envelope) => match self.relay(&envelope, &received, shutdown).await {
+                Step::Done(record) => record,
+                Step::NotFinished { attempts, cause } => {
+                    if now() >= parked.expires_at {
+                        let reason = Reason::new(
+                            ReasonCode::DeliveryExpired,
+                            format!(
+                                "not delivered to {} before its maximum age (first failure {}, {attempts} attempts, last cause {cause})",
+                                parked.destination, parked.first_failure_at
+                            ),
+                        );
+                        self.dead_letter(
+                            &Ids::of(&envelope),
+                            &received,
+                            &reason,
+                            None,
+                            status::DEAD_LETTERED,
+                            attempts,
+                            None,
+                        )
+                    } else {
+                        let retry = self
+                            .routes
+                            .route(&parked.destination)
+                            .map(|d| d.deliverer.retry.clone())
+                            .unwrap_or_else(|_| self.config.retry.clone());
+                        Record::Reschedule {
+                            submission_id: id.clone(),
+                            attempts,
+                            next_attempt_at: next_attempt_at(&retry, attempts),
+                            last_cause: cause,
+                        }
+                    }
+                }
+            },
+        };
+        drop(body);
+        if let Err(e) = self.recorder.record(record.clone()).await {
+            // The lease runs out and the scheduler tries again.
+            tracing::error!(submission_id = %id, error = %e, "cannot record the outcome of a parked submission");
+            return;
+        }
+        self.log_end(&record, started);
+        if let Some(receipt) = terminal_receipt(&record)
+            && let Some(publisher) = publisher
+            && !self.announce(receipt, publisher).await
+        {
+            tracing::error!(submission_id = %id, "receipt event of a parked submission could not be published; the receipt is recorded");
+        }
     }
 
     /// Body → schema-valid envelope, or the reason why not.
@@ -167,73 +269,84 @@ impl Pipeline {
         envelope::from_value(value).map_err(|r| (ids, r))
     }
 
-    /// Steps 2–7 for a decoded envelope.
-    async fn relay(
+    async fn already_handled(
         &self,
         envelope: &Envelope,
         received_sha256: &str,
-        received_at: &str,
-        amqp_message_id: Option<String>,
-        shutdown: &Shutdown,
-    ) -> Result<End, Skip> {
-        let ids = Ids::of(envelope);
+    ) -> Result<Handled, String> {
         let id = envelope.submission_id.as_str();
-        // Effectively once: never send what is already delivered; a
-        // redelivered copy of a finished submission only repeats its receipt.
         match self.store.receipt(id).await {
             Ok(Some(existing))
                 if existing.status == status::DELIVERED
                     || existing.received_sha256 == received_sha256 =>
             {
-                return Err(Skip::Duplicate(existing));
+                return Ok(Handled::Terminal(Box::new(existing)));
             }
             Ok(_) => {}
-            Err(e) => return Err(Skip::Retry(e.to_string())),
+            Err(e) => return Err(e.to_string()),
         }
+        match self.store.is_parked(id).await {
+            Ok(true) => Ok(Handled::Parked),
+            Ok(false) => Ok(Handled::No),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Validate, apply the policy, route, render, deliver.
+    async fn relay(
+        &self,
+        envelope: &Envelope,
+        received: &Received<'_>,
+        shutdown: &Shutdown,
+    ) -> Step {
+        let ids = Ids::of(envelope);
+        let prior = received.prior_attempts;
         let fail = |reason: Reason| {
-            End::Terminal(dead_letter(
+            Step::Done(self.dead_letter(
                 &ids,
-                amqp_message_id.clone(),
+                received,
                 &reason,
                 None,
                 status::DEAD_LETTERED,
-                received_sha256,
-                received_at,
-                0,
+                prior,
                 None,
             ))
         };
         if let Err(reason) = self.schemas.check_form(&envelope.service, &envelope.form) {
-            return Ok(fail(reason));
+            return fail(reason);
         }
         let facts = match self.policy.check(envelope) {
             Ok(facts) => facts,
-            Err(reason) => return Ok(fail(reason)),
+            Err(reason) => return fail(reason),
         };
         let destination = match self.routes.route(&envelope.destination) {
             Ok(d) => d,
-            Err(reason) => return Ok(fail(reason)),
+            Err(reason) => return fail(reason),
         };
         let rendered = match render::render(&destination, envelope, &facts, &self.config.sender) {
             Ok(r) => r,
-            Err(reason) => return Ok(fail(reason)),
+            Err(reason) => return fail(reason),
         };
         drop(facts);
         let request = Request {
-            submission_id: id,
+            submission_id: &envelope.submission_id,
             service: &envelope.service,
             content_type: &rendered.content_type,
             body: rendered.body.clone(),
         };
-        let (outcome, attempts) = destination.deliverer.deliver(&request, shutdown).await;
+        let max_attempts = destination.deliverer.retry.max_attempts_in_place;
+        let (outcome, made) = destination
+            .deliverer
+            .deliver(&request, max_attempts, shutdown)
+            .await;
         drop(request);
-        let attempts = i64::from(attempts);
+        let attempts = prior + i64::from(made);
         match outcome {
             Outcome::Delivered {
                 status: code,
                 reference,
-            } => Ok(End::Terminal(Record::Receipt(Receipt {
-                submission_id: id.to_owned(),
+            } => Step::Done(Record::Receipt(Receipt {
+                submission_id: envelope.submission_id.clone(),
                 service: ids.service.clone(),
                 destination: ids.destination.clone(),
                 portal: ids.portal.clone(),
@@ -243,35 +356,76 @@ impl Pipeline {
                 http_status: Some(i64::from(code)),
                 reference,
                 attempts,
-                received_sha256: received_sha256.to_owned(),
+                received_sha256: received.sha256.clone(),
                 sent_sha256: Some(rendered.sha256),
                 submitted_at: ids.submitted_at.clone(),
-                received_at: received_at.to_owned(),
+                received_at: received.at.clone(),
                 completed_at: now(),
-            }))),
+            })),
             Outcome::Refused { status: code } => {
                 let reason = Reason::new(
                     ReasonCode::AuthorityRejected,
                     format!("authority {} answered HTTP {code}", destination.id),
                 );
-                Ok(End::Terminal(dead_letter(
+                Step::Done(self.dead_letter(
                     &ids,
-                    amqp_message_id,
+                    received,
                     &reason,
                     Some(i64::from(code)),
                     status::REJECTED,
-                    received_sha256,
-                    received_at,
                     attempts,
                     Some(rendered.sha256),
-                )))
+                ))
             }
-            Outcome::Interrupted(_) | Outcome::Transient(_) => Ok(End::Unfinished),
+            Outcome::Transient(cause) | Outcome::Interrupted(cause) => Step::NotFinished {
+                attempts,
+                cause: cause.to_string(),
+            },
         }
     }
 
+    /// Seal the received body and park it for the scheduler.
+    fn park(
+        &self,
+        envelope: &Envelope,
+        received: &Received<'_>,
+        attempts: i64,
+        cause: &str,
+    ) -> Result<Record, crate::vault::VaultError> {
+        let sealed = self.vault.seal(&envelope.submission_id, received.body)?;
+        let retry = self
+            .routes
+            .route(&envelope.destination)
+            .map(|d| d.deliverer.retry.clone())
+            .unwrap_or_else(|_| self.config.retry.clone());
+        let received_time = time::OffsetDateTime::parse(
+            &received.at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+        let expires = received_time + Duration::from_secs(retry.max_age_secs);
+        Ok(Record::Park(Parked {
+            submission_id: envelope.submission_id.clone(),
+            service: envelope.service.clone(),
+            destination: envelope.destination.clone(),
+            portal: envelope.portal.clone(),
+            attempts,
+            received_sha256: received.sha256.clone(),
+            received_at: received.at.clone(),
+            first_failure_at: now(),
+            last_cause: cause.to_owned(),
+            next_attempt_at: next_attempt_at(&retry, attempts),
+            expires_at: format_time(expires),
+            lease_until: None,
+            key_id: sealed.key_id,
+            sealed_key: sealed.sealed_key,
+            sealed_payload: sealed.sealed_payload,
+        }))
+    }
+
     /// Commit the record (retrying while the database is unavailable), announce
-    /// it to the portal, then ack. Nothing is acked before its record is durable.
+    /// a terminal one to the portal, then ack. Nothing is acked before its
+    /// record is durable.
     async fn finish(
         &self,
         delivery: &Delivery,
@@ -280,30 +434,44 @@ impl Pipeline {
         shutdown: &Shutdown,
         started: Instant,
     ) {
-        let mut wait = std::time::Duration::from_millis(100);
+        let mut wait = Duration::from_millis(100);
         loop {
             match self.recorder.record(record.clone()).await {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot commit receipt; message stays unacked");
+                    tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot commit; message stays unacked");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.cancelled() => return,
                     }
-                    wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                    wait = (wait * 2).min(Duration::from_secs(10));
                 }
             }
         }
-        let (receipt, dead_letter) = match &record {
-            Record::Receipt(r) => (Some(r), None),
-            Record::DeadLetter {
-                dead_letter,
-                receipt,
-            } => (receipt.as_ref(), Some(dead_letter)),
+        self.log_end(&record, started);
+        if let Some(receipt) = terminal_receipt(&record)
+            && !self.announce(receipt, publisher).await
+        {
+            return;
+        }
+        let id = match &record {
+            Record::Receipt(r) => r.submission_id.as_str(),
+            Record::DeadLetter { dead_letter, .. } => {
+                dead_letter.submission_id.as_deref().unwrap_or("")
+            }
+            Record::Park(p) => p.submission_id.as_str(),
+            Record::Reschedule { submission_id, .. } => submission_id.as_str(),
         };
+        ack(delivery, id).await;
+    }
+
+    fn log_end(&self, record: &Record, started: Instant) {
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        match (receipt, dead_letter) {
-            (Some(r), _) => tracing::info!(
+        match record {
+            Record::Receipt(r)
+            | Record::DeadLetter {
+                receipt: Some(r), ..
+            } => tracing::info!(
                 submission_id = %r.submission_id,
                 service = r.service.as_deref().unwrap_or(""),
                 destination = r.destination.as_deref().unwrap_or(""),
@@ -313,22 +481,41 @@ impl Pipeline {
                 elapsed_ms,
                 "submission finished"
             ),
-            (None, Some(d)) => tracing::info!(
-                amqp_message_id = d.amqp_message_id.as_deref().unwrap_or(""),
+            Record::DeadLetter {
+                dead_letter,
+                receipt: None,
+            } => tracing::info!(
+                amqp_message_id = dead_letter.amqp_message_id.as_deref().unwrap_or(""),
                 outcome = status::DEAD_LETTERED,
-                reason = %d.reason_code,
+                reason = %dead_letter.reason_code,
                 elapsed_ms,
                 "undecodable message dead-lettered"
             ),
-            (None, None) => {}
+            Record::Park(p) => tracing::info!(
+                submission_id = %p.submission_id,
+                destination = %p.destination,
+                outcome = "parked",
+                attempts = p.attempts,
+                cause = %p.last_cause,
+                next_attempt_at = %p.next_attempt_at,
+                elapsed_ms,
+                "submission parked"
+            ),
+            Record::Reschedule {
+                submission_id,
+                attempts,
+                next_attempt_at,
+                last_cause,
+            } => tracing::info!(
+                submission_id = %submission_id,
+                outcome = "parked",
+                attempts,
+                cause = %last_cause,
+                next_attempt_at = %next_attempt_at,
+                elapsed_ms,
+                "parked submission rescheduled"
+            ),
         }
-        if let Some(receipt) = receipt
-            && !self.announce(receipt, publisher).await
-        {
-            return;
-        }
-        let id = receipt.map(|r| r.submission_id.as_str()).unwrap_or("");
-        ack(delivery, id).await;
     }
 
     /// Publish the receipt event to the portal (confirmed). `false`: not
@@ -358,73 +545,126 @@ impl Pipeline {
             }
         }
     }
+
+    /// A dead-letter record; its payload is sealed for replay when the
+    /// submission id is known (an undecodable body is kept by no one).
+    #[allow(clippy::too_many_arguments)]
+    fn dead_letter(
+        &self,
+        ids: &Ids,
+        received: &Received<'_>,
+        reason: &Reason,
+        http_status: Option<i64>,
+        receipt_status: &str,
+        attempts: i64,
+        sent_sha256: Option<String>,
+    ) -> Record {
+        let created = time::OffsetDateTime::now_utc();
+        let created_at = format_time(created);
+        let sealed = ids.submission_id.as_ref().and_then(|id| match self.vault.seal(id, received.body) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(submission_id = %id, error = %e, "cannot seal a dead letter's payload; it is not kept");
+                None
+            }
+        });
+        let retention = Duration::from_secs(
+            self.config
+                .dead_letters
+                .retention_days
+                .saturating_mul(86_400),
+        );
+        let receipt = ids.submission_id.as_ref().map(|id| Receipt {
+            submission_id: id.clone(),
+            service: ids.service.clone(),
+            destination: ids.destination.clone(),
+            portal: ids.portal.clone(),
+            status: receipt_status.to_owned(),
+            reason_code: Some(reason.code.as_str().to_owned()),
+            reason_detail: Some(reason.detail.clone()),
+            http_status,
+            reference: None,
+            attempts,
+            received_sha256: received.sha256.clone(),
+            sent_sha256,
+            submitted_at: ids.submitted_at.clone(),
+            received_at: received.at.clone(),
+            completed_at: created_at.clone(),
+        });
+        Record::DeadLetter {
+            dead_letter: DeadLetter {
+                id: 0,
+                submission_id: ids.submission_id.clone(),
+                amqp_message_id: received.amqp_message_id.clone(),
+                service: ids.service.clone(),
+                destination: ids.destination.clone(),
+                portal: ids.portal.clone(),
+                reason_code: reason.code.as_str().to_owned(),
+                reason_detail: reason.detail.clone(),
+                http_status,
+                received_sha256: received.sha256.clone(),
+                created_at,
+                expires_at: sealed.as_ref().map(|_| format_time(created + retention)),
+                key_id: sealed.as_ref().map(|s| s.key_id.clone()),
+                sealed_key: sealed.as_ref().map(|s| s.sealed_key.clone()),
+                sealed_payload: sealed.map(|s| s.sealed_payload),
+            },
+            receipt,
+        }
+    }
 }
 
-/// Why a submission is not finished by this delivery.
-#[allow(clippy::large_enum_variant)]
-enum Skip {
-    /// A terminal receipt exists already.
-    Duplicate(Receipt),
-    /// A passing failure (database unreachable): requeue after a pause.
-    Retry(String),
+enum Handled {
+    No,
+    Terminal(Box<Receipt>),
+    Parked,
+}
+
+fn terminal_receipt(record: &Record) -> Option<&Receipt> {
+    match record {
+        Record::Receipt(r) => Some(r),
+        Record::DeadLetter { receipt, .. } => receipt.as_ref(),
+        Record::Park(_) | Record::Reschedule { .. } => None,
+    }
+}
+
+/// When a parked submission with `attempts` attempts is tried next:
+/// exponential backoff capped at `max_delay_ms`, with jitter (50–100 %).
+pub fn next_attempt_at(retry: &crate::config::RetryConfig, attempts: i64) -> String {
+    let exponent = attempts.clamp(0, 30) as i32;
+    let base = retry.initial_delay_ms as f64 * f64::from(retry.multiplier).powi(exponent);
+    let mut delay = base.min(retry.max_delay_ms as f64);
+    if retry.jitter {
+        let mut byte = [0u8; 1];
+        let _ = aws_lc_rs::rand::fill(&mut byte);
+        delay *= 0.5 + f64::from(byte[0]) / 510.0;
+    }
+    format_time(time::OffsetDateTime::now_utc() + Duration::from_millis(delay as u64))
 }
 
 async fn ack(delivery: &Delivery, submission_id: &str) {
     match delivery.acker.ack(BasicAckOptions::default()).await {
         Ok(true) => {}
         // lapin: after a reconnect the old delivery tag is void. RabbitMQ
-        // delivers the message again; its receipt makes that a no-op.
+        // delivers the message again; its receipt (or parked row) makes that
+        // a no-op.
         Ok(false) | Err(_) => tracing::warn!(
             submission_id,
-            "ack not possible on this connection; the message will be delivered again and recognised by its receipt"
+            "ack not possible on this connection; the message will be delivered again and recognised"
         ),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dead_letter(
-    ids: &Ids,
-    amqp_message_id: Option<String>,
-    reason: &Reason,
-    http_status: Option<i64>,
-    receipt_status: &str,
-    received_sha256: &str,
-    received_at: &str,
-    attempts: i64,
-    sent_sha256: Option<String>,
-) -> Record {
-    let created_at = now();
-    let receipt = ids.submission_id.as_ref().map(|id| Receipt {
-        submission_id: id.clone(),
-        service: ids.service.clone(),
-        destination: ids.destination.clone(),
-        portal: ids.portal.clone(),
-        status: receipt_status.to_owned(),
-        reason_code: Some(reason.code.as_str().to_owned()),
-        reason_detail: Some(reason.detail.clone()),
-        http_status,
-        reference: None,
-        attempts,
-        received_sha256: received_sha256.to_owned(),
-        sent_sha256,
-        submitted_at: ids.submitted_at.clone(),
-        received_at: received_at.to_owned(),
-        completed_at: created_at.clone(),
-    });
-    Record::DeadLetter {
-        dead_letter: DeadLetter {
-            id: 0,
-            submission_id: ids.submission_id.clone(),
-            amqp_message_id,
-            service: ids.service.clone(),
-            destination: ids.destination.clone(),
-            portal: ids.portal.clone(),
-            reason_code: reason.code.as_str().to_owned(),
-            reason_detail: reason.detail.clone(),
-            http_status,
-            received_sha256: received_sha256.to_owned(),
-            created_at,
-        },
-        receipt,
+async fn requeue_after_pause(delivery: &Delivery, shutdown: &Shutdown) {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        _ = shutdown.cancelled() => return,
     }
+    let _ = delivery
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        })
+        .await;
 }

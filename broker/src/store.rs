@@ -77,6 +77,63 @@ pub struct DeadLetter {
     pub http_status: Option<i64>,
     pub received_sha256: String,
     pub created_at: String,
+    /// The sealed payload, kept for replay until `expires_at` (not listed).
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub key_id: Option<String>,
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub sealed_key: Option<Vec<u8>>,
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub sealed_payload: Option<Vec<u8>>,
+    #[sqlx(default)]
+    pub expires_at: Option<String>,
+}
+
+/// One row of `parked`: a submission waiting for its next attempt.
+#[derive(Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Parked {
+    pub submission_id: String,
+    pub service: String,
+    pub destination: String,
+    pub portal: String,
+    pub attempts: i64,
+    pub received_sha256: String,
+    pub received_at: String,
+    pub first_failure_at: String,
+    pub last_cause: String,
+    pub next_attempt_at: String,
+    pub expires_at: String,
+    #[serde(skip)]
+    pub lease_until: Option<String>,
+    #[serde(skip)]
+    pub key_id: String,
+    #[serde(skip)]
+    pub sealed_key: Vec<u8>,
+    #[serde(skip)]
+    pub sealed_payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked")
+            .field("submission_id", &self.submission_id)
+            .field("destination", &self.destination)
+            .field("attempts", &self.attempts)
+            .field("next_attempt_at", &self.next_attempt_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Parked {
+    pub fn sealed(&self) -> crate::vault::Sealed {
+        crate::vault::Sealed {
+            key_id: self.key_id.clone(),
+            sealed_key: self.sealed_key.clone(),
+            sealed_payload: self.sealed_payload.clone(),
+        }
+    }
 }
 
 /// What the pipeline writes at the end of a submission.
@@ -84,10 +141,22 @@ pub struct DeadLetter {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Record {
+    /// Terminal: delivered (or a receipt only). Erases any parked copy.
     Receipt(Receipt),
+    /// Terminal: a dead letter (with its sealed payload) and, when the
+    /// submission id is known, its receipt. Erases any parked copy.
     DeadLetter {
         dead_letter: DeadLetter,
         receipt: Option<Receipt>,
+    },
+    /// Not finished: park (or re-park) the sealed submission.
+    Park(Parked),
+    /// A parked submission's attempt failed again: new schedule.
+    Reschedule {
+        submission_id: String,
+        attempts: i64,
+        next_attempt_at: String,
+        last_cause: String,
     },
 }
 
@@ -121,8 +190,21 @@ const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, dest
      WHERE receipts.status <> 'delivered'";
 
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (submission_id, amqp_message_id, service, \
-     destination, portal, reason_code, reason_detail, http_status, received_sha256, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     destination, portal, reason_code, reason_detail, http_status, received_sha256, created_at, \
+     key_id, sealed_key, sealed_payload, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+const DELETE_PARKED: &str = "DELETE FROM parked WHERE submission_id = $1";
+
+const UPSERT_PARKED: &str = "INSERT INTO parked (submission_id, service, destination, portal, attempts, \
+     received_sha256, received_at, first_failure_at, last_cause, next_attempt_at, expires_at, \
+     lease_until, key_id, sealed_key, sealed_payload) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14) \
+     ON CONFLICT (submission_id) DO UPDATE SET attempts = excluded.attempts, \
+     last_cause = excluded.last_cause, next_attempt_at = excluded.next_attempt_at, lease_until = NULL";
+
+const RESCHEDULE_PARKED: &str = "UPDATE parked SET attempts = $2, next_attempt_at = $3, last_cause = $4, \
+     lease_until = NULL WHERE submission_id = $1";
 
 /// The statements of [`Store::write`], the same for both backends.
 macro_rules! write_records {
@@ -134,6 +216,41 @@ macro_rules! write_records {
                     dead_letter,
                     receipt,
                 } => (Some(dead_letter), receipt.as_ref()),
+                Record::Park(p) => {
+                    sqlx::query(UPSERT_PARKED)
+                        .bind(&p.submission_id)
+                        .bind(&p.service)
+                        .bind(&p.destination)
+                        .bind(&p.portal)
+                        .bind(p.attempts)
+                        .bind(&p.received_sha256)
+                        .bind(&p.received_at)
+                        .bind(&p.first_failure_at)
+                        .bind(&p.last_cause)
+                        .bind(&p.next_attempt_at)
+                        .bind(&p.expires_at)
+                        .bind(&p.key_id)
+                        .bind(&p.sealed_key)
+                        .bind(&p.sealed_payload)
+                        .execute(&mut *$conn)
+                        .await?;
+                    continue;
+                }
+                Record::Reschedule {
+                    submission_id,
+                    attempts,
+                    next_attempt_at,
+                    last_cause,
+                } => {
+                    sqlx::query(RESCHEDULE_PARKED)
+                        .bind(submission_id)
+                        .bind(*attempts)
+                        .bind(next_attempt_at)
+                        .bind(last_cause)
+                        .execute(&mut *$conn)
+                        .await?;
+                    continue;
+                }
             };
             if let Some(d) = dead_letter {
                 sqlx::query(INSERT_DEAD_LETTER)
@@ -147,8 +264,19 @@ macro_rules! write_records {
                     .bind(d.http_status)
                     .bind(&d.received_sha256)
                     .bind(&d.created_at)
+                    .bind(&d.key_id)
+                    .bind(&d.sealed_key)
+                    .bind(&d.sealed_payload)
+                    .bind(&d.expires_at)
                     .execute(&mut *$conn)
                     .await?;
+                if let Some(id) = &d.submission_id {
+                    // Terminal: the parked copy and its data key go.
+                    sqlx::query(DELETE_PARKED)
+                        .bind(id)
+                        .execute(&mut *$conn)
+                        .await?;
+                }
             }
             if let Some(r) = receipt {
                 sqlx::query(UPSERT_RECEIPT)
@@ -167,6 +295,10 @@ macro_rules! write_records {
                     .bind(&r.submitted_at)
                     .bind(&r.received_at)
                     .bind(&r.completed_at)
+                    .execute(&mut *$conn)
+                    .await?;
+                sqlx::query(DELETE_PARKED)
+                    .bind(&r.submission_id)
                     .execute(&mut *$conn)
                     .await?;
             }
@@ -270,6 +402,82 @@ impl Store {
         Ok(rows)
     }
 
+    /// Is the submission parked (durably held for a later attempt)?
+    pub async fn is_parked(&self, submission_id: &str) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM parked WHERE submission_id = $1";
+        let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(submission_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(n > 0)
+    }
+
+    /// Claim up to `limit` due parked submissions: they are leased until
+    /// `lease_until` so no other scheduler (or instance) takes them. On
+    /// PostgreSQL several instances share the work with `SKIP LOCKED`.
+    pub async fn claim_due(
+        &self,
+        now: &str,
+        lease_until: &str,
+        limit: i64,
+    ) -> Result<Vec<Parked>, StoreError> {
+        const SQLITE: &str = "UPDATE parked SET lease_until = $1 WHERE submission_id IN \
+             (SELECT submission_id FROM parked WHERE next_attempt_at <= $2 \
+             AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3) \
+             RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
+             received_at, first_failure_at, last_cause, next_attempt_at, expires_at, lease_until, \
+             key_id, sealed_key, sealed_payload";
+        const POSTGRES: &str = "UPDATE parked SET lease_until = $1 WHERE submission_id IN \
+             (SELECT submission_id FROM parked WHERE next_attempt_at <= $2 \
+             AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3 \
+             FOR UPDATE SKIP LOCKED) \
+             RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
+             received_at, first_failure_at, last_cause, next_attempt_at, expires_at, lease_until, \
+             key_id, sealed_key, sealed_payload";
+        let rows = match self {
+            Store::Sqlite(pool) => {
+                sqlx::query_as::<_, Parked>(SQLITE)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Store::Postgres(pool) => {
+                sqlx::query_as::<_, Parked>(POSTGRES)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Parked submissions, soonest first (metadata; payloads stay sealed).
+    pub async fn parked(
+        &self,
+        destination: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Parked>, StoreError> {
+        const SQL: &str = const_sql_parked();
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, Parked>(SQL)
+            .bind(destination)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// Delete dead letters whose retention is over; the receipts stay.
+    pub async fn purge_expired_dead_letters(&self, now: &str) -> Result<u64, StoreError> {
+        const SQL: &str =
+            "DELETE FROM dead_letters WHERE expires_at IS NOT NULL AND expires_at < $1";
+        let done = on_pool!(self, pool => sqlx::query(SQL).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(done)
+    }
+
     /// Write `records` in one transaction.
     pub async fn write(&self, records: &[Record]) -> Result<(), StoreError> {
         match self {
@@ -288,6 +496,13 @@ impl Store {
         }
         Ok(())
     }
+}
+
+const fn const_sql_parked() -> &'static str {
+    "SELECT submission_id, service, destination, portal, attempts, received_sha256, received_at, \
+     first_failure_at, last_cause, next_attempt_at, expires_at, lease_until, key_id, sealed_key, \
+     sealed_payload FROM parked WHERE ($1 IS NULL OR destination = $1) \
+     ORDER BY next_attempt_at LIMIT $2"
 }
 
 /// Most records committed in one transaction.

@@ -522,7 +522,11 @@ client_key_file = "{{KEY}}"
     // connection the server closes. Both are retried, neither delivered.
     let failures = |destination: &str, cause: &str| {
         log.lines()
-            .filter(|l| l.contains("will retry") && l.contains(destination) && l.contains(cause))
+            .filter(|l| {
+                (l.contains("will retry") || l.contains("no attempts left"))
+                    && l.contains(destination)
+                    && l.contains(cause)
+            })
             .count()
     };
     assert!(failures("unbekannter-server", "TLS error") >= 2, "{log}");
@@ -533,20 +537,19 @@ client_key_file = "{{KEY}}"
             store.receipt(id).await.unwrap().is_none(),
             "no receipt: not finished"
         );
+        assert!(
+            store.is_parked(id).await.unwrap(),
+            "parked for later attempts"
+        );
     }
-    // Shutdown acks nothing unfinished: both messages are back in the queue.
+    // Shutdown acks nothing unfinished: both are parked, sealed, not lost.
     let kurier = world.kurier.as_mut().unwrap();
     assert_eq!(kurier.terminate(Duration::from_secs(20)), Some(0));
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let ready = world.queue_ready().await.unwrap();
-        if ready == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{ready} of 2 messages back in the queue"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(world.queue_ready().await.unwrap(), 0);
+    let parked = store.parked(None, 10).await.unwrap();
+    assert_eq!(parked.len(), 2);
+    for p in &parked {
+        assert!(p.attempts >= 2, "{p:?}");
+        assert!(!p.sealed_payload.is_empty());
     }
 }
