@@ -97,6 +97,14 @@ impl Circuit {
         }
     }
 
+    /// While open: how long until a probe may try.
+    pub fn reopens_in(&self) -> Option<Duration> {
+        let s = self.lock();
+        s.open_until
+            .and_then(|u| u.checked_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
     pub fn state(&self) -> CircuitState {
         let s = self.lock();
         match s.open_until {

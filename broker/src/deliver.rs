@@ -251,9 +251,12 @@ impl Deliverer {
     /// transient failures waits with exponential backoff and jitter (at least
     /// `Retry-After`). Returns the last outcome and the attempts made; a
     /// transient outcome means "park it". No attempt while the circuit is open.
+    /// `prior_attempts`: attempts made in earlier runs (a parked submission),
+    /// so that `Kurier-Attempt` counts over the submission's whole life.
     pub async fn deliver(
         &self,
         request: &Request<'_>,
+        prior_attempts: u32,
         max_attempts: u32,
         shutdown: &Shutdown,
     ) -> (Outcome, u32) {
@@ -274,7 +277,10 @@ impl Deliverer {
             attempt += 1;
             let started = std::time::Instant::now();
             let outcome = match self.in_flight.acquire().await {
-                Ok(_permit) => self.attempt(request, attempt).await,
+                Ok(_permit) => {
+                    self.attempt(request, prior_attempts.saturating_add(attempt))
+                        .await
+                }
                 Err(_) => Outcome::Transient(Cause::Transport),
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;

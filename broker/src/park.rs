@@ -34,7 +34,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
             _ = shutdown.cancelled() => break,
         }
         rounds += 1;
-        if rounds % 60 == 1 {
+        if rounds % 5 == 1 {
             match pipeline.store.purge_expired_dead_letters(&now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "dead letters past their retention purged"),

@@ -182,6 +182,25 @@ impl Pipeline {
     ) {
         let started = Instant::now();
         let id = parked.submission_id.clone();
+        // An open circuit: no attempt, and no need to decrypt or render;
+        // come back when a probe may try.
+        if let Ok(destination) = self.routes.route(&parked.destination)
+            && let Some(wait) = destination.deliverer.circuit.reopens_in()
+        {
+            let mut jitter = [0u8; 1];
+            let _ = aws_lc_rs::rand::fill(&mut jitter);
+            let wait = wait + Duration::from_millis(u64::from(jitter[0]) * 4);
+            let record = Record::Reschedule {
+                submission_id: id.clone(),
+                attempts: parked.attempts,
+                next_attempt_at: format_time(time::OffsetDateTime::now_utc() + wait),
+                last_cause: "circuit open".into(),
+            };
+            if let Err(e) = self.recorder.record(record).await {
+                tracing::warn!(submission_id = %id, error = %e, "cannot reschedule a parked submission");
+            }
+            return;
+        }
         let body = match self.vault.open(&id, &parked.sealed()) {
             Ok(b) => b,
             Err(e) => {
@@ -335,9 +354,10 @@ impl Pipeline {
             body: rendered.body.clone(),
         };
         let max_attempts = destination.deliverer.retry.max_attempts_in_place;
+        let prior_u32 = u32::try_from(prior).unwrap_or(u32::MAX);
         let (outcome, made) = destination
             .deliverer
-            .deliver(&request, max_attempts, shutdown)
+            .deliver(&request, prior_u32, max_attempts, shutdown)
             .await;
         drop(request);
         let attempts = prior + i64::from(made);

@@ -107,5 +107,6 @@ cat > "$RUN_DIR/env.sh" <<ENV
 export KURIER_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
 export KURIER_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export KURIER_RABBITMQCTL="env HOME=$RUN_DIR/rabbitmq RABBITMQ_NODENAME=$NODE /usr/lib/rabbitmq/bin/rabbitmqctl -n $NODE"
+export KURIER_PG_CTL="runuser -u postgres -- $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/pg_ctl -s -D $RUN_DIR/postgres -w"
 ENV
 log "environment in $RUN_DIR/env.sh"

@@ -210,6 +210,10 @@ pub struct WorldOptions {
     pub extra_config: String,
     /// `[policy]` section body.
     pub policy: String,
+    /// More keys of the `[retry]` section.
+    pub retry: String,
+    /// More top-level sections (before the destinations), e.g. `[dead_letters]`.
+    pub sections: String,
     pub prefetch: u16,
 }
 
@@ -219,6 +223,8 @@ impl WorldOptions {
             backend,
             extra_config: String::new(),
             policy: String::new(),
+            retry: "circuit_open_secs = 2".into(),
+            sections: String::new(),
             prefetch: 32,
         }
     }
@@ -230,6 +236,8 @@ pub struct World {
     pub pki: pki::PkiFiles,
     pub authority: Authority,
     pub kurier: Option<Process>,
+    /// Further `kurier run` instances on the same queue and database.
+    pub extra_instances: Vec<Process>,
     pub config_path: PathBuf,
     pub config: Config,
     pub tag: String,
@@ -268,9 +276,12 @@ url = "{database_url}"
 [retry]
 initial_delay_ms = 100
 max_delay_ms = 1000
+{retry}
 
 [policy]
 {policy}
+
+{sections}
 
 [[destinations]]
 id = "sozialamt-koeln"
@@ -300,6 +311,8 @@ client_key_file = "{key}"
             amqp = amqp_url(),
             prefetch = options.prefetch,
             policy = options.policy,
+            retry = options.retry,
+            sections = options.sections,
             hzl = authority.endpoint("/sozialamt-koeln/antraege"),
             wbs = authority.endpoint("/wohnungsamt-dortmund/antraege"),
             bg = authority.endpoint("/jobcenter/antraege"),
@@ -357,6 +370,7 @@ client_key_file = "{key}"
             pki,
             authority,
             kurier: None,
+            extra_instances: Vec::new(),
             config_path,
             config,
             tag,
@@ -372,10 +386,27 @@ client_key_file = "{key}"
 
     /// Start `kurier run` at RUST_LOG=debug, logging to `kurier.log`.
     pub fn start_kurier(&mut self) -> anyhow::Result<()> {
+        let process = self.spawn_kurier(&self.log_path())?;
+        self.kurier = Some(process);
+        Ok(())
+    }
+
+    /// Start one more instance (logging to `kurier-<n>.log`); returns its log.
+    pub fn start_extra_instance(&mut self) -> anyhow::Result<PathBuf> {
+        let log = self
+            .dir
+            .path()
+            .join(format!("kurier-{}.log", self.extra_instances.len() + 2));
+        let process = self.spawn_kurier(&log)?;
+        self.extra_instances.push(process);
+        Ok(log)
+    }
+
+    fn spawn_kurier(&self, log_path: &Path) -> anyhow::Result<Process> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_path())?;
+            .open(log_path)?;
         let child = Command::new(workspace_bin("kurier"))
             .arg("run")
             .arg("--config")
@@ -385,11 +416,10 @@ client_key_file = "{key}"
             .stderr(log)
             .spawn()
             .context("starting kurier")?;
-        self.kurier = Some(Process {
+        Ok(Process {
             child,
             name: "kurier",
-        });
-        Ok(())
+        })
     }
 
     /// Run a `kurier` subcommand against this world's configuration.
@@ -419,6 +449,67 @@ client_key_file = "{key}"
         .await?;
         let _ = channel.close(200, "ok".into()).await;
         Ok(())
+    }
+
+    /// Publish many envelopes on one channel, confirms awaited in batches.
+    pub async fn publish_many(&self, envelopes: &[serde_json::Value]) -> anyhow::Result<()> {
+        let channel = kurier::intake::confirm_channel(&self.observer).await?;
+        for chunk in envelopes.chunks(200) {
+            let mut confirms = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                let key = format!(
+                    "{}.{}",
+                    e["service"].as_str().unwrap_or("x"),
+                    e["destination"].as_str().unwrap_or("x")
+                );
+                let properties = lapin::BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into())
+                    .with_message_id(e["submission_id"].as_str().unwrap_or("none").into());
+                confirms.push(
+                    channel
+                        .basic_publish(
+                            self.config.amqp.exchange.as_str().into(),
+                            key.as_str().into(),
+                            lapin::options::BasicPublishOptions::default(),
+                            &serde_json::to_vec(e)?,
+                            properties,
+                        )
+                        .await?,
+                );
+            }
+            for c in confirms {
+                anyhow::ensure!(c.await?.is_ack(), "RabbitMQ refused a publication");
+            }
+        }
+        let _ = channel.close(200, "ok".into()).await;
+        Ok(())
+    }
+
+    /// Consume receipt events until every id in `ids` has one; returns when
+    /// the last arrived. Events of other submissions are passed over.
+    pub async fn await_events_for(
+        &mut self,
+        ids: &std::collections::HashSet<String>,
+        timeout: Duration,
+    ) -> anyhow::Result<Instant> {
+        let mut missing = ids.clone();
+        let deadline = Instant::now() + timeout;
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = tokio::time::timeout(left, self.receipt_events.next())
+                .await
+                .with_context(|| {
+                    format!("{} receipt events missing after {timeout:?}", missing.len())
+                })?;
+            let delivery = next.context("receipt event stream ended")??;
+            delivery.ack(BasicAckOptions::default()).await?;
+            let event: serde_json::Value = serde_json::from_slice(&delivery.data)?;
+            if let Some(id) = event["submission_id"].as_str() {
+                missing.remove(id);
+            }
+        }
+        Ok(Instant::now())
     }
 
     pub async fn publish_envelope(&self, envelope: &serde_json::Value) -> anyhow::Result<()> {
@@ -551,9 +642,10 @@ client_key_file = "{key}"
             }
             Backend::Postgres => {
                 let pool = sqlx::PgPool::connect(&self.config.database.url).await?;
-                for table in ["receipts", "dead_letters"] {
+                for table in ["receipts", "dead_letters", "parked"] {
                     let sql = match table {
                         "receipts" => "SELECT t::text FROM receipts t",
+                        "parked" => "SELECT t::text FROM parked t",
                         _ => "SELECT t::text FROM dead_letters t",
                     };
                     let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&pool).await?;
@@ -565,6 +657,34 @@ client_key_file = "{key}"
         }
         Ok(kept)
     }
+}
+
+/// Resident set size and its peak (VmRSS, VmHWM) of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Run a shell command from an environment variable set by
+/// deploy/local/services.sh (e.g. KURIER_RABBITMQCTL, KURIER_PG_CTL).
+pub fn service_command(var: &str, args: &str) {
+    let command =
+        std::env::var(var).unwrap_or_else(|_| panic!("{var} is set by deploy/local/services.sh"));
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} {args}"))
+        .status()
+        .expect("the service command runs");
+    assert!(status.success(), "{var} {args} failed");
 }
 
 async fn create_pg_database(name: &str) -> anyhow::Result<String> {

@@ -1,0 +1,158 @@
+//! Nothing lost, nothing kept: parking, encryption at rest, erasure,
+//! retention, on both databases.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use kurier_e2e::{Backend, World, WorldOptions, fresh, json, on_both_backends};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+on_both_backends!(
+    a_parked_submission_is_sealed_then_delivered_and_erased,
+    dead_letters_are_purged_after_their_retention_and_the_receipt_stays,
+);
+
+/// base64 forms of `text` at the three byte alignments (the stable middle).
+fn base64_forms(text: &str) -> Vec<String> {
+    (0..3)
+        .map(|k| {
+            let mut bytes = vec![b'x'; k];
+            bytes.extend_from_slice(text.as_bytes());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            encoded[4..encoded.len() - 4].to_owned()
+        })
+        .collect()
+}
+
+async fn assert_no_canary(world: &World, canary: &str, when: &str) {
+    let mut needles = vec![canary.to_owned()];
+    needles.extend(base64_forms(canary));
+    let kept = world.everything_kept().await.unwrap();
+    for (name, bytes) in &kept {
+        for needle in &needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{when}: {needle} found in {name}"
+            );
+        }
+    }
+}
+
+async fn a_parked_submission_is_sealed_then_delivered_and_erased(backend: Backend) {
+    let mut world = World::start(WorldOptions::new(backend)).await.unwrap();
+    let canary = format!("kanarie{}", world.tag);
+    world
+        .authority
+        .set_mode(json!({"mode": "fail", "status": 503}))
+        .await
+        .unwrap();
+    world.start_kurier().unwrap();
+
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let mut e = fresh("hzl-full.json");
+        e["form"]["applicant"]["family_name"] = json!(format!("{canary}-{n}"));
+        e["form"]["situation"]["medical_notes"] = json!(format!("Notiz {canary}"));
+        ids.push(e["submission_id"].as_str().unwrap().to_owned());
+        world.publish_envelope(&e).await.unwrap();
+    }
+    // Parked after the in-place attempts, acked, sealed.
+    let store = world.store().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while store.parked(None, 10).await.unwrap_or_default().len() < 2 {
+        assert!(Instant::now() < deadline, "not parked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(world.queue_ready().await.unwrap(), 0);
+    // Five failed attempts open the circuit (threshold 5): the first
+    // submission used its 3 in-place attempts, the second only 2.
+    let parked = store.parked(None, 10).await.unwrap();
+    assert_eq!(
+        parked.iter().map(|p| p.attempts).sum::<i64>(),
+        5,
+        "{parked:?}"
+    );
+    for p in &parked {
+        assert!(
+            p.last_cause == "status 503" || p.last_cause == "circuit open",
+            "{}",
+            p.last_cause
+        );
+        assert!(p.expires_at > p.received_at);
+    }
+    assert_no_canary(&world, &canary, "while parked").await;
+
+    // The authority recovers: the scheduler delivers, the parked rows go.
+    world
+        .authority
+        .set_mode(json!({"mode": "accept"}))
+        .await
+        .unwrap();
+    for id in &ids {
+        let r = world.await_receipt(id, WAIT).await.unwrap();
+        assert_eq!(r.status, "delivered", "{r:?}");
+        assert!(r.attempts >= 3, "{r:?}");
+    }
+    let events = world.receipt_events(2, WAIT).await.unwrap();
+    assert!(events.iter().all(|(_, e)| e["status"] == "delivered"));
+    assert!(store.parked(None, 10).await.unwrap().is_empty(), "erased");
+
+    // Every attempt carried the same Idempotency-Key, attempts counted up.
+    let requests = world.authority.requests().await.unwrap();
+    for id in &ids {
+        let mine: Vec<_> = requests
+            .iter()
+            .filter(|r| r["submission_id"] == id.as_str())
+            .collect();
+        assert!(mine.len() >= 3);
+        assert!(mine.iter().all(|r| r["idempotency_key"] == id.as_str()));
+        let attempts: Vec<u32> = mine
+            .iter()
+            .map(|r| r["attempt"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(attempts.windows(2).all(|w| w[0] < w[1]), "{attempts:?}");
+        assert_eq!(mine.iter().filter(|r| r["status"] == 201).count(), 1);
+    }
+    let delivered_body = requests.iter().find(|r| r["status"] == 201).unwrap();
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(delivered_body["body_base64"].as_str().unwrap())
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains(&canary),
+        "the authority got the data"
+    );
+
+    let kurier = world.kurier.as_mut().unwrap();
+    assert_eq!(kurier.terminate(Duration::from_secs(20)), Some(0));
+    assert_no_canary(&world, &canary, "after delivery").await;
+}
+
+async fn dead_letters_are_purged_after_their_retention_and_the_receipt_stays(backend: Backend) {
+    let mut options = WorldOptions::new(backend);
+    options.sections = "[dead_letters]\nretention_days = 0".into();
+    let mut world = World::start(options).await.unwrap();
+    world.start_kurier().unwrap();
+    let mut e = fresh("hzl-minimal.json");
+    e["destination"] = json!("sozialamt-atlantis");
+    let id = e["submission_id"].as_str().unwrap().to_owned();
+    world.publish_envelope(&e).await.unwrap();
+    let receipt = world.await_receipt(&id, WAIT).await.unwrap();
+    assert_eq!(receipt.reason_code.as_deref(), Some("unknown_destination"));
+    world.await_dead_letters(1, WAIT).await.unwrap();
+    // Purged by the scheduler (it looks every few seconds).
+    let store = world.store().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !store.dead_letters(None, None, 10).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the dead letter was not purged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let receipt = store
+        .receipt(&id)
+        .await
+        .unwrap()
+        .expect("the receipt stays");
+    assert_eq!(receipt.status, "dead_lettered");
+    let log = std::fs::read_to_string(world.log_path()).unwrap();
+    assert!(log.contains("dead letters past their retention purged"));
+}
