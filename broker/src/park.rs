@@ -18,8 +18,21 @@ use crate::pipeline::Pipeline;
 use crate::receipt::{format_time, now};
 use crate::shutdown::Shutdown;
 
-/// How long a claim holds: longer than the in-place attempts can take.
-const LEASE: Duration = Duration::from_secs(300);
+/// How long a claim holds: longer than one attempt can take (a parked
+/// submission gets one attempt per run). After a crash the lease runs out and
+/// the submission is due again.
+fn lease(pipeline: &Pipeline) -> Duration {
+    let config = &pipeline.config;
+    let longest_attempt_ms = config
+        .destinations
+        .iter()
+        .map(|d| config.retry.with_overrides(&d.retry))
+        .chain(std::iter::once(config.retry.clone()))
+        .map(|r| r.request_timeout_ms + r.connect_timeout_ms)
+        .max()
+        .unwrap_or(0);
+    Duration::from_millis(longest_attempt_ms) + Duration::from_secs(30)
+}
 /// Parked submissions claimed per round.
 const BATCH: i64 = 64;
 
@@ -28,6 +41,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let limit = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
     let mut publisher: Option<(lapin::Connection, lapin::Channel)> = None;
     let mut rounds: u64 = 0;
+    let lease = lease(&pipeline);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -46,7 +60,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
         if free == 0 {
             continue;
         }
-        let lease_until = format_time(time::OffsetDateTime::now_utc() + LEASE);
+        let lease_until = format_time(time::OffsetDateTime::now_utc() + lease);
         let due = match pipeline
             .store
             .claim_due(&now(), &lease_until, free.min(BATCH))

@@ -85,6 +85,9 @@ struct Received<'a> {
     amqp_message_id: Option<String>,
     /// Attempts made before this run (parked submissions).
     prior_attempts: i64,
+    /// Attempts in this run: the destination's `max_attempts_in_place` for a
+    /// new message; one for a parked submission (the schedule spaces them).
+    max_attempts: Option<u32>,
 }
 
 /// How one run of the path ends.
@@ -113,6 +116,7 @@ impl Pipeline {
                 .filter(|m| uuid::Uuid::parse_str(m).is_ok())
                 .map(str::to_owned),
             prior_attempts: 0,
+            max_attempts: None,
         };
         let envelope = match self.decode(received.body) {
             Ok(e) => e,
@@ -215,6 +219,7 @@ impl Pipeline {
             at: parked.received_at.clone(),
             amqp_message_id: None,
             prior_attempts: parked.attempts,
+            max_attempts: Some(1),
         };
         let record = match self.decode(&body) {
             Err((ids, reason)) => self.dead_letter(
@@ -353,7 +358,9 @@ impl Pipeline {
             content_type: &rendered.content_type,
             body: rendered.body.clone(),
         };
-        let max_attempts = destination.deliverer.retry.max_attempts_in_place;
+        let max_attempts = received
+            .max_attempts
+            .unwrap_or(destination.deliverer.retry.max_attempts_in_place);
         let prior_u32 = u32::try_from(prior).unwrap_or(u32::MAX);
         let (outcome, made) = destination
             .deliverer

@@ -215,6 +215,9 @@ pub struct WorldOptions {
     /// More top-level sections (before the destinations), e.g. `[dead_letters]`.
     pub sections: String,
     pub prefetch: u16,
+    /// RUST_LOG of the Kurier processes (debug by default: the canary tests
+    /// search the most verbose log there is).
+    pub log: &'static str,
 }
 
 impl WorldOptions {
@@ -226,6 +229,7 @@ impl WorldOptions {
             retry: "circuit_open_secs = 2".into(),
             sections: String::new(),
             prefetch: 32,
+            log: "debug",
         }
     }
 }
@@ -242,6 +246,7 @@ pub struct World {
     pub config: Config,
     pub tag: String,
     pub backend: Backend,
+    log_level: &'static str,
     observer: lapin::Connection,
     receipt_events: lapin::Consumer,
 }
@@ -375,6 +380,7 @@ client_key_file = "{key}"
             config,
             tag,
             backend: options.backend,
+            log_level: options.log,
             observer,
             receipt_events,
         })
@@ -411,7 +417,7 @@ client_key_file = "{key}"
             .arg("run")
             .arg("--config")
             .arg(&self.config_path)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", self.log_level)
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
