@@ -51,6 +51,12 @@ pub struct Config {
     /// Unset: the schemas compiled into the binary.
     #[serde(default)]
     pub schemas_dir: Option<PathBuf>,
+    /// Directory with the adapters' XSDs (`<xsd_dir>/<adapter>.xsd`, e.g.
+    /// `xsozial-hzl.xsd`) that every rendered document is checked against
+    /// before it is sent. Unset: the XSDs of `schemas/xml/` compiled into
+    /// the binary.
+    #[serde(default)]
+    pub xsd_dir: Option<PathBuf>,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
     /// Seconds that in-flight submissions get to finish after SIGTERM.
@@ -474,6 +480,7 @@ impl Config {
         resolve(&mut self.vault.key_file);
         self.vault.previous_key_files.iter_mut().for_each(resolve);
         self.schemas_dir.as_mut().map(resolve);
+        self.xsd_dir.as_mut().map(resolve);
         // A relative SQLite file is relative to the configuration file too,
         // so that `kurier receipts list` finds the broker's database from
         // any working directory.

@@ -17,6 +17,8 @@
 //! - [`route`]: the envelope's destination → a configured destination.
 //! - [`render`]: the destination's adapter (crate `kurier-adapters`) writes
 //!   the authority's XML.
+//! - [`xsd`]: the rendered document must satisfy its adapter's XSD
+//!   (libxml2, on a thread of its own), or it is never sent.
 //! - [`deliver`]: HTTPS with mutual TLS ([`tls`]), classified into
 //!   delivered / transient / refused, retried with backoff.
 //! - [`store`], [`receipt`]: the receipt is committed (group commit), the
@@ -52,6 +54,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod validate;
 pub mod vault;
+pub mod xsd;
 
 use std::sync::Arc;
 
@@ -77,6 +80,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     store.migrate().await?;
     let recorder = store::Recorder::spawn(store.clone());
     let vault = vault::Vault::load(&config.vault)?;
+    let xsd = xsd::Validator::start(config.xsd_dir.as_deref())?;
     let pipeline = Arc::new(Pipeline {
         vault,
         policy: policy::Policy::new(config.policy.clone()),
@@ -84,6 +88,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         routes,
         store: store.clone(),
         recorder,
+        xsd,
         config,
     });
     tracing::info!(

@@ -153,6 +153,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 Some(dir) => kurier::validate::Schemas::load_dir(dir).map(|_| ())?,
                 None => kurier::validate::Schemas::builtin().map(|_| ())?,
             }
+            // Compiles every adapter's XSD (built in or from xsd_dir).
+            kurier::xsd::Validator::start(config.xsd_dir.as_deref())?;
             // Builds every destination's TLS client: reads and parses CA,
             // certificate and key, and checks that key and certificate match.
             kurier::route::Routes::build(&config)?;

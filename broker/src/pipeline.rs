@@ -43,6 +43,7 @@ pub struct Pipeline {
     pub store: Store,
     pub recorder: Recorder,
     pub vault: Vault,
+    pub xsd: crate::xsd::Validator,
 }
 
 /// What is known about a submission, however broken its envelope.
@@ -347,7 +348,15 @@ impl Pipeline {
             Ok(d) => d,
             Err(reason) => return fail(reason),
         };
-        let rendered = match render::render(&destination, envelope, &facts, &self.config.sender) {
+        let rendered = match render::render(
+            &destination,
+            envelope,
+            &facts,
+            &self.config.sender,
+            &self.xsd,
+        )
+        .await
+        {
             Ok(r) => r,
             Err(reason) => return fail(reason),
         };

@@ -5,14 +5,20 @@
 //! implemented yet, does not render the submission's service, or the
 //! destination does not accept the service; the detail names adapter and
 //! service only. Pure apart from the clock and a fresh message id.
+//!
+//! The rendered document is then checked against the adapter's XSD by the
+//! [`xsd`](crate::xsd) validator: a document it refuses fails with
+//! `output_schema_violation` (adapter, line, element and kind of problem,
+//! never a value) and is never sent.
 
-use kurier_adapters::{Attachment, Party, RenderContext, Submission};
+use kurier_adapters::{Adapter, Attachment, Party, RenderContext, Submission};
 
 use crate::config::SenderConfig;
 use crate::envelope::Envelope;
 use crate::policy::{AttachmentFacts, sha256_hex};
 use crate::reason::{Reason, ReasonCode, safe_name};
 use crate::route::Destination;
+use crate::xsd::{Refusal, Validator};
 
 /// A document ready to send.
 pub struct Rendered {
@@ -22,12 +28,45 @@ pub struct Rendered {
     pub sha256: String,
 }
 
-pub fn render(
+pub async fn render(
     destination: &Destination,
     envelope: &Envelope,
     facts: &[AttachmentFacts],
     sender: &SenderConfig,
+    xsd: &Validator,
 ) -> Result<Rendered, Reason> {
+    let (adapter, out) = write(destination, envelope, facts, sender)?;
+    let body = bytes::Bytes::from(out);
+    if let Err(refusal) = xsd.validate(adapter.name(), body.clone()).await {
+        // The refusal names lines, elements and kinds of problem only.
+        let detail = match refusal {
+            Refusal::Invalid { .. } => format!(
+                "adapter {} wrote a document that its XSD {} refuses: {refusal}",
+                adapter.name(),
+                adapter.xsd()
+            ),
+            Refusal::UnknownAdapter | Refusal::Unavailable(_) => format!(
+                "adapter {}: the document could not be checked against its XSD {} ({refusal}); it was not sent",
+                adapter.name(),
+                adapter.xsd()
+            ),
+        };
+        return Err(Reason::new(ReasonCode::OutputSchemaViolation, detail));
+    }
+    Ok(Rendered {
+        sha256: sha256_hex(&body),
+        body,
+        content_type: format!("application/xml; charset={}", adapter.encoding()),
+    })
+}
+
+/// The adapter's document, not yet checked.
+fn write(
+    destination: &Destination,
+    envelope: &Envelope,
+    facts: &[AttachmentFacts],
+    sender: &SenderConfig,
+) -> Result<(&'static dyn Adapter, Vec<u8>), Reason> {
     let service = envelope.service.as_str();
     let transform_failed = |detail: String| Reason::new(ReasonCode::TransformFailed, detail);
     if let Some(services) = &destination.services
@@ -104,9 +143,5 @@ pub fn render(
         .render(&submission, &context, &mut out)
         // RenderError's Display names adapter, service and pointers only.
         .map_err(|e| transform_failed(e.to_string()))?;
-    Ok(Rendered {
-        sha256: sha256_hex(&out),
-        body: bytes::Bytes::from(out),
-        content_type: format!("application/xml; charset={}", adapter.encoding()),
-    })
+    Ok((adapter, out))
 }

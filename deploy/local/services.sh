@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start a private RabbitMQ node and (optionally) a private PostgreSQL cluster on
-# loopback, installing the Debian packages first if they are missing.
+# loopback, installing the Debian packages first if they are missing (also the
+# ones the build needs for XSD validation: libxml2-dev, pkg-config, libclang-dev).
 # Idempotent: what is already running is left as it is.
 #
 #   deploy/local/services.sh [--postgres]
@@ -26,6 +27,13 @@ ensure_packages() {
   command -v /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null 2>&1 || [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
   command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # Building the `libxml` crate (XSD validation of rendered documents) needs
+  # libxml2's headers found through pkg-config, and libclang for bindgen.
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libxml-2.0; }; then
+    missing+=(libxml2-dev)
+  fi
+  ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
   if [[ $WANT_PG -eq 1 ]] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     missing+=(postgresql)
   fi

@@ -208,6 +208,10 @@ pub struct WorldOptions {
     pub backend: Backend,
     /// Extra TOML appended to the configuration (e.g. more destinations).
     pub extra_config: String,
+    /// TOML inserted at the top of the configuration, before `[amqp]`: the
+    /// place for top-level keys such as `xsd_dir` (`extra_config` lands in
+    /// the last `[[destinations]]` table).
+    pub top_config: String,
     /// `[policy]` section body.
     pub policy: String,
     /// More keys of the `[retry]` section.
@@ -225,6 +229,7 @@ impl WorldOptions {
         WorldOptions {
             backend,
             extra_config: String::new(),
+            top_config: String::new(),
             policy: String::new(),
             retry: "circuit_open_secs = 2".into(),
             sections: String::new(),
@@ -266,6 +271,7 @@ impl World {
         let config_text = format!(
             r#"
 shutdown_grace_secs = 5
+{top}
 
 [amqp]
 url = "{amqp}"
@@ -315,6 +321,7 @@ client_key_file = "{key}"
 "#,
             amqp = amqp_url(),
             prefetch = options.prefetch,
+            top = options.top_config,
             policy = options.policy,
             retry = options.retry,
             sections = options.sections,

@@ -1,0 +1,826 @@
+//! Output validation: every rendered document is checked against its
+//! adapter's XSD (`schemas/xml/<adapter.xsd()>`) before it may leave
+//! (DESIGN.md step 5). A document the XSD refuses becomes the dead letter
+//! `output_schema_violation` and is never sent.
+//!
+//! libxml2 is the validator. It is not thread-safe, so one dedicated OS
+//! thread (`kurier-xsd`) owns all of its state: at start it compiles the XSD
+//! of every registered adapter once, then serves validation requests that
+//! arrive over a bounded channel; the async side awaits a oneshot answer.
+//! XSDs come from the copies compiled into the binary or, when the
+//! configuration sets `xsd_dir`, from `<xsd_dir>/<adapter.xsd()>`.
+//!
+//! libxml2's messages quote the offending values ("The value '51063' is not
+//! accepted by the pattern …"), and those values come from the submission.
+//! They are therefore never passed on: each message is reduced to its line
+//! number, the element (and attribute) name and a fixed description of the
+//! kind of problem (see [`describe`]).
+//!
+//! Touches: the XSD files (read once at start) and libxml2's state, only on
+//! its own thread. Documents are parsed without network access and never
+//! logged; libxml2 prints nothing (see `silence_libxml2_on_this_thread`).
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+
+use bytes::Bytes;
+use libxml::error::StructuredError;
+use libxml::parser::{Parser, ParserOptions};
+use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many problems are reported for one document.
+pub const MAX_PROBLEMS: usize = 5;
+
+/// Validation requests waiting for the validator thread. The pipeline's
+/// concurrency is bounded by the AMQP prefetch; this bound only keeps a
+/// burst from queueing without limit.
+const QUEUE: usize = 256;
+
+/// The XSDs in `schemas/xml/`, by file name (what [`kurier_adapters::Adapter::xsd`] returns).
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "xsozial-hzl.xsd",
+        include_str!("../../schemas/xml/xsozial-hzl.xsd"),
+    ),
+    ("wbs-nrw.xsd", include_str!("../../schemas/xml/wbs-nrw.xsd")),
+    ("xfall.xsd", include_str!("../../schemas/xml/xfall.xsd")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum XsdError {
+    #[error("XSD {path} of adapter {adapter}: cannot read it: {source}")]
+    Read {
+        adapter: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "XSD {file} of adapter {adapter} is not compiled into this binary; set xsd_dir to a directory that holds it"
+    )]
+    NotBuiltin {
+        adapter: &'static str,
+        file: &'static str,
+    },
+    // The messages concern our own XSD files, never a submission.
+    #[error("XSD {source_name} of adapter {adapter} does not compile: {messages}")]
+    Compile {
+        adapter: &'static str,
+        source_name: String,
+        messages: String,
+    },
+    #[error("cannot start the XSD validator thread: {0}")]
+    Spawn(std::io::Error),
+    #[error("the XSD validator thread stopped while compiling the XSDs")]
+    Stopped,
+}
+
+/// Why a document was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The document does not satisfy its XSD (or is not well-formed XML).
+    /// `problems` holds at most [`MAX_PROBLEMS`] sanitised descriptions,
+    /// `total` counts all of them.
+    Invalid { problems: Vec<String>, total: usize },
+    /// No XSD is compiled for this adapter.
+    UnknownAdapter,
+    /// The validator could not check the document (its thread is gone or
+    /// failed on this document). The document must not be sent either.
+    Unavailable(&'static str),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Invalid { problems, total } => {
+                f.write_str(&problems.join("; "))?;
+                if *total > problems.len() {
+                    write!(f, "; and {} more", total - problems.len())?;
+                }
+                Ok(())
+            }
+            Refusal::UnknownAdapter => f.write_str("no XSD is compiled for this adapter"),
+            Refusal::Unavailable(why) => write!(f, "the XSD validator is not available ({why})"),
+        }
+    }
+}
+
+struct Job {
+    adapter: &'static str,
+    document: Bytes,
+    reply: oneshot::Sender<Result<(), Refusal>>,
+}
+
+/// Handle to the validator thread; cheap to clone. The thread ends when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub struct Validator {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Validator {
+    /// Start the validator thread and compile the XSD of every adapter in
+    /// [`kurier_adapters::REGISTRY`]; returns once all compiled, or with the
+    /// first one that did not.
+    pub fn start(xsd_dir: Option<&Path>) -> Result<Validator, XsdError> {
+        let mut sources = Vec::new();
+        for adapter in kurier_adapters::REGISTRY {
+            sources.push(source_of(*adapter, xsd_dir)?);
+        }
+        let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("kurier-xsd".into())
+            .spawn(move || {
+                silence_libxml2_on_this_thread();
+                let compiled = match compile_all(sources) {
+                    Ok(compiled) => {
+                        let _ = ready_tx.send(Ok(()));
+                        compiled
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                serve(compiled, queue);
+            })
+            .map_err(XsdError::Spawn)?;
+        ready_rx.recv().map_err(|_| XsdError::Stopped)??;
+        Ok(Validator { jobs })
+    }
+
+    /// Check `document` (in whatever encoding its XML declaration names)
+    /// against the XSD of `adapter`.
+    pub async fn validate(&self, adapter: &'static str, document: Bytes) -> Result<(), Refusal> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            adapter,
+            document,
+            reply,
+        };
+        if self.jobs.send(job).await.is_err() {
+            return Err(Refusal::Unavailable("its thread has stopped"));
+        }
+        answer
+            .await
+            .unwrap_or(Err(Refusal::Unavailable("it failed on this document")))
+    }
+}
+
+/// An XSD to compile: the adapter, where the text came from, the text.
+struct Source {
+    adapter: &'static str,
+    name: String,
+    text: Vec<u8>,
+}
+
+fn source_of(
+    adapter: &'static dyn kurier_adapters::Adapter,
+    xsd_dir: Option<&Path>,
+) -> Result<Source, XsdError> {
+    let file = adapter.xsd();
+    match xsd_dir {
+        Some(dir) => {
+            let path = dir.join(file);
+            let text = std::fs::read(&path).map_err(|source| XsdError::Read {
+                adapter: adapter.name(),
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok(Source {
+                adapter: adapter.name(),
+                name: path.display().to_string(),
+                text,
+            })
+        }
+        None => {
+            let (_, text) =
+                BUILTIN
+                    .iter()
+                    .find(|(name, _)| *name == file)
+                    .ok_or(XsdError::NotBuiltin {
+                        adapter: adapter.name(),
+                        file,
+                    })?;
+            Ok(Source {
+                adapter: adapter.name(),
+                name: format!("{file} (built in)"),
+                text: text.as_bytes().to_vec(),
+            })
+        }
+    }
+}
+
+/// libxml2 prints whatever no context collects to stderr, and stderr is
+/// Kurier's log stream: nothing may reach it raw from a document. Validation
+/// errors are collected by the validation context and parser errors by the
+/// parser; this catches the rest on the validator thread and drops it.
+fn silence_libxml2_on_this_thread() {
+    // Generic over the error pointer: libxml2 < 2.12 passes `*mut xmlError`,
+    // later versions `*const xmlError`; the binding's type picks the one.
+    unsafe extern "C" fn discard<E>(_context: *mut std::ffi::c_void, _error: E) {}
+    libxml::init_parser();
+    // SAFETY: sets the calling thread's structured error handler to a
+    // function that reads neither of its arguments; no context pointer.
+    unsafe { libxml::bindings::xmlSetStructuredErrorFunc(std::ptr::null_mut(), Some(discard)) }
+}
+
+/// Runs on the validator thread only.
+fn compile_all(
+    sources: Vec<Source>,
+) -> Result<HashMap<&'static str, SchemaValidationContext>, XsdError> {
+    let mut compiled = HashMap::new();
+    for source in sources {
+        let fail = |messages: String| XsdError::Compile {
+            adapter: source.adapter,
+            source_name: source.name.clone(),
+            messages,
+        };
+        // libxml2 refuses to create a parser context for an empty buffer
+        // (and the binding panics then).
+        if source.text.is_empty() {
+            return Err(fail("the file is empty".into()));
+        }
+        let mut parser = SchemaParserContext::from_buffer(&source.text);
+        let context = SchemaValidationContext::from_parser(&mut parser).map_err(|errors| {
+            // libxml2 reports a schema that is not even well-formed XML as
+            // "failed to parse the resource": parse it again for the reason.
+            if let Err(libxml::parser::XmlParseFailure::ParseFailed(diagnostics)) =
+                Parser::default().parse_string_with_diagnostics(
+                    &source.text,
+                    ParserOptions {
+                        recover: false,
+                        no_net: true,
+                        ..ParserOptions::default()
+                    },
+                )
+                && let Some(first) = diagnostics.first()
+            {
+                let text = first.message.as_deref().unwrap_or("unknown error").trim();
+                return fail(match first.line {
+                    Some(line) => format!("not well-formed XML: line {line}: {text}"),
+                    None => format!("not well-formed XML: {text}"),
+                });
+            }
+            let messages: Vec<String> = errors
+                .iter()
+                .take(MAX_PROBLEMS)
+                .map(|e| {
+                    let text = e.message.as_deref().unwrap_or("unknown error").trim();
+                    match e.line {
+                        Some(line) => format!("line {line}: {text}"),
+                        None => text.to_owned(),
+                    }
+                })
+                .collect();
+            fail(messages.join("; "))
+        })?;
+        compiled.insert(source.adapter, context);
+    }
+    Ok(compiled)
+}
+
+/// The validator thread's loop: one request after the other until every
+/// [`Validator`] handle is gone.
+fn serve(
+    mut compiled: HashMap<&'static str, SchemaValidationContext>,
+    mut queue: mpsc::Receiver<Job>,
+) {
+    while let Some(job) = queue.blocking_recv() {
+        let Some(context) = compiled.get_mut(job.adapter) else {
+            let _ = job.reply.send(Err(Refusal::UnknownAdapter));
+            continue;
+        };
+        // The binding panics only where libxml2 returns no context (out of
+        // memory); the thread must survive that. The reply is then dropped
+        // and the caller sees `Unavailable`.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| check(context, &job.document)));
+        if let Ok(outcome) = outcome {
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// Parse the bytes as a document (libxml2 honours the encoding of the XML
+/// declaration, e.g. ISO-8859-15) and validate it. libxml2 validates trees,
+/// so this builds one for the time of the check: its size follows the
+/// document's, which the policy's attachment limits bound.
+fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), Refusal> {
+    let options = ParserOptions {
+        // A broken document must fail, not be repaired into a valid one.
+        recover: false,
+        no_net: true,
+        // Diagnostics are collected, never printed.
+        no_error: true,
+        no_warning: true,
+        // Attachments are base64 text nodes that may exceed libxml2's
+        // default limit of 10 MB per text node. The document is our own
+        // output (no DTD, escaped by the writer), not untrusted XML.
+        huge: true,
+        ..ParserOptions::default()
+    };
+    let parsed = Parser::default().parse_string_with_diagnostics(document, options);
+    let doc = match parsed {
+        Ok((doc, _warnings)) => doc,
+        Err(libxml::parser::XmlParseFailure::ParseFailed(diagnostics)) => {
+            // The parser's messages may quote bytes of the document: keep
+            // only where.
+            let problem = match diagnostics.first().and_then(|d| d.line) {
+                Some(line) => format!("line {line}: the document is not well-formed XML"),
+                None => "the document is not well-formed XML".to_owned(),
+            };
+            return Err(Refusal::Invalid {
+                problems: vec![problem],
+                total: 1,
+            });
+        }
+        Err(libxml::parser::XmlParseFailure::DocumentTooLarge) => {
+            return Err(Refusal::Invalid {
+                problems: vec!["the document is larger than libxml2 can parse (2 GiB)".into()],
+                total: 1,
+            });
+        }
+        Err(_) => return Err(Refusal::Unavailable("libxml2 could not set up a parser")),
+    };
+    match context.validate_document(&doc) {
+        Ok(()) => Ok(()),
+        Err(errors) => Err(Refusal::Invalid {
+            total: errors.len(),
+            problems: errors
+                .iter()
+                .take(MAX_PROBLEMS)
+                .map(describe_error)
+                .collect(),
+        }),
+    }
+}
+
+fn describe_error(error: &StructuredError) -> String {
+    describe(
+        error.message.as_deref().unwrap_or(""),
+        error.line,
+        error.code,
+    )
+}
+
+/// A libxml2 validation message reduced to what is safe to show: line,
+/// element and attribute name, and a fixed description of the problem.
+/// Nothing quoted after the element and attribute names is kept, because
+/// that is where libxml2 puts the offending value.
+pub fn describe(message: &str, line: Option<i32>, code: i32) -> String {
+    let (element, attribute, rest) = subject(message);
+    let mut out = String::new();
+    if let Some(line) = line {
+        out.push_str(&format!("line {line}: "));
+    }
+    if let Some(element) = element {
+        out.push_str(&format!("element {element}"));
+        if let Some(attribute) = attribute {
+            out.push_str(&format!(", attribute {attribute}"));
+        }
+        out.push_str(": ");
+    }
+    match problem(rest) {
+        Some(problem) => out.push_str(problem),
+        None => out.push_str(&format!("not valid against the XSD (libxml2 error {code})")),
+    }
+    // "The attribute 'x' is required but missing": the name is the schema's.
+    if rest.contains("is required but missing")
+        && let Some(name) = quoted_after(rest, "The attribute '")
+    {
+        out.push_str(&format!(" ({name})"));
+    }
+    out
+}
+
+/// `Element '{ns}name'[, attribute 'name']: rest` → safe names and the rest.
+fn subject(message: &str) -> (Option<&str>, Option<&str>, &str) {
+    let Some(after) = message.strip_prefix("Element '") else {
+        return (None, None, message);
+    };
+    let Some((qname, rest)) = after.split_once('\'') else {
+        return (None, None, message);
+    };
+    let element = Some(safe_local_name(qname));
+    match rest.strip_prefix(", attribute '") {
+        Some(after) => match after.split_once('\'') {
+            Some((attribute, rest)) => (element, Some(safe_local_name(attribute)), rest),
+            None => (element, None, rest),
+        },
+        None => (element, None, rest),
+    }
+}
+
+fn quoted_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let (_, after) = text.split_once(prefix)?;
+    let (name, _) = after.split_once('\'')?;
+    Some(safe_local_name(name))
+}
+
+/// The local part of `{namespace}local` or `prefix:local`, if it looks like
+/// an XML name an adapter writes; anything else is withheld.
+fn safe_local_name(qname: &str) -> &str {
+    let local = qname.rsplit_once('}').map_or(qname, |(_, l)| l);
+    let local = local.rsplit_once(':').map_or(local, |(_, l)| l);
+    let mut chars = local.chars();
+    let looks_like_name = local.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if looks_like_name {
+        local
+    } else {
+        "(name withheld)"
+    }
+}
+
+/// The kind of problem, from libxml2's fixed phrases (xmlschemas.c). The
+/// order matters: facet messages also say "The value".
+fn problem(rest: &str) -> Option<&'static str> {
+    const FACETS: &[(&[&str], &str)] = &[
+        (
+            &["[facet 'pattern']"],
+            "value does not match the pattern of its type",
+        ),
+        (
+            &["[facet 'enumeration']"],
+            "value is not one of the allowed values",
+        ),
+        (
+            &[
+                "[facet 'length']",
+                "[facet 'minLength']",
+                "[facet 'maxLength']",
+            ],
+            "value is shorter or longer than allowed",
+        ),
+        (
+            &[
+                "[facet 'minInclusive']",
+                "[facet 'maxInclusive']",
+                "[facet 'minExclusive']",
+                "[facet 'maxExclusive']",
+            ],
+            "value is outside the allowed range",
+        ),
+        (
+            &["[facet 'totalDigits']", "[facet 'fractionDigits']"],
+            "value has more digits than allowed",
+        ),
+        (&["[facet '"], "value not allowed by a facet of its type"),
+    ];
+    const PHRASES: &[(&str, &str)] = &[
+        ("is not a valid value of", "value not allowed by its type"),
+        ("Missing child element", "missing child element"),
+        ("This element is not expected", "unexpected element"),
+        ("is required but missing", "required attribute missing"),
+        ("Character content", "text not allowed in this element"),
+        (
+            "Element content is not allowed",
+            "child elements not allowed here",
+        ),
+        (
+            "No matching global declaration",
+            "root element not declared by the XSD",
+        ),
+        ("key-sequence", "identity constraint violated"),
+        ("keyref", "identity constraint violated"),
+        ("nillable", "nil not allowed here"),
+        ("xsi:nil", "nil not allowed here"),
+        // Last: the phrases above may say "is not allowed" too.
+        ("is not allowed", "not allowed here"),
+    ];
+    for (markers, problem) in FACETS {
+        if markers.iter().any(|m| rest.contains(m)) {
+            return Some(problem);
+        }
+    }
+    PHRASES
+        .iter()
+        .find(|(marker, _)| rest.contains(marker))
+        .map(|(_, problem)| *problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CANARY: &str = "KANARIE-4711";
+
+    fn golden_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/tests/golden")
+    }
+
+    fn golden(adapter: &str, file: &str) -> Vec<u8> {
+        std::fs::read(golden_dir().join(adapter).join(file)).unwrap()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    /// Replace the first occurrence of `from` in `bytes`.
+    fn replace_first(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("the golden file holds the value to replace");
+        [&bytes[..at], to, &bytes[at + from.len()..]].concat()
+    }
+
+    #[test]
+    fn every_golden_file_satisfies_its_adapters_xsd() {
+        let validator = Validator::start(None).unwrap();
+        let rt = runtime();
+        let mut checked = 0;
+        for adapter in kurier_adapters::REGISTRY {
+            let dir = golden_dir().join(adapter.name());
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+                .collect();
+            files.sort();
+            assert!(!files.is_empty(), "no golden files in {}", dir.display());
+            for path in files {
+                let document = Bytes::from(std::fs::read(&path).unwrap());
+                let outcome = rt.block_on(validator.validate(adapter.name(), document));
+                assert_eq!(outcome, Ok(()), "{}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 14, "only {checked} golden files");
+    }
+
+    #[test]
+    fn an_iso_8859_15_document_is_read_in_its_declared_encoding() {
+        let document = golden("wbs-nrw", "wbs-turkish-polish.xml");
+        assert!(document.starts_with(b"<?xml version=\"1.0\" encoding=\"ISO-8859-15\"?>"));
+        assert!(
+            std::str::from_utf8(&document).is_err(),
+            "the golden file holds bytes that are not UTF-8"
+        );
+        let validator = Validator::start(None).unwrap();
+        let rt = runtime();
+        assert_eq!(
+            rt.block_on(validator.validate("wbs-nrw", Bytes::from(document))),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_broken_value_names_the_element_but_not_the_value() {
+        let validator = Validator::start(None).unwrap();
+        let rt = runtime();
+        let document = replace_first(
+            &golden("xsozial-hzl", "hzl-minimal.xml"),
+            b"<xsb:postleitzahl>51063</xsb:postleitzahl>",
+            format!("<xsb:postleitzahl>{CANARY}</xsb:postleitzahl>").as_bytes(),
+        );
+        let refusal = rt
+            .block_on(validator.validate("xsozial-hzl", Bytes::from(document)))
+            .unwrap_err();
+        let text = refusal.to_string();
+        assert!(matches!(refusal, Refusal::Invalid { .. }), "{refusal:?}");
+        assert!(text.contains("element postleitzahl"), "{text}");
+        assert!(text.contains("pattern"), "{text}");
+        assert!(text.contains("line 75"), "{text}");
+        assert!(!text.contains(CANARY), "{text}");
+        assert!(!text.contains("KANARIE"), "{text}");
+    }
+
+    #[test]
+    fn broken_values_in_every_format_never_reach_the_message() {
+        let validator = Validator::start(None).unwrap();
+        let rt = runtime();
+        let cases: &[(&str, &str, &str, &str)] = &[
+            // An ISO-8859-15 document with a non-ASCII canary.
+            (
+                "wbs-nrw",
+                "wbs-full.xml",
+                "<postleitzahl>44137</postleitzahl>",
+                "<postleitzahl>KANARIE-4711</postleitzahl>",
+            ),
+            // An unexpected element whose content is the canary.
+            (
+                "xfall",
+                "hzl-full.xml",
+                "<nachricht>",
+                "<geheim>KANARIE-4711</geheim><nachricht>",
+            ),
+            // An attribute value.
+            (
+                "xfall",
+                "xfall-json-types.xml",
+                "typ=\"number\"",
+                "typ=\"KANARIE-4711\"",
+            ),
+        ];
+        for (adapter, file, from, to) in cases {
+            let document = replace_first(&golden(adapter, file), from.as_bytes(), to.as_bytes());
+            let refusal = rt
+                .block_on(validator.validate(adapter, Bytes::from(document)))
+                .unwrap_err();
+            let text = refusal.to_string();
+            assert!(matches!(refusal, Refusal::Invalid { .. }), "{refusal:?}");
+            assert!(text.contains("element "), "{adapter}/{file}: {text}");
+            assert!(!text.contains("KANARIE"), "{adapter}/{file}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_document_that_is_not_well_formed_is_refused_without_its_content() {
+        let validator = Validator::start(None).unwrap();
+        let rt = runtime();
+        let document = Bytes::from(format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<fall>{CANARY}</falsch>"
+        ));
+        let refusal = rt
+            .block_on(validator.validate("xfall", document))
+            .unwrap_err();
+        let text = refusal.to_string();
+        assert!(text.contains("not well-formed"), "{text}");
+        assert!(!text.contains("KANARIE"), "{text}");
+        assert!(!text.contains("fall"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_adapter_is_refused() {
+        let validator = Validator::start(None).unwrap();
+        let rt = runtime();
+        assert_eq!(
+            rt.block_on(validator.validate("xsozial-kita", Bytes::from_static(b"<a/>"))),
+            Err(Refusal::UnknownAdapter)
+        );
+    }
+
+    #[test]
+    fn at_most_five_problems_are_named_and_the_rest_counted() {
+        let validator = Validator::start(None).unwrap();
+        let rt = runtime();
+        // Eleven family names with a value that is not allowed there.
+        let text = String::from_utf8(golden("xsozial-hzl", "hzl-max-household.xml"))
+            .unwrap()
+            .replace("<xsb:familienname>", "<xsb:familienname>KANARIE-4711");
+        let refusal = rt
+            .block_on(validator.validate("xsozial-hzl", Bytes::from(text)))
+            .unwrap_err();
+        let Refusal::Invalid { problems, total } = &refusal else {
+            panic!("{refusal:?}");
+        };
+        assert_eq!(problems.len(), MAX_PROBLEMS);
+        assert!(*total > MAX_PROBLEMS, "{total}");
+        assert!(
+            refusal
+                .to_string()
+                .ends_with(&format!("and {} more", total - MAX_PROBLEMS))
+        );
+    }
+
+    #[test]
+    fn a_broken_xsd_dir_is_reported_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Validator::start(Some(dir.path()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("cannot read"), "{err}");
+        for (file, text) in BUILTIN {
+            std::fs::write(dir.path().join(file), text).unwrap();
+        }
+        Validator::start(Some(dir.path())).unwrap();
+        std::fs::write(dir.path().join("xfall.xsd"), "<xs:schema").unwrap();
+        let err = Validator::start(Some(dir.path()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("does not compile"), "{err}");
+        assert!(err.contains("xfall"), "{err}");
+        assert!(err.contains("not well-formed XML: line 1"), "{err}");
+        std::fs::write(
+            dir.path().join("xfall.xsd"),
+            "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">\n<xs:element name=\"a\" type=\"xs:nonsense\"/>\n</xs:schema>",
+        )
+        .unwrap();
+        let err = Validator::start(Some(dir.path()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("does not compile: line 2"), "{err}");
+        assert!(err.contains("nonsense"), "{err}");
+        std::fs::write(dir.path().join("xfall.xsd"), "").unwrap();
+        let err = Validator::start(Some(dir.path()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn every_adapter_has_a_builtin_xsd_identical_to_schemas_xml() {
+        let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/xml");
+        for adapter in kurier_adapters::REGISTRY {
+            let (_, text) = BUILTIN
+                .iter()
+                .find(|(f, _)| *f == adapter.xsd())
+                .unwrap_or_else(|| panic!("no built-in XSD for {}", adapter.name()));
+            assert_eq!(
+                *text,
+                std::fs::read_to_string(schemas.join(adapter.xsd())).unwrap()
+            );
+        }
+    }
+
+    /// Real libxml2 2.9–2.14 messages (as `xmllint --schema` prints them),
+    /// each with the canary where libxml2 quotes the document's value.
+    #[test]
+    fn the_sanitiser_keeps_names_and_drops_every_quoted_value() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "Element '{urn:t}plz': [facet 'pattern'] The value 'KANARIE-4711' is not accepted by the pattern '[0-9]{5}'.\n",
+                "line 3: element plz: value does not match the pattern of its type",
+            ),
+            (
+                "Element '{urn:t}code': [facet 'enumeration'] The value 'KANARIE-4711' is not an element of the set {'a', 'b'}.\n",
+                "line 3: element code: value is not one of the allowed values",
+            ),
+            (
+                "Element '{urn:t}datum': 'KANARIE-4711' is not a valid value of the atomic type 'xs:date'.\n",
+                "line 3: element datum: value not allowed by its type",
+            ),
+            (
+                "Element '{urn:t}kurz': [facet 'maxLength'] The value has a length of '12'; this exceeds the allowed maximum length of '3'.\n",
+                "line 3: element kurz: value is shorter or longer than allowed",
+            ),
+            (
+                "Element '{urn:t}zahl': [facet 'maxInclusive'] The value 'KANARIE-4711' is greater than the maximum value allowed ('10').\n",
+                "line 3: element zahl: value is outside the allowed range",
+            ),
+            (
+                "Element '{urn:t}leer': Character content is not allowed, because the content type is empty.\n",
+                "line 3: element leer: text not allowed in this element",
+            ),
+            (
+                "Element '{urn:t}kind', attribute 'typ': 'KANARIE-4711' is not a valid value of the atomic type 'xs:boolean'.\n",
+                "line 3: element kind, attribute typ: value not allowed by its type",
+            ),
+            (
+                "Element '{urn:t}kind', attribute 'extra': The attribute 'extra' is not allowed.\n",
+                "line 3: element kind, attribute extra: not allowed here",
+            ),
+            (
+                "Element '{urn:t}b': This element is not expected. Expected is ( {urn:t}a ).\n",
+                "line 3: element b: unexpected element",
+            ),
+            (
+                "Element '{urn:t}root': Missing child element(s). Expected is ( {urn:t}code ).\n",
+                "line 3: element root: missing child element",
+            ),
+            (
+                "Element '{urn:t}kind': The attribute 'typ' is required but missing.\n",
+                "line 3: element kind: required attribute missing (typ)",
+            ),
+            (
+                "Element '{urn:t}kind': Character content other than whitespace is not allowed because the content type is 'element-only'.\n",
+                "line 3: element kind: text not allowed in this element",
+            ),
+            (
+                "Element '{urn:t}eintrag': Duplicate key-sequence ['KANARIE-4711'] in unique identity-constraint '{urn:t}u'.\n",
+                "line 3: element eintrag: identity constraint violated",
+            ),
+            (
+                "Element '{urn:t}other': No matching global declaration available for the validation root.\n",
+                "line 3: element other: root element not declared by the XSD",
+            ),
+            // Unknown phrasing: only the code.
+            (
+                "Element '{urn:t}x': Something new about 'KANARIE-4711'.\n",
+                "line 3: element x: not valid against the XSD (libxml2 error 1879)",
+            ),
+            // Not an element message at all.
+            (
+                "'KANARIE-4711' is odd.\n",
+                "line 3: not valid against the XSD (libxml2 error 1879)",
+            ),
+            // A name that does not look like one.
+            (
+                "Element '{urn:t}KANARIE 4711': This element is not expected.\n",
+                "line 3: element (name withheld): unexpected element",
+            ),
+        ];
+        for (message, expected) in cases {
+            let described = describe(message, Some(3), 1879);
+            assert_eq!(&described, expected, "{message}");
+            assert!(!described.contains("KANARIE"), "{described}");
+        }
+        assert_eq!(
+            describe("Element 'wert': This element is not expected.", None, 1871),
+            "element wert: unexpected element"
+        );
+    }
+}
