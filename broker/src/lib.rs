@@ -38,6 +38,7 @@ pub mod config;
 pub mod deliver;
 pub mod envelope;
 pub mod intake;
+pub mod ops;
 pub mod park;
 pub mod pipeline;
 pub mod policy;

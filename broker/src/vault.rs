@@ -194,12 +194,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let vault = vault_in(dir.path());
         let sealed = vault.seal("id-1", b"Anna Mueller, 1961-03-14").unwrap();
-        assert!(
-            !sealed
-                .sealed_payload
-                .windows(5)
-                .any(|w| w == &b"Muell"[..])
-        );
+        assert!(!sealed.sealed_payload.windows(5).any(|w| w == &b"Muell"[..]));
         assert_eq!(
             vault.open("id-1", &sealed).unwrap(),
             b"Anna Mueller, 1961-03-14"
