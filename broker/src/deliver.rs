@@ -278,6 +278,7 @@ impl Deliverer {
                 Err(_) => Outcome::Transient(Cause::Transport),
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
+            crate::metrics::delivery(&self.destination, started.elapsed());
             let Outcome::Transient(cause) = outcome else {
                 // The authority answered: it is up, whatever it said.
                 self.circuit.success();

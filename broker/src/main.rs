@@ -273,6 +273,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             // Builds every destination's TLS client: reads and parses CA,
             // certificate and key, and checks that key and certificate match.
             kurier::route::Routes::build(&config)?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let (expiring, expired) = kurier::certs::check_expiry(&config, now);
+            if !expired.is_empty() {
+                anyhow::bail!("{}", expired.join("\n"));
+            }
+            let warnings: Vec<String> = warnings.into_iter().chain(expiring).collect();
             for w in &warnings {
                 println!("warning: {w}");
             }

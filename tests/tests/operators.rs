@@ -10,6 +10,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 on_both_backends!(
     a_dead_letter_is_replayed_after_the_route_is_fixed_and_every_action_is_audited,
+    the_admin_api_needs_a_token_and_serves_what_the_cli_does,
 );
 
 /// A canary that must never show where no payload may be.
@@ -314,7 +315,6 @@ fn audit_trail(world: &World) -> Vec<serde_json::Value> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[allow(dead_code)] // TEMP: enabled with the admin API
 async fn the_admin_api_needs_a_token_and_serves_what_the_cli_does(backend: Backend) {
     let mut world = World::start(WorldOptions::new(backend)).await.unwrap();
     world.start_kurier().unwrap();

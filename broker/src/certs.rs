@@ -1,0 +1,64 @@
+//! Certificate dates: when the certificates in a PEM file expire, for
+//! `kurier check-config` (warn within 30 days, fail when expired) and the
+//! `kurier_certificate_expiry_seconds` gauge. Reads certificate files only.
+
+use std::path::Path;
+
+use crate::config::Config;
+
+/// Warn this long before a certificate expires.
+pub const WARN_BEFORE_SECS: i64 = 30 * 86_400;
+
+/// The earliest `notAfter` (Unix seconds) of the certificates in a PEM file.
+pub fn earliest_expiry(path: &Path) -> Result<i64, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut earliest: Option<i64> = None;
+    for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
+        let pem = pem.map_err(|e| format!("{}: not PEM: {e}", path.display()))?;
+        if pem.label != "CERTIFICATE" {
+            continue;
+        }
+        let cert = pem
+            .parse_x509()
+            .map_err(|e| format!("{}: not an X.509 certificate: {e}", path.display()))?;
+        let not_after = cert.validity().not_after.timestamp();
+        earliest = Some(earliest.map_or(not_after, |e| e.min(not_after)));
+    }
+    earliest.ok_or_else(|| format!("{}: contains no certificate", path.display()))
+}
+
+/// Expiry of every destination's client certificate and CA: warnings for
+/// those expiring within 30 days, errors for expired or unreadable ones.
+pub fn check_expiry(config: &Config, now_unix: i64) -> (Vec<String>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    for d in &config.destinations {
+        for (key, file) in [
+            ("client_cert_file", &d.client_cert_file),
+            ("ca_file", &d.ca_file),
+        ] {
+            let Some(path) = file else { continue };
+            let at = format!("destination {:?}: {key} {}", d.id, path.display());
+            match earliest_expiry(path) {
+                Err(e) => errors.push(format!("destination {:?}: {e}", d.id)),
+                Ok(not_after) if not_after <= now_unix => errors.push(format!(
+                    "{at} expired on {}; install a renewed certificate (Kurier reloads it without a restart)",
+                    date(not_after)
+                )),
+                Ok(not_after) if not_after - now_unix < WARN_BEFORE_SECS => warnings.push(format!(
+                    "{at} expires on {} (in {} days); renew it soon",
+                    date(not_after),
+                    (not_after - now_unix) / 86_400
+                )),
+                Ok(_) => {}
+            }
+        }
+    }
+    (warnings, errors)
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(crate::receipt::format_time)
+        .unwrap_or_else(|_| unix.to_string())
+}
