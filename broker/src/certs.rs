@@ -1,6 +1,8 @@
-//! Certificate dates: when the certificates in a PEM file expire, for
-//! `kurier check-config` (warn within 30 days, fail when expired) and the
-//! `kurier_certificate_expiry_seconds` gauge. Reads certificate files only.
+//! Certificates over time: when those in a PEM file expire, for `kurier
+//! check-config` (warn within 30 days, fail when expired) and the
+//! `kurier_certificate_expiry_seconds` gauge; and [`watch`], which reloads a
+//! destination's TLS material on SIGHUP or when its files change. Reads
+//! certificate and key files only.
 
 use std::path::Path;
 
@@ -61,4 +63,71 @@ fn date(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .map(crate::receipt::format_time)
         .unwrap_or_else(|_| unix.to_string())
+}
+
+/// What identifies a version of a file: modification time and length.
+type Fingerprint = Vec<Option<(std::time::SystemTime, u64)>>;
+
+fn fingerprint(d: &crate::config::DestinationConfig) -> Fingerprint {
+    [&d.ca_file, &d.client_cert_file, &d.client_key_file]
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f.as_ref()?).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
+}
+
+/// Reload a destination's certificates when its files change (checked every
+/// few seconds) and all of them on SIGHUP, without a restart: new requests
+/// use the new material, requests in flight finish on the old connection.
+/// A file that does not load (half written, key not matching) is logged and
+/// the previous material stays in use until the next change.
+pub async fn watch(
+    pipeline: std::sync::Arc<crate::pipeline::Pipeline>,
+    shutdown: crate::shutdown::Shutdown,
+) {
+    let destinations = &pipeline.config.destinations;
+    let mut seen: Vec<Fingerprint> = destinations.iter().map(fingerprint).collect();
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let signalled = async {
+            match hangup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = std::future::pending::<()>();
+        let all = tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => false,
+            _ = signalled => {
+                tracing::info!("SIGHUP: reloading every destination's certificates");
+                true
+            }
+            _ = shutdown.cancelled() => return,
+        };
+        for (d, previous) in destinations.iter().zip(seen.iter_mut()) {
+            let now = fingerprint(d);
+            if !all && now == *previous {
+                continue;
+            }
+            *previous = now;
+            let Ok(route) = pipeline.routes.route(&d.id) else {
+                continue;
+            };
+            match route.deliverer.reload(d) {
+                Ok(()) => tracing::info!(destination = %d.id, "certificates reloaded"),
+                Err(e) => tracing::error!(
+                    destination = %d.id,
+                    error = %e,
+                    "certificates not reloaded; the previous ones stay in use until the files are fixed"
+                ),
+            }
+        }
+    }
 }

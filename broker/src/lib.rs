@@ -105,10 +105,11 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let admin = admin::start(Arc::clone(&pipeline), handle.clone(), shutdown.clone()).await?;
     let gauges =
         handle.map(|h| tokio::spawn(metrics::run(Arc::clone(&pipeline), h, shutdown.clone())));
+    let reloader = tokio::spawn(certs::watch(Arc::clone(&pipeline), shutdown.clone()));
     let scheduler = tokio::spawn(park::run(Arc::clone(&pipeline), shutdown.clone()));
     intake::run(Arc::clone(&pipeline), shutdown).await;
     let _ = scheduler.await;
-    for task in admin.into_iter().chain(gauges) {
+    for task in admin.into_iter().chain(gauges).chain([reloader]) {
         let _ = task.await;
     }
     store.close().await;
