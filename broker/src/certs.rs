@@ -131,3 +131,52 @@ pub async fn watch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn cert_expiring(dir: &Path, name: &str, not_after: time::OffsetDateTime) -> PathBuf {
+        let mut params = rcgen::CertificateParams::new(vec!["kurier".into()]).unwrap();
+        params.not_before = not_after - time::Duration::days(400);
+        params.not_after = not_after;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, params.self_signed(&key).unwrap().pem()).unwrap();
+        path
+    }
+
+    fn config_with(client: &Path, ca: &Path) -> Config {
+        let text = format!(
+            "[amqp]\nurl = \"amqp://x\"\n[[destinations]]\nid = \"amt\"\nadapter = \"xsozial-hzl\"\n\
+             endpoint = \"https://amt.example/\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\n\
+             client_key_file = \"k\"\n",
+            ca.display(),
+            client.display()
+        );
+        Config::parse(&text, Path::new("k.toml")).unwrap()
+    }
+
+    #[test]
+    fn expired_certificates_fail_and_expiring_ones_warn() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let fine = cert_expiring(dir.path(), "fine.pem", now + time::Duration::days(300));
+        let soon = cert_expiring(dir.path(), "soon.pem", now + time::Duration::days(10));
+        let gone = cert_expiring(dir.path(), "gone.pem", now - time::Duration::days(1));
+        let unix = now.unix_timestamp();
+
+        let (warnings, errors) = check_expiry(&config_with(&fine, &fine), unix);
+        assert!(warnings.is_empty() && errors.is_empty());
+
+        let (warnings, errors) = check_expiry(&config_with(&soon, &fine), unix);
+        assert!(errors.is_empty());
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("client_cert_file") && warnings[0].contains("renew"));
+
+        let (_, errors) = check_expiry(&config_with(&fine, &gone), unix);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("ca_file") && errors[0].contains("expired"));
+    }
+}
