@@ -149,7 +149,9 @@ pub struct Request<'a> {
 pub struct Deliverer {
     destination: String,
     endpoint: reqwest::Url,
-    client: reqwest::Client,
+    /// Swapped whole when certificates are reloaded ([`Deliverer::reload`]):
+    /// requests in flight keep the client (and connections) they started on.
+    client: arc_swap::ArcSwap<reqwest::Client>,
     pub retry: RetryConfig,
     pub circuit: Circuit,
     in_flight: tokio::sync::Semaphore,
@@ -159,46 +161,11 @@ impl Deliverer {
     pub fn new(config: &DestinationConfig, retry: RetryConfig) -> Result<Deliverer, TlsError> {
         let endpoint = reqwest::Url::parse(&config.endpoint)
             .map_err(|e| TlsError::Setup(format!("endpoint {}: {e}", config.endpoint)))?;
-        let builder = reqwest::Client::builder()
-            .timeout(retry.request_timeout())
-            .connect_timeout(retry.connect_timeout())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none());
-        let builder = match endpoint.scheme() {
-            "https" => {
-                let (Some(ca), Some(cert), Some(key)) = (
-                    config.ca_file.as_deref(),
-                    config.client_cert_file.as_deref(),
-                    config.client_key_file.as_deref(),
-                ) else {
-                    return Err(TlsError::Setup(format!(
-                        "destination {}: https needs ca_file, client_cert_file and client_key_file",
-                        config.id
-                    )));
-                };
-                builder
-                    .tls_backend_preconfigured(tls::client_config(ca, cert, key)?)
-                    .https_only(true)
-            }
-            "http" if config.allow_insecure_http => {
-                tracing::warn!(destination = %config.id, "plaintext HTTP delivery enabled (development only)");
-                builder
-            }
-            other => {
-                return Err(TlsError::Setup(format!(
-                    "destination {}: scheme {other} is not allowed",
-                    config.id
-                )));
-            }
-        };
-        let client = builder
-            .build()
-            .map_err(|e| TlsError::Setup(format!("destination {}: {e}", config.id)))?;
+        let client = build_client(config, &endpoint, &retry)?;
         Ok(Deliverer {
             destination: config.id.clone(),
             endpoint,
-            client,
+            client: arc_swap::ArcSwap::from_pointee(client),
             circuit: Circuit::new(
                 retry.circuit_failure_threshold,
                 Duration::from_secs(retry.circuit_open_secs),
@@ -208,6 +175,60 @@ impl Deliverer {
         })
     }
 
+    /// Read the destination's CA, certificate and key again and use them for
+    /// new requests. On error the previous client stays in use.
+    pub fn reload(&self, config: &DestinationConfig) -> Result<(), TlsError> {
+        let client = build_client(config, &self.endpoint, &self.retry)?;
+        self.client.store(std::sync::Arc::new(client));
+        Ok(())
+    }
+}
+
+/// The pooled HTTP client of a destination, with its TLS material.
+fn build_client(
+    config: &DestinationConfig,
+    endpoint: &reqwest::Url,
+    retry: &RetryConfig,
+) -> Result<reqwest::Client, TlsError> {
+    let builder = reqwest::Client::builder()
+        .timeout(retry.request_timeout())
+        .connect_timeout(retry.connect_timeout())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
+    let builder = match endpoint.scheme() {
+        "https" => {
+            let (Some(ca), Some(cert), Some(key)) = (
+                config.ca_file.as_deref(),
+                config.client_cert_file.as_deref(),
+                config.client_key_file.as_deref(),
+            ) else {
+                return Err(TlsError::Setup(format!(
+                    "destination {}: https needs ca_file, client_cert_file and client_key_file",
+                    config.id
+                )));
+            };
+            builder
+                .tls_backend_preconfigured(tls::client_config(ca, cert, key)?)
+                .https_only(true)
+        }
+        "http" if config.allow_insecure_http => {
+            tracing::warn!(destination = %config.id, "plaintext HTTP delivery enabled (development only)");
+            builder
+        }
+        other => {
+            return Err(TlsError::Setup(format!(
+                "destination {}: scheme {other} is not allowed",
+                config.id
+            )));
+        }
+    };
+    builder
+        .build()
+        .map_err(|e| TlsError::Setup(format!("destination {}: {e}", config.id)))
+}
+
+impl Deliverer {
     /// One attempt (1-based `attempt`).
     pub async fn attempt(&self, request: &Request<'_>, attempt: u32) -> Outcome {
         let mut headers = HeaderMap::new();
@@ -231,6 +252,7 @@ impl Deliverer {
         headers.insert("kurier-attempt", HeaderValue::from(attempt));
         let sent = self
             .client
+            .load()
             .post(self.endpoint.clone())
             .headers(headers)
             .body(request.body.clone())
@@ -284,6 +306,7 @@ impl Deliverer {
                 Err(_) => Outcome::Transient(Cause::Transport),
             };
             let elapsed_ms = started.elapsed().as_millis() as u64;
+            crate::metrics::delivery(&self.destination, started.elapsed());
             let Outcome::Transient(cause) = outcome else {
                 // The authority answered: it is up, whatever it said.
                 self.circuit.success();

@@ -12,6 +12,7 @@
 //! `kurier submit`. Touches RabbitMQ only.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -43,6 +44,22 @@ pub enum IntakeError {
         exchange: String,
         routing_key: String,
     },
+}
+
+/// Whether the consumer is connected and consuming (for `/readyz`).
+static CONSUMING: AtomicBool = AtomicBool::new(false);
+
+pub fn connected() -> bool {
+    CONSUMING.load(Ordering::Relaxed)
+}
+
+/// Clears [`CONSUMING`] however a session ends.
+struct ConsumingGuard;
+
+impl Drop for ConsumingGuard {
+    fn drop(&mut self) {
+        CONSUMING.store(false, Ordering::Relaxed);
+    }
 }
 
 pub async fn connect(amqp: &AmqpConfig, name: &str) -> Result<Connection, IntakeError> {
@@ -209,6 +226,8 @@ async fn session(
         )
         .await?;
     tracing::info!(queue = %amqp.queue, prefetch = amqp.prefetch, "consuming");
+    CONSUMING.store(true, Ordering::Relaxed);
+    let _consuming = ConsumingGuard;
     *backoff = new_backoff(amqp);
     loop {
         tokio::select! {
@@ -230,7 +249,9 @@ async fn session(
                     let publisher = publisher.clone();
                     let shutdown = shutdown.clone();
                     tracker.spawn(async move {
+                        crate::metrics::in_flight(1.0);
                         pipeline.process(delivery, &publisher, &shutdown).await;
+                        crate::metrics::in_flight(-1.0);
                     });
                 }
                 Some(Err(e)) => return Err(e.into()),

@@ -31,15 +31,25 @@
 //!   them until delivered or expired (`delivery_expired`). Erasure is the
 //!   deletion of the row with its data key.
 //!
+//! Operators work through [`ops`] (one implementation for the CLI and the
+//! [`admin`] HTTP API with its [`console`]): dead letters listed, replayed
+//! and purged, parked backlog, receipts, the audit trail; [`metrics`] for
+//! Prometheus.
+//!
 //! Bad input of any kind ends as a dead letter with a [`reason`] code, never
 //! a panic or a retry loop. No log line, receipt or reason carries a value
 //! from a submission.
 
+pub mod admin;
+pub mod certs;
 pub mod circuit;
 pub mod config;
+pub mod console;
 pub mod deliver;
 pub mod envelope;
 pub mod intake;
+pub mod metrics;
+pub mod ops;
 pub mod park;
 pub mod pipeline;
 pub mod policy;
@@ -95,9 +105,18 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         destinations = pipeline.config.destinations.len(),
         "kurier started"
     );
+    // Operators: metrics, the admin endpoint (health, /api, console).
+    let handle = metrics::install();
+    let admin = admin::start(Arc::clone(&pipeline), handle.clone(), shutdown.clone()).await?;
+    let gauges =
+        handle.map(|h| tokio::spawn(metrics::run(Arc::clone(&pipeline), h, shutdown.clone())));
+    let reloader = tokio::spawn(certs::watch(Arc::clone(&pipeline), shutdown.clone()));
     let scheduler = tokio::spawn(park::run(Arc::clone(&pipeline), shutdown.clone()));
     intake::run(Arc::clone(&pipeline), shutdown).await;
     let _ = scheduler.await;
+    for task in admin.into_iter().chain(gauges).chain([reloader]) {
+        let _ = task.await;
+    }
     store.close().await;
     tracing::info!("kurier stopped");
     Ok(())

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use kurier::config::Config;
-use kurier::receipt;
+use kurier::ops::{Actor, DeadLetterFilter, DeadLetterInfo, Ops};
 use kurier::shutdown::Shutdown;
 use kurier::store::Store;
 use kurier::telemetry::{self, LogFormat};
@@ -61,10 +61,30 @@ enum Command {
         #[command(subcommand)]
         command: ReceiptsCommand,
     },
-    /// Dead letters: submissions that were not delivered, with their reasons.
+    /// Dead letters: submissions that were not delivered, with their reasons;
+    /// list, show, replay after fixing the cause, purge.
     DeadLetters {
         #[command(subcommand)]
         command: DeadLettersCommand,
+    },
+    /// Parked submissions: transient failures waiting for their next attempt.
+    Parked {
+        #[command(subcommand)]
+        command: ParkedCommand,
+    },
+    /// Parked and dead letters per destination, as the database knows them
+    /// (circuit states: the admin API's /api/status of the running broker).
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit trail of operator actions.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
 }
 
@@ -83,7 +103,7 @@ enum ReceiptsCommand {
     List {
         #[command(flatten)]
         config: ConfigArg,
-        /// Only receipts completed at or after this RFC 3339 time, e.g. 2026-11-23T00:00:00Z.
+        /// Only receipts completed since this RFC 3339 time (2026-11-23T00:00:00Z) or this long ago (24h, 7d).
         #[arg(long)]
         since: Option<String>,
         /// At most this many.
@@ -97,16 +117,113 @@ enum ReceiptsCommand {
 
 #[derive(Subcommand)]
 enum DeadLettersCommand {
-    /// List dead letters, newest first.
+    /// List dead letters, newest first (metadata and reason, never a payload).
     List {
         #[command(flatten)]
         config: ConfigArg,
-        /// Only this reason code, e.g. schema_violation.
+        /// Only this reason code, e.g. schema_violation or unknown_destination.
         #[arg(long)]
         reason: Option<String>,
-        /// Only this destination.
+        /// Only this destination id.
         #[arg(long)]
         destination: Option<String>,
+        /// Only dead letters since this RFC 3339 time or this long ago (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one dead letter: metadata and reason; with --payload also the
+    /// decrypted envelope (needs --reason, recorded in the audit trail).
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The submission id (UUID) or the dead-letter number from `list`.
+        id: String,
+        /// Also decrypt and print the payload (personal data!).
+        #[arg(long, requires = "reason")]
+        payload: bool,
+        /// Why you need to see the payload; recorded with your user name.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters through the whole pipeline again with the current
+    /// configuration, under their own submission ids (same Idempotency-Key).
+    /// Fix the cause first (route, certificate, authority). A submission
+    /// whose receipt says delivered is never sent again.
+    #[command(group = clap::ArgGroup::new("which").required(true).args(["ids", "all"]))]
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Submission ids (UUID) or dead-letter numbers.
+        ids: Vec<String>,
+        /// Every dead letter that keeps its payload (narrow with --reason, --destination, --since).
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// With --all: only this reason code.
+        #[arg(long, requires = "all")]
+        reason: Option<String>,
+        /// With --all: only this destination id.
+        #[arg(long, requires = "all")]
+        destination: Option<String>,
+        /// With --all: only dead letters since this RFC 3339 time or this long ago.
+        #[arg(long, requires = "all")]
+        since: Option<String>,
+        /// Why (recorded in the audit trail), e.g. a ticket number.
+        #[arg(long)]
+        why: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete dead letters with their encrypted payload (the receipts stay).
+    #[command(group = clap::ArgGroup::new("which").required(true).args(["ids", "older_than"]))]
+    Purge {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Submission ids (UUID) or dead-letter numbers.
+        ids: Vec<String>,
+        /// Every dead letter older than this, e.g. 7d, 12h, 30m.
+        #[arg(long, conflicts_with = "ids")]
+        older_than: Option<String>,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        why: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ParkedCommand {
+    /// Backlog per destination: how many are parked, the next attempt, the last cause.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this destination id.
+        #[arg(long)]
+        destination: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Operator actions (replay, purge, payload view), newest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: i64,
         /// Print JSON.
@@ -158,6 +275,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             // Builds every destination's TLS client: reads and parses CA,
             // certificate and key, and checks that key and certificate match.
             kurier::route::Routes::build(&config)?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let (expiring, expired) = kurier::certs::check_expiry(&config, now);
+            if !expired.is_empty() {
+                anyhow::bail!("{}", expired.join("\n"));
+            }
+            let warnings: Vec<String> = warnings.into_iter().chain(expiring).collect();
             for w in &warnings {
                 println!("warning: {w}");
             }
@@ -190,12 +313,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 submission_id,
                 json,
             } => {
-                let store = open_store(&config).await?;
-                match store.receipt(&submission_id).await? {
-                    Some(r) if json => println!("{}", serde_json::to_string_pretty(&r)?),
+                let ops = open_ops(&config).await?;
+                match ops.receipt(&submission_id).await? {
+                    Some(r) if json => print_json(&r)?,
                     Some(r) => print_receipts(&[r]),
                     None => {
-                        eprintln!("no receipt for submission {submission_id}");
+                        eprintln!(
+                            "no receipt for submission {submission_id}; it may still be parked (`kurier parked list`) or not yet received"
+                        );
                         return Ok(ExitCode::FAILURE);
                     }
                 }
@@ -206,63 +331,279 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 limit,
                 json,
             } => {
-                let store = open_store(&config).await?;
-                let since = since.map(|s| normalise_time(&s)).transpose()?;
-                let receipts = store.receipts(since.as_deref(), limit).await?;
+                let ops = open_ops(&config).await?;
+                let receipts = ops.receipts(since.as_deref(), limit).await?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&receipts)?);
+                    print_json(&receipts)?;
                 } else {
                     print_receipts(&receipts);
                 }
             }
         },
-        Command::DeadLetters { command } => match command {
-            DeadLettersCommand::List {
-                config,
-                reason,
-                destination,
-                limit,
-                json,
-            } => {
-                if let Some(r) = &reason
-                    && kurier::reason::ReasonCode::parse(r).is_none()
-                {
-                    anyhow::bail!("unknown reason code {r:?}");
-                }
-                let store = open_store(&config).await?;
-                let rows = store
-                    .dead_letters(reason.as_deref(), destination.as_deref(), limit)
-                    .await?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&rows)?);
-                } else {
+        Command::DeadLetters { command } => return dead_letters(command).await,
+        Command::Parked {
+            command:
+                ParkedCommand::List {
+                    config,
+                    destination,
+                    json,
+                },
+        } => {
+            let ops = open_ops(&config).await?;
+            let backlog = ops.parked(destination.as_deref()).await?;
+            if json {
+                print_json(&backlog)?;
+            } else {
+                println!(
+                    "{:<28} {:>7} {:<28} {:<28} LAST CAUSE",
+                    "DESTINATION", "PARKED", "NEXT ATTEMPT", "OLDEST RECEIVED"
+                );
+                for b in backlog {
                     println!(
-                        "{:<6} {:<36} {:<26} {:<24} {:<28} DETAIL",
-                        "ID", "SUBMISSION", "REASON", "DESTINATION", "AT"
+                        "{:<28} {:>7} {:<28} {:<28} {}",
+                        b.destination,
+                        b.count,
+                        b.next_attempt_at,
+                        b.oldest_received_at,
+                        b.last_cause
                     );
-                    for d in rows {
-                        println!(
-                            "{:<6} {:<36} {:<26} {:<24} {:<28} {}",
-                            d.id,
-                            d.submission_id.as_deref().unwrap_or("-"),
-                            d.reason_code,
-                            d.destination.as_deref().unwrap_or("-"),
-                            d.created_at,
-                            d.reason_detail
-                        );
-                    }
                 }
             }
-        },
+        }
+        Command::Status { config, json } => {
+            let ops = open_ops(&config).await?;
+            let status = ops.status().await?;
+            if json {
+                print_json(&status)?;
+            } else {
+                println!(
+                    "{:<28} {:>7} {:>12} {:<28} LAST CAUSE",
+                    "DESTINATION", "PARKED", "DEAD LETTERS", "NEXT ATTEMPT"
+                );
+                for d in &status.destinations {
+                    let name = if d.destination.is_empty() {
+                        "(none)".to_owned()
+                    } else if d.configured {
+                        d.destination.clone()
+                    } else {
+                        format!("{} (not configured)", d.destination)
+                    };
+                    println!(
+                        "{:<28} {:>7} {:>12} {:<28} {}",
+                        name,
+                        d.parked,
+                        d.dead_letters,
+                        d.next_attempt_at.as_deref().unwrap_or("-"),
+                        d.last_cause.as_deref().unwrap_or("")
+                    );
+                }
+                println!(
+                    "total: {} parked, {} dead letters (circuit states: GET /api/status on the admin port)",
+                    status.parked, status.dead_letters
+                );
+            }
+        }
+        Command::Audit {
+            command:
+                AuditCommand::List {
+                    config,
+                    limit,
+                    json,
+                },
+        } => {
+            let ops = open_ops(&config).await?;
+            let entries = ops.audit_list(limit).await?;
+            if json {
+                print_json(&entries)?;
+            } else {
+                println!(
+                    "{:<6} {:<28} {:<16} {:<13} {:<38} {:<24} REASON",
+                    "ID", "AT", "OPERATOR", "ACTION", "SUBMISSIONS", "OUTCOME"
+                );
+                for e in entries {
+                    println!(
+                        "{:<6} {:<28} {:<16} {:<13} {:<38} {:<24} {}",
+                        e.id,
+                        e.at,
+                        e.operator,
+                        e.action,
+                        e.submission_ids,
+                        e.outcome,
+                        e.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn open_store(c: &ConfigArg) -> anyhow::Result<Store> {
+async fn open_ops(c: &ConfigArg) -> anyhow::Result<Ops> {
     let config = Config::load(&c.config)?;
-    let store = Store::connect(&config.database).await?;
-    store.migrate().await?;
-    Ok(store)
+    Ok(Ops::open(&config).await?)
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<ExitCode> {
+    let actor = Actor::os_user();
+    match command {
+        DeadLettersCommand::List {
+            config,
+            reason,
+            destination,
+            since,
+            limit,
+            json,
+        } => {
+            let ops = open_ops(&config).await?;
+            let rows = ops
+                .dead_letters(&DeadLetterFilter {
+                    reason,
+                    destination,
+                    since,
+                    limit: Some(limit),
+                })
+                .await?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                print_dead_letters(&rows);
+            }
+        }
+        DeadLettersCommand::Show {
+            config,
+            id,
+            payload,
+            reason,
+            json,
+        } => {
+            let ops = open_ops(&config).await?;
+            if payload {
+                let why = reason.unwrap_or_default();
+                let (info, payload) = ops.show_payload(&id, &actor, &why).await?;
+                if json {
+                    print_json(&serde_json::json!({"dead_letter": info, "payload": payload}))?;
+                } else {
+                    print_dead_letter(&info);
+                    println!("payload (view recorded in the audit trail):");
+                    print_json(&payload)?;
+                }
+            } else {
+                let info = ops.show(&id).await?;
+                if json {
+                    print_json(&info)?;
+                } else {
+                    print_dead_letter(&info);
+                }
+            }
+        }
+        DeadLettersCommand::Replay {
+            config,
+            ids,
+            all,
+            reason,
+            destination,
+            since,
+            why,
+            json,
+        } => {
+            let ops = open_ops(&config).await?;
+            let results = if all {
+                let filter = DeadLetterFilter {
+                    reason,
+                    destination,
+                    since,
+                    limit: Some(100_000),
+                };
+                ops.replay_matching(&filter, &actor, why.as_deref()).await?
+            } else {
+                ops.replay_ids(&ids, &actor, why.as_deref()).await?
+            };
+            let failed = results.iter().any(|r| r.outcome == "failed");
+            if json {
+                print_json(&results)?;
+            } else if results.is_empty() {
+                println!("no dead letter matched; nothing was replayed");
+            } else {
+                for r in &results {
+                    let id = r.dead_letter_id.map_or("-".into(), |n| format!("#{n}"));
+                    println!("{id} {}: {}", r.outcome, r.message);
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        DeadLettersCommand::Purge {
+            config,
+            ids,
+            older_than,
+            why,
+            json,
+        } => {
+            let ops = open_ops(&config).await?;
+            let result = match older_than {
+                Some(age) => {
+                    let age = kurier::ops::parse_duration(&age)?;
+                    ops.purge_older_than(age, &actor, why.as_deref()).await?
+                }
+                None => ops.purge_ids(&ids, &actor, why.as_deref()).await?,
+            };
+            if json {
+                print_json(&result)?;
+            } else {
+                println!(
+                    "{} dead letters purged (payloads and keys destroyed; receipts kept): {}",
+                    result.dead_letter_ids.len(),
+                    result.submission_ids.join(" ")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_dead_letters(rows: &[DeadLetterInfo]) {
+    println!(
+        "{:<6} {:<36} {:<26} {:<24} {:<28} {:<7} DETAIL",
+        "ID", "SUBMISSION", "REASON", "DESTINATION", "AT", "PAYLOAD"
+    );
+    for d in rows {
+        println!(
+            "{:<6} {:<36} {:<26} {:<24} {:<28} {:<7} {}",
+            d.id,
+            d.submission_id.as_deref().unwrap_or("-"),
+            d.reason_code,
+            d.destination.as_deref().unwrap_or("-"),
+            d.created_at,
+            if d.payload_kept { "kept" } else { "-" },
+            d.reason_detail
+        );
+    }
+}
+
+fn print_dead_letter(d: &DeadLetterInfo) {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("dead letter    #{}", d.id);
+    println!("submission     {}", opt(&d.submission_id));
+    println!("service        {}", opt(&d.service));
+    println!("destination    {}", opt(&d.destination));
+    println!("portal         {}", opt(&d.portal));
+    println!("reason         {}", d.reason_code);
+    println!("detail         {}", d.reason_detail);
+    if let Some(s) = d.http_status {
+        println!("http status    {s}");
+    }
+    println!("received sha256 {}", d.received_sha256);
+    println!("created        {}", d.created_at);
+    match (&d.expires_at, d.payload_kept) {
+        (Some(until), true) => println!("payload        kept (sealed) until {until}; replayable"),
+        _ => println!("payload        not kept; cannot be replayed"),
+    }
 }
 
 fn print_receipts(receipts: &[kurier::store::Receipt]) {
@@ -282,15 +623,6 @@ fn print_receipts(receipts: &[kurier::store::Receipt]) {
             r.reason_code.as_deref().unwrap_or("")
         );
     }
-}
-
-/// Accept any RFC 3339 time and turn it into the stored form (UTC, µs).
-fn normalise_time(s: &str) -> anyhow::Result<String> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| {
-            anyhow::anyhow!("--since {s:?} is not an RFC 3339 time such as 2026-11-23T00:00:00Z")
-        })?;
-    Ok(receipt::format_time(t))
 }
 
 /// A database URL without its password, for messages.

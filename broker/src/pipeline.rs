@@ -502,6 +502,7 @@ impl Pipeline {
     }
 
     fn log_end(&self, record: &Record, started: Instant) {
+        crate::metrics::finished(record);
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match record {
             Record::Receipt(r)

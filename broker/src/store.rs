@@ -175,6 +175,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
 const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
      reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \

@@ -16,6 +16,18 @@ bash deploy/local/services.sh --postgres
 # shellcheck disable=SC1091
 source "${KURIER_RUN_DIR:-/tmp/kurier-local}/env.sh"
 
+# The console test drives headless Chromium through Playwright (node).
+missing=()
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if ((${#missing[@]})); then
+  as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+
 cargo fmt --all -- --check
 # The end-to-end tests run the `kurier` and `test-authority` binaries.
 cargo build --locked --workspace --bins

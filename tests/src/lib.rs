@@ -252,6 +252,10 @@ pub struct World {
     pub tag: String,
     pub backend: Backend,
     log_level: &'static str,
+    /// `host:port` of the admin HTTP endpoint.
+    pub admin: String,
+    /// The bearer token of operator `e2e-operator`.
+    pub admin_token: String,
     observer: lapin::Connection,
     receipt_events: lapin::Consumer,
 }
@@ -268,10 +272,21 @@ impl World {
             Backend::Postgres => create_pg_database(&format!("kurier_{tag}")).await?,
         };
         let c = |p: &Path| p.display().to_string();
+        let admin = format!("127.0.0.1:{}", free_port()?);
+        let admin_token = uuid::Uuid::new_v4().simple().to_string();
+        let token_file = dir.path().join("admin.tokens");
+        std::fs::write(
+            &token_file,
+            format!("# name:token, one per line\ne2e-operator:{admin_token}\n"),
+        )?;
         let config_text = format!(
             r#"
 shutdown_grace_secs = 5
 {top}
+
+[admin]
+listen = "{admin}"
+token_file = "{token_file}"
 
 [amqp]
 url = "{amqp}"
@@ -320,6 +335,7 @@ client_key_file = "{key}"
 {extra}
 "#,
             amqp = amqp_url(),
+            token_file = c(&token_file),
             prefetch = options.prefetch,
             top = options.top_config,
             policy = options.policy,
@@ -388,6 +404,8 @@ client_key_file = "{key}"
             tag,
             backend: options.backend,
             log_level: options.log,
+            admin,
+            admin_token,
             observer,
             receipt_events,
         })
@@ -698,6 +716,130 @@ pub fn service_command(var: &str, args: &str) {
         .status()
         .expect("the service command runs");
     assert!(status.success(), "{var} {args} failed");
+}
+
+/// A port that was free a moment ago (for the admin listener).
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// An HTTP answer: status, headers (lower-case names) and body.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_str(&self.body).with_context(|| format!("not JSON: {}", self.body))
+    }
+}
+
+/// A minimal HTTP/1.1 client over a raw socket (the admin endpoint is plain
+/// HTTP on loopback).
+pub async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> anyhow::Result<HttpAnswer> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let body = body.unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").context("malformed answer")?;
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .context("no status line")?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = rest;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 || after.len() < size {
+                break;
+            }
+            out.push_str(&after[..size]);
+            rest = after[size..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        rest.to_owned()
+    };
+    Ok(HttpAnswer {
+        status,
+        headers,
+        body,
+    })
+}
+
+impl World {
+    /// A request to the admin endpoint, with this world's token if `auth`.
+    pub async fn admin_request(
+        &self,
+        method: &str,
+        path: &str,
+        auth: bool,
+        body: Option<&str>,
+    ) -> anyhow::Result<HttpAnswer> {
+        let bearer = format!("Bearer {}", self.admin_token);
+        let mut headers = vec![("Content-Type", "application/json")];
+        if auth {
+            headers.push(("Authorization", bearer.as_str()));
+        }
+        http(&self.admin, method, path, &headers, body).await
+    }
+
+    /// Wait until the admin endpoint answers `/readyz` with 200.
+    pub async fn await_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(a) = http(&self.admin, "GET", "/readyz", &[], None).await
+                && a.status == 200
+            {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "kurier not ready within {timeout:?}; log: {}",
+                self.log_path().display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 async fn create_pg_database(name: &str) -> anyhow::Result<String> {

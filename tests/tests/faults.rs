@@ -197,11 +197,20 @@ async fn postgres_restart_during_a_run(n: usize) {
 }
 
 async fn two_instances_share_the_work(n: usize) {
-    let mut world = World::start(options(Backend::Postgres)).await.unwrap();
-    let (envelopes, ids) = submissions(n);
-    world.publish_many(&envelopes).await.unwrap();
+    let mut o = options(Backend::Postgres);
+    o.prefetch = 8;
+    let mut world = World::start(o).await.unwrap();
+    world
+        .authority
+        .set_mode(json!({"mode": "slow", "delay_ms": 10}))
+        .await
+        .unwrap();
     world.start_kurier().unwrap();
     let second_log = world.start_extra_instance().unwrap();
+    // Both consume before the work arrives: RabbitMQ shares it out.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (envelopes, ids) = submissions(n);
+    world.publish_many(&envelopes).await.unwrap();
     await_all_delivered(&world, &ids, Duration::from_secs(240)).await;
     assert_created_once(&world, n, "two instances").await;
     let first = std::fs::read_to_string(world.log_path()).unwrap();

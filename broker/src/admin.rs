@@ -1,0 +1,432 @@
+//! The admin HTTP endpoint of `kurier run` (CONTRACT.md § 7), on
+//! `[admin] listen` (`""` or `"off"`: none):
+//!
+//! - `GET /healthz` — 200 while the process runs;
+//! - `GET /readyz` — 200 when the AMQP consumer is connected and the database
+//!   answers `SELECT 1`, else 503 naming what is down;
+//! - `GET /metrics` — Prometheus text ([`crate::metrics`]);
+//! - `/api/…` — what the CLI does, as JSON, through the same [`Ops`];
+//! - `/` — the operator console ([`crate::console`]).
+//!
+//! `/api` and the console need an operator: `Authorization: Bearer <token>`
+//! with a token from `[admin] token_file`, one `name:token` per line (`#`
+//! starts a comment); the name is what the audit trail records. Tokens are
+//! compared in constant time. Without a token file every `/api` request is
+//! 401 (secure by default). The file is read on each login, so a token is
+//! added or revoked without a restart.
+//!
+//! Touches the database (through [`Ops`]), RabbitMQ (replay), the token file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+
+use crate::circuit::CircuitState;
+use crate::ops::{Actor, DeadLetterFilter, Ops, OpsError};
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+
+/// What the handlers share.
+pub struct AdminState {
+    pub ops: Ops,
+    pub pipeline: Arc<Pipeline>,
+    pub tokens: Tokens,
+    pub metrics: Option<PrometheusHandle>,
+    pub sessions: crate::console::Sessions,
+}
+
+/// The operators' bearer tokens (`[admin] token_file`).
+pub struct Tokens {
+    file: Option<PathBuf>,
+}
+
+impl Tokens {
+    pub fn new(file: Option<PathBuf>) -> Tokens {
+        if file.is_none() {
+            tracing::warn!(
+                "[admin] token_file is not set: /api and the console refuse every request (401)"
+            );
+        }
+        Tokens { file }
+    }
+
+    /// The operator whose token this is. Every line is compared (in constant
+    /// time per token), so the answer's timing says nothing about which
+    /// token came close.
+    pub fn operator(&self, presented: &str) -> Option<String> {
+        let file = self.file.as_ref()?;
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(token_file = %file.display(), error = %e, "cannot read the admin token file; refusing");
+                return None;
+            }
+        };
+        let mut found = None;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((name, token)) = line.split_once(':') else {
+                continue;
+            };
+            let (name, token) = (name.trim(), token.trim());
+            if token.is_empty() || name.is_empty() {
+                continue;
+            }
+            let equal = aws_lc_rs::constant_time::verify_slices_are_equal(
+                token.as_bytes(),
+                presented.as_bytes(),
+            )
+            .is_ok();
+            if equal && found.is_none() {
+                found = Some(name.to_owned());
+            }
+        }
+        found
+    }
+}
+
+/// Bind `[admin] listen` and serve until shutdown. `Ok(None)`: disabled.
+pub async fn start(
+    pipeline: Arc<Pipeline>,
+    metrics: Option<PrometheusHandle>,
+    shutdown: Shutdown,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let listen = pipeline.config.admin.listen.trim().to_owned();
+    if listen.is_empty() || listen.eq_ignore_ascii_case("off") {
+        tracing::info!("admin endpoint disabled ([admin] listen = \"off\")");
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "[admin] listen = {listen:?}: cannot listen ({e}); choose a free address or set listen = \"off\""
+        )
+    })?;
+    let vault = crate::vault::Vault::load(&pipeline.config.vault)?;
+    let state = Arc::new(AdminState {
+        ops: Ops::new(
+            pipeline.store.clone(),
+            Some(Arc::new(vault)),
+            &pipeline.config,
+        ),
+        tokens: Tokens::new(pipeline.config.admin.token_file.clone()),
+        pipeline,
+        metrics,
+        sessions: crate::console::Sessions::default(),
+    });
+    tracing::info!(listen = %listen, "admin endpoint listening");
+    let app = router(state);
+    Ok(Some(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "admin endpoint stopped");
+        }
+    })))
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    let api = Router::new()
+        .route("/dead-letters", get(list_dead_letters))
+        .route("/dead-letters/replay", post(replay))
+        .route("/dead-letters/purge", post(purge))
+        .route("/dead-letters/{id}", get(show_dead_letter))
+        .route("/dead-letters/{id}/payload", post(show_payload))
+        .route("/parked", get(parked))
+        .route("/receipts", get(receipts))
+        .route("/receipts/{id}", get(receipt))
+        .route("/status", get(status))
+        .route("/audit", get(audit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_bearer,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .nest("/api", api)
+        .merge(crate::console::router())
+        .with_state(state)
+}
+
+/// `/api` needs `Authorization: Bearer <token>`; the operator's name goes
+/// to the handlers as an [`Actor`].
+async fn require_bearer(
+    State(state): State<Arc<AdminState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented.and_then(|t| state.tokens.operator(t)) {
+        Some(name) => {
+            request.extensions_mut().insert(Actor(name));
+            next.run(request).await
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(serde_json::json!({
+                "error": "send Authorization: Bearer <token> with a token from [admin] token_file"
+            })),
+        )
+            .into_response(),
+    }
+}
+
+async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
+    let amqp = crate::intake::connected();
+    let database = state.pipeline.store.ping().await.is_ok();
+    let body = serde_json::json!({"amqp": amqp, "database": database});
+    let code = if amqp && database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn render_metrics(State(state): State<Arc<AdminState>>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
+    }
+}
+
+/// An [`OpsError`] as a JSON answer with a fitting status code.
+struct ApiError(OpsError);
+
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code =
+            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if code.is_server_error() {
+            tracing::error!(error = %self.0, "admin API request failed");
+        }
+        (code, Json(serde_json::json!({"error": self.0.to_string()}))).into_response()
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn json(value: impl serde::Serialize) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+async fn list_dead_letters(
+    State(state): State<Arc<AdminState>>,
+    Query(filter): Query<DeadLetterFilter>,
+) -> ApiResult {
+    json(state.ops.dead_letters(&filter).await?)
+}
+
+async fn show_dead_letter(
+    State(state): State<Arc<AdminState>>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    json(state.ops.show(&id).await?)
+}
+
+#[derive(Deserialize)]
+struct PayloadRequest {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn show_payload(
+    State(state): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    Json(body): Json<PayloadRequest>,
+) -> ApiResult {
+    let (info, payload) = state.ops.show_payload(&id, &actor, &body.reason).await?;
+    // Personal data: not to be cached anywhere on the way.
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CACHE_CONTROL,
+        "no-store"
+            .parse()
+            .map_err(|_| ApiError(OpsError::Invalid("header".into())))?,
+    );
+    Ok((
+        headers,
+        Json(serde_json::json!({"dead_letter": info, "payload": payload})),
+    )
+        .into_response())
+}
+
+/// `{"ids": [...]}` or `{"all": true, "reason"?, "destination"?, "since"?}`,
+/// with an optional `why`.
+#[derive(Deserialize)]
+struct ReplayRequest {
+    #[serde(default)]
+    ids: Vec<String>,
+    #[serde(default)]
+    all: bool,
+    reason: Option<String>,
+    destination: Option<String>,
+    since: Option<String>,
+    why: Option<String>,
+}
+
+async fn replay(
+    State(state): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<ReplayRequest>,
+) -> ApiResult {
+    let results = match (body.all, body.ids.is_empty()) {
+        (true, true) => {
+            let filter = DeadLetterFilter {
+                reason: body.reason,
+                destination: body.destination,
+                since: body.since,
+                limit: Some(100_000),
+            };
+            state
+                .ops
+                .replay_matching(&filter, &actor, body.why.as_deref())
+                .await?
+        }
+        (false, false) => {
+            state
+                .ops
+                .replay_ids(&body.ids, &actor, body.why.as_deref())
+                .await?
+        }
+        _ => {
+            return Err(ApiError(OpsError::Invalid(
+                "send either \"ids\": [...] or \"all\": true (with optional reason, destination, since)"
+                    .into(),
+            )));
+        }
+    };
+    json(results)
+}
+
+/// `{"ids": [...]}` or `{"older_than": "7d"}`, with an optional `why`.
+#[derive(Deserialize)]
+struct PurgeRequest {
+    #[serde(default)]
+    ids: Vec<String>,
+    older_than: Option<String>,
+    why: Option<String>,
+}
+
+async fn purge(
+    State(state): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<PurgeRequest>,
+) -> ApiResult {
+    let result = match (&body.older_than, body.ids.is_empty()) {
+        (Some(age), true) => {
+            let age = crate::ops::parse_duration(age)?;
+            state
+                .ops
+                .purge_older_than(age, &actor, body.why.as_deref())
+                .await?
+        }
+        (None, false) => {
+            state
+                .ops
+                .purge_ids(&body.ids, &actor, body.why.as_deref())
+                .await?
+        }
+        _ => {
+            return Err(ApiError(OpsError::Invalid(
+                "send either \"ids\": [...] or \"older_than\": \"7d\"".into(),
+            )));
+        }
+    };
+    json(result)
+}
+
+#[derive(Deserialize)]
+struct DestinationQuery {
+    destination: Option<String>,
+}
+
+async fn parked(
+    State(state): State<Arc<AdminState>>,
+    Query(q): Query<DestinationQuery>,
+) -> ApiResult {
+    json(state.ops.parked(q.destination.as_deref()).await?)
+}
+
+#[derive(Deserialize)]
+struct ReceiptsQuery {
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn receipts(
+    State(state): State<Arc<AdminState>>,
+    Query(q): Query<ReceiptsQuery>,
+) -> ApiResult {
+    json(
+        state
+            .ops
+            .receipts(q.since.as_deref(), q.limit.unwrap_or(100))
+            .await?,
+    )
+}
+
+async fn receipt(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
+    match state.ops.receipt(&id).await? {
+        Some(r) => json(r),
+        None => Err(ApiError(OpsError::NotFound(format!("receipt {id}")))),
+    }
+}
+
+/// The database's view plus the live circuit states of this process.
+pub async fn live_status(state: &AdminState) -> Result<crate::ops::Status, OpsError> {
+    let mut status = state.ops.status().await?;
+    for d in &mut status.destinations {
+        if let Ok(route) = state.pipeline.routes.route(&d.destination) {
+            d.circuit = Some(route.deliverer.circuit.state().as_str().to_owned());
+        }
+    }
+    Ok(status)
+}
+
+async fn status(State(state): State<Arc<AdminState>>) -> ApiResult {
+    json(live_status(&state).await?)
+}
+
+#[derive(Deserialize)]
+struct LimitQuery {
+    limit: Option<i64>,
+}
+
+async fn audit(State(state): State<Arc<AdminState>>, Query(q): Query<LimitQuery>) -> ApiResult {
+    json(state.ops.audit_list(q.limit.unwrap_or(100)).await?)
+}
+
+/// Whether a destination's circuit is anything but closed (for the console).
+pub fn circuit_is_open(state: &str) -> bool {
+    state != CircuitState::Closed.as_str()
+}

@@ -1,0 +1,431 @@
+//! The operator console: server-rendered HTML at `/` of the admin endpoint,
+//! no JavaScript. It shows what `kurier status`, `dead-letters list`,
+//! `parked list` and `receipts list` show, with replay and purge buttons —
+//! never a payload (viewing one stays a deliberate, audited CLI/API call).
+//!
+//! Login takes an operator token ([`crate::admin::Tokens`]) and sets an
+//! `HttpOnly; SameSite=Strict` cookie with a random session id (the token
+//! itself never goes back to the browser). Every form that changes something
+//! carries the session's CSRF token as well. Sessions live in memory for
+//! 8 hours; a restart logs everyone out.
+//!
+//! Touches what [`crate::ops::Ops`] touches.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::admin::AdminState;
+use crate::ops::{Actor, DeadLetterFilter};
+
+const COOKIE: &str = "kurier_session";
+const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+
+struct Session {
+    operator: String,
+    csrf: String,
+    expires: Instant,
+}
+
+/// Logged-in console sessions, by random id.
+#[derive(Default)]
+pub struct Sessions {
+    by_id: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        // A poisoned lock only means a panic elsewhere; the map stays usable.
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn create(&self, operator: String) -> Option<String> {
+        let id = random_hex()?;
+        let csrf = random_hex()?;
+        let mut map = self.lock();
+        let now = Instant::now();
+        map.retain(|_, s| s.expires > now);
+        map.insert(
+            id.clone(),
+            Session {
+                operator,
+                csrf,
+                expires: now + SESSION_LIFETIME,
+            },
+        );
+        Some(id)
+    }
+
+    /// The operator and CSRF token of the request's session.
+    fn of(&self, headers: &HeaderMap) -> Option<(String, String)> {
+        let id = session_cookie(headers)?;
+        let map = self.lock();
+        let s = map.get(&id).filter(|s| s.expires > Instant::now())?;
+        Some((s.operator.clone(), s.csrf.clone()))
+    }
+
+    fn remove(&self, headers: &HeaderMap) {
+        if let Some(id) = session_cookie(headers) {
+            self.lock().remove(&id);
+        }
+    }
+}
+
+fn random_hex() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).ok()?;
+    Some(crate::policy::hex(&bytes))
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+pub fn router() -> Router<Arc<AdminState>> {
+    Router::new()
+        .route("/", get(page))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/console/replay", post(replay))
+        .route("/console/purge", post(purge))
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    reason: Option<String>,
+    destination: Option<String>,
+    msg: Option<String>,
+}
+
+async fn page(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let Some((operator, csrf)) = state.sessions.of(&headers) else {
+        return login_page(None, StatusCode::OK);
+    };
+    let filter = DeadLetterFilter {
+        reason: q.reason.clone().filter(|r| !r.is_empty()),
+        destination: q.destination.clone().filter(|d| !d.is_empty()),
+        since: None,
+        limit: Some(200),
+    };
+    let mut html = String::new();
+    head(&mut html, "Kurier — operator console");
+    let _ = write!(
+        html,
+        "<header><h1>Kurier</h1><span>signed in as <b>{}</b></span>\
+         <form method=post action=/logout><button>Sign out</button></form></header>",
+        esc(&operator)
+    );
+    if let Some(msg) = &q.msg {
+        let _ = write!(html, "<p class=msg role=status>{}</p>", esc(msg));
+    }
+    match crate::admin::live_status(&state).await {
+        Ok(status) => {
+            html.push_str("<h2>Destinations</h2><table id=status><tr><th>destination</th><th>circuit</th><th>parked</th><th>next attempt</th><th>last cause</th><th>dead letters</th></tr>");
+            for d in &status.destinations {
+                let circuit = d.circuit.as_deref().unwrap_or("-");
+                let _ = write!(
+                    html,
+                    "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&d.destination),
+                    if crate::admin::circuit_is_open(circuit) && circuit != "-" {
+                        "bad"
+                    } else {
+                        "ok"
+                    },
+                    esc(circuit),
+                    d.parked,
+                    esc(d.next_attempt_at.as_deref().unwrap_or("")),
+                    esc(d.last_cause.as_deref().unwrap_or("")),
+                    d.dead_letters
+                );
+            }
+            html.push_str("</table>");
+        }
+        Err(e) => {
+            let _ = write!(
+                html,
+                "<p class=bad>status unavailable: {}</p>",
+                esc(&e.to_string())
+            );
+        }
+    }
+    let _ = write!(
+        html,
+        "<h2>Dead letters</h2><form method=get action=/ class=filters>\
+         <label>reason <input name=reason value=\"{}\"></label> \
+         <label>destination <input name=destination value=\"{}\"></label> \
+         <button>Filter</button></form>",
+        esc(q.reason.as_deref().unwrap_or("")),
+        esc(q.destination.as_deref().unwrap_or(""))
+    );
+    match state.ops.dead_letters(&filter).await {
+        Ok(rows) if rows.is_empty() => html.push_str("<p>No dead letters.</p>"),
+        Ok(rows) => {
+            html.push_str("<table id=dead-letters><tr><th>#</th><th>submission</th><th>reason</th><th>detail</th><th>destination</th><th>at</th><th></th></tr>");
+            for d in rows {
+                let sid = d.submission_id.clone().unwrap_or_default();
+                let _ = write!(
+                    html,
+                    "<tr data-submission=\"{sid}\"><td>{}</td><td>{sid}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
+                    d.id,
+                    esc(&d.reason_code),
+                    esc(&d.reason_detail),
+                    esc(d.destination.as_deref().unwrap_or("")),
+                    esc(&d.created_at),
+                    sid = esc(&sid)
+                );
+                if d.payload_kept {
+                    let _ = write!(
+                        html,
+                        "<form method=post action=/console/replay><input type=hidden name=csrf value=\"{csrf}\">\
+                         <input type=hidden name=id value=\"{}\"><button name=action value=replay>Replay</button></form>",
+                        d.id
+                    );
+                }
+                let _ = write!(
+                    html,
+                    "<form method=post action=/console/purge><input type=hidden name=csrf value=\"{csrf}\">\
+                     <input type=hidden name=id value=\"{}\"><button name=action value=purge>Purge</button></form></td></tr>",
+                    d.id
+                );
+            }
+            html.push_str("</table>");
+        }
+        Err(e) => {
+            let _ = write!(html, "<p class=bad>{}</p>", esc(&e.to_string()));
+        }
+    }
+    match state.ops.parked(None).await {
+        Ok(backlog) => {
+            html.push_str("<h2>Parked</h2><table id=parked><tr><th>destination</th><th>parked</th><th>next attempt</th><th>oldest received</th><th>last cause</th></tr>");
+            for b in backlog {
+                let _ = write!(
+                    html,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&b.destination),
+                    b.count,
+                    esc(&b.next_attempt_at),
+                    esc(&b.oldest_received_at),
+                    esc(&b.last_cause)
+                );
+            }
+            html.push_str("</table>");
+        }
+        Err(e) => {
+            let _ = write!(html, "<p class=bad>{}</p>", esc(&e.to_string()));
+        }
+    }
+    match state.ops.receipts(None, 50).await {
+        Ok(receipts) => {
+            html.push_str("<h2>Recent receipts</h2><table id=receipts><tr><th>submission</th><th>status</th><th>destination</th><th>attempts</th><th>reference</th><th>reason</th><th>completed</th></tr>");
+            for r in receipts {
+                let _ = write!(
+                    html,
+                    "<tr data-submission=\"{}\"><td>{}</td><td class=status>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&r.submission_id),
+                    esc(&r.submission_id),
+                    esc(&r.status),
+                    esc(r.destination.as_deref().unwrap_or("")),
+                    r.attempts,
+                    esc(r.reference.as_deref().unwrap_or("")),
+                    esc(r.reason_code.as_deref().unwrap_or("")),
+                    esc(&r.completed_at)
+                );
+            }
+            html.push_str("</table>");
+        }
+        Err(e) => {
+            let _ = write!(html, "<p class=bad>{}</p>", esc(&e.to_string()));
+        }
+    }
+    html.push_str("</body></html>");
+    no_store(Html(html).into_response())
+}
+
+fn head(html: &mut String, title: &str) {
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>{}</title>\
+         <style>body{{font:14px system-ui,sans-serif;margin:1.5em}}header{{display:flex;gap:1em;align-items:center}}\
+         table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:left}}\
+         td form{{display:inline}}.bad{{color:#b00}}.ok{{color:#070}}.msg{{background:#eef;padding:.5em}}</style></head><body>",
+        esc(title)
+    );
+}
+
+fn login_page(error: Option<&str>, code: StatusCode) -> Response {
+    let mut html = String::new();
+    head(&mut html, "Kurier — sign in");
+    html.push_str("<h1>Kurier operator console</h1>");
+    if let Some(e) = error {
+        let _ = write!(html, "<p class=bad role=alert>{}</p>", esc(e));
+    }
+    html.push_str(
+        "<form method=post action=/login><label>Operator token \
+         <input type=password name=token autocomplete=off autofocus></label> \
+         <button>Sign in</button></form></body></html>",
+    );
+    no_store((code, Html(html)).into_response())
+}
+
+fn no_store(mut response: Response) -> Response {
+    if let Ok(v) = "no-store".parse() {
+        response.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(state): State<Arc<AdminState>>, Form(form): Form<LoginForm>) -> Response {
+    let Some(operator) = state.tokens.operator(form.token.trim()) else {
+        return login_page(
+            Some("Unknown token. Use a name:token entry of [admin] token_file."),
+            StatusCode::UNAUTHORIZED,
+        );
+    };
+    let Some(id) = state.sessions.create(operator.clone()) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
+    };
+    tracing::info!(operator = %operator, "console login");
+    let cookie = format!(
+        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        SESSION_LIFETIME.as_secs()
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+async fn logout(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    state.sessions.remove(&headers);
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: String,
+    id: String,
+}
+
+/// The operator of a state-changing form: session and CSRF token must match.
+fn operator_of(state: &AdminState, headers: &HeaderMap, form: &ActionForm) -> Option<Actor> {
+    let (operator, csrf) = state.sessions.of(headers)?;
+    aws_lc_rs::constant_time::verify_slices_are_equal(csrf.as_bytes(), form.csrf.as_bytes())
+        .ok()?;
+    Some(Actor(operator))
+}
+
+fn back(msg: &str) -> Response {
+    let query: String = url_encode(msg);
+    Redirect::to(&format!("/?msg={query}")).into_response()
+}
+
+async fn replay(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let Some(actor) = operator_of(&state, &headers, &form) else {
+        return login_page(Some("Please sign in again."), StatusCode::FORBIDDEN);
+    };
+    match state
+        .ops
+        .replay_ids(std::slice::from_ref(&form.id), &actor, Some("console"))
+        .await
+    {
+        Ok(results) => back(
+            &results
+                .iter()
+                .map(|r| r.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(e) => back(&e.to_string()),
+    }
+}
+
+async fn purge(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let Some(actor) = operator_of(&state, &headers, &form) else {
+        return login_page(Some("Please sign in again."), StatusCode::FORBIDDEN);
+    };
+    match state
+        .ops
+        .purge_ids(std::slice::from_ref(&form.id), &actor, Some("console"))
+        .await
+    {
+        Ok(r) => back(&format!(
+            "{} dead letters purged: {}",
+            r.dead_letter_ids.len(),
+            r.submission_ids.join(" ")
+        )),
+        Err(e) => back(&e.to_string()),
+    }
+}
+
+/// HTML-escape text for element content and quoted attributes.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn url_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_for_html() {
+        assert_eq!(
+            esc(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(url_encode("a b/ü"), "a%20b%2F%C3%BC");
+    }
+}

@@ -1,0 +1,190 @@
+//! Prometheus metrics, served as text by the admin endpoint (`GET /metrics`).
+//!
+//! Counters and histograms are recorded where things happen, with one-line
+//! calls: [`finished`] from the pipeline's end of a submission,
+//! [`delivery`] from each delivery attempt, [`in_flight`] from intake.
+//! Gauges that describe state (parked and dead letters per destination,
+//! circuits, certificate expiry) are refreshed by [`run`] on a timer, which
+//! also runs the exporter's upkeep.
+//!
+//! Labels are destination ids, outcomes, reason codes and certificate kinds,
+//! never a value from a submission. Reads the database and certificate files.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `kurier_submissions_total` | counter | destination, outcome |
+//! | `kurier_dead_letters_total` | counter | reason |
+//! | `kurier_publish_to_receipt_seconds` | histogram | |
+//! | `kurier_delivery_seconds` | histogram | destination |
+//! | `kurier_in_flight` | gauge | |
+//! | `kurier_parked` | gauge | destination |
+//! | `kurier_dead_letters` | gauge | destination |
+//! | `kurier_circuit_open` | gauge (0/1) | destination |
+//! | `kurier_certificate_expiry_seconds` | gauge | destination, kind=client\|ca |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::circuit::CircuitState;
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+use crate::store::Record;
+
+/// Seconds: from 5 ms (a delivery on loopback) to an hour (a parked retry).
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+];
+
+/// Install the process-wide recorder. `None` if one is installed already
+/// (then the metrics go there).
+pub fn install() -> Option<PrometheusHandle> {
+    let builder = PrometheusBuilder::new().set_buckets(BUCKETS).ok()?;
+    match builder.install_recorder() {
+        Ok(handle) => {
+            describe();
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics recorder not installed");
+            None
+        }
+    }
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "kurier_submissions_total",
+        "Runs of the pipeline that ended, by destination and outcome (delivered, rejected, dead_lettered, parked, rescheduled)"
+    );
+    metrics::describe_counter!("kurier_dead_letters_total", "Dead letters by reason code");
+    metrics::describe_histogram!(
+        "kurier_publish_to_receipt_seconds",
+        "From the envelope's submitted_at to the terminal receipt"
+    );
+    metrics::describe_histogram!(
+        "kurier_delivery_seconds",
+        "Duration of one delivery attempt (HTTP request and answer)"
+    );
+    metrics::describe_gauge!("kurier_in_flight", "Submissions being processed now");
+    metrics::describe_gauge!("kurier_parked", "Parked submissions per destination");
+    metrics::describe_gauge!("kurier_dead_letters", "Dead letters kept per destination");
+    metrics::describe_gauge!(
+        "kurier_circuit_open",
+        "1 while the destination's circuit is open or half-open"
+    );
+    metrics::describe_gauge!(
+        "kurier_certificate_expiry_seconds",
+        "Seconds until the earliest certificate in the file expires (negative: expired)"
+    );
+}
+
+/// A run of the pipeline ended with `record` (called from `Pipeline::log_end`).
+pub fn finished(record: &Record) {
+    let (destination, outcome) = match record {
+        Record::Receipt(r)
+        | Record::DeadLetter {
+            receipt: Some(r), ..
+        } => {
+            if let Some(secs) = r
+                .submitted_at
+                .as_deref()
+                .and_then(|s| seconds_between(s, &r.completed_at))
+            {
+                metrics::histogram!("kurier_publish_to_receipt_seconds").record(secs);
+            }
+            (r.destination.clone().unwrap_or_default(), r.status.clone())
+        }
+        Record::DeadLetter {
+            dead_letter,
+            receipt: None,
+        } => (
+            dead_letter.destination.clone().unwrap_or_default(),
+            crate::store::status::DEAD_LETTERED.to_owned(),
+        ),
+        Record::Park(p) => (p.destination.clone(), "parked".to_owned()),
+        Record::Reschedule { .. } => (String::new(), "rescheduled".to_owned()),
+    };
+    if let Record::DeadLetter { dead_letter, .. } = record {
+        metrics::counter!("kurier_dead_letters_total", "reason" => dead_letter.reason_code.clone())
+            .increment(1);
+    }
+    metrics::counter!("kurier_submissions_total", "destination" => destination, "outcome" => outcome)
+        .increment(1);
+}
+
+/// One delivery attempt to `destination` took `elapsed`.
+pub fn delivery(destination: &str, elapsed: Duration) {
+    metrics::histogram!("kurier_delivery_seconds", "destination" => destination.to_owned())
+        .record(elapsed.as_secs_f64());
+}
+
+/// A submission started (`+1`) or ended (`-1`).
+pub fn in_flight(delta: f64) {
+    metrics::gauge!("kurier_in_flight").increment(delta);
+}
+
+fn seconds_between(from: &str, to: &str) -> Option<f64> {
+    let rfc = &time::format_description::well_known::Rfc3339;
+    let from = time::OffsetDateTime::parse(from, rfc).ok()?;
+    let to = time::OffsetDateTime::parse(to, rfc).ok()?;
+    let secs = (to - from).as_seconds_f64();
+    (secs >= 0.0).then_some(secs)
+}
+
+/// Refresh the state gauges and run the exporter's upkeep until shutdown.
+pub async fn run(pipeline: Arc<Pipeline>, handle: PrometheusHandle, shutdown: Shutdown) {
+    let ops = crate::ops::Ops::new(pipeline.store.clone(), None, &pipeline.config);
+    let mut tick: u64 = 0;
+    loop {
+        refresh(&pipeline, &ops, tick.is_multiple_of(12)).await;
+        handle.run_upkeep();
+        tick += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn refresh(pipeline: &Pipeline, ops: &crate::ops::Ops, certificates: bool) {
+    match ops.status().await {
+        Ok(status) => {
+            for d in status.destinations {
+                metrics::gauge!("kurier_parked", "destination" => d.destination.clone())
+                    .set(d.parked as f64);
+                metrics::gauge!("kurier_dead_letters", "destination" => d.destination)
+                    .set(d.dead_letters as f64);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "metrics: cannot read the backlog"),
+    }
+    for d in &pipeline.config.destinations {
+        if let Ok(route) = pipeline.routes.route(&d.id) {
+            let open = route.deliverer.circuit.state() != CircuitState::Closed;
+            metrics::gauge!("kurier_circuit_open", "destination" => d.id.clone()).set(if open {
+                1.0
+            } else {
+                0.0
+            });
+        }
+    }
+    if certificates {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        for d in &pipeline.config.destinations {
+            for (kind, file) in [("client", &d.client_cert_file), ("ca", &d.ca_file)] {
+                if let Some(path) = file
+                    && let Ok(not_after) = crate::certs::earliest_expiry(path)
+                {
+                    metrics::gauge!(
+                        "kurier_certificate_expiry_seconds",
+                        "destination" => d.id.clone(),
+                        "kind" => kind
+                    )
+                    .set((not_after - now) as f64);
+                }
+            }
+        }
+    }
+}

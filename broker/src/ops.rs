@@ -1,0 +1,867 @@
+//! Operations: what an operator does with Kurier, in one implementation that
+//! both the command line (`kurier dead-letters …`, `main.rs`) and the admin
+//! API (`/api/…`, [`crate::admin`]) call.
+//!
+//! Postfix's view of a queue: parked and dead-lettered submissions are states
+//! an operator lists, filters, replays and purges by id, and every action
+//! that touches a payload or removes something lands in the `audit` table
+//! (who, what, which submission ids, when, why) in the same transaction.
+//!
+//! - **Replay** sends a dead letter through the whole pipeline again with the
+//!   current configuration, under its own submission id (so the authority
+//!   sees the same `Idempotency-Key`): the decrypted original envelope is
+//!   published to the intake exchange with publisher confirms. A submission
+//!   whose receipt says `delivered` is never replayed.
+//! - **Purge** deletes dead letters with their sealed payload and data key
+//!   (crypto-shredding); the receipt stays.
+//! - **Payload view** needs a reason, is audited before the payload is
+//!   returned, and is the only place a payload leaves the vault for a person.
+//!
+//! Touches the database, the vault (to open sealed payloads) and, for
+//! replay, RabbitMQ. Nothing here logs or returns a payload except
+//! [`Ops::show_payload`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{AmqpConfig, Config};
+use crate::intake;
+use crate::receipt::{format_time, now};
+use crate::store::{DeadLetter, Receipt, Record, Store, StoreError, on_pool, status};
+use crate::vault::{Sealed, Vault, VaultError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("no dead letter {0}; list them with `kurier dead-letters list`")]
+    NotFound(String),
+    #[error(
+        "{0:?} is neither a submission id (UUID) nor a dead-letter number; see `kurier dead-letters list`"
+    )]
+    BadId(String),
+    #[error("viewing a payload needs a reason (--reason \"…\"); it is recorded in the audit trail")]
+    ReasonRequired,
+    #[error(
+        "dead letter {0} keeps no payload (purged, past its retention, or an undecodable message); there is nothing to show or replay"
+    )]
+    NoPayload(String),
+    #[error(
+        "the vault key file {0} does not exist here; run this on the broker's host with its configuration"
+    )]
+    NoVault(String),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl OpsError {
+    /// The HTTP status the admin API answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            OpsError::NotFound(_) => 404,
+            OpsError::BadId(_) | OpsError::ReasonRequired | OpsError::Invalid(_) => 400,
+            OpsError::NoPayload(_) => 409,
+            _ => 500,
+        }
+    }
+}
+
+/// Who does something: an operator name from the admin token file (API) or
+/// the OS user (CLI). Recorded in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl Actor {
+    /// The OS user running the CLI: `$USER`, `$LOGNAME`, else `id -un`.
+    pub fn os_user() -> Actor {
+        let from_env = ["USER", "LOGNAME"]
+            .iter()
+            .filter_map(|v| std::env::var(v).ok())
+            .find(|v| !v.trim().is_empty());
+        let name = from_env.or_else(|| {
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        });
+        Actor(name.unwrap_or_else(|| "unknown".into()))
+    }
+}
+
+/// A dead letter as operators see it: metadata and reason, never a payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct DeadLetterInfo {
+    pub id: i64,
+    pub submission_id: Option<String>,
+    pub service: Option<String>,
+    pub destination: Option<String>,
+    pub portal: Option<String>,
+    pub reason_code: String,
+    pub reason_detail: String,
+    pub http_status: Option<i64>,
+    pub received_sha256: String,
+    pub created_at: String,
+    /// Until when the sealed payload is kept for replay.
+    pub expires_at: Option<String>,
+    /// Whether a sealed payload is kept (replay and payload view possible).
+    pub payload_kept: bool,
+}
+
+/// Filters of a dead-letter listing; `None` means any.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct DeadLetterFilter {
+    pub reason: Option<String>,
+    pub destination: Option<String>,
+    /// RFC 3339 time or a duration ago (`24h`, `7d`).
+    pub since: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// What replay did with one dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplayResult {
+    /// `None` when the submission has no dead letter any more.
+    pub dead_letter_id: Option<i64>,
+    pub submission_id: Option<String>,
+    /// `replayed`, `already_delivered`, `no_payload` or `failed`.
+    pub outcome: String,
+    pub message: String,
+}
+
+/// What purge removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PurgeResult {
+    pub dead_letter_ids: Vec<i64>,
+    pub submission_ids: Vec<String>,
+}
+
+/// The parked backlog of one destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Backlog {
+    pub destination: String,
+    pub count: i64,
+    pub next_attempt_at: String,
+    pub oldest_received_at: String,
+    pub last_cause: String,
+}
+
+/// Parked and dead letters of one destination, and (from the running broker
+/// only) its circuit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationStatus {
+    pub destination: String,
+    pub configured: bool,
+    pub parked: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_cause: Option<String>,
+    pub dead_letters: i64,
+    /// `closed`, `open`, `half_open`; `None` when not known (CLI).
+    pub circuit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub parked: i64,
+    pub dead_letters: i64,
+    pub destinations: Vec<DestinationStatus>,
+}
+
+/// One row of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub operator: String,
+    pub action: String,
+    /// Space-separated submission ids (or `#<n>` for dead letters without one).
+    pub submission_ids: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+/// The audit actions.
+pub mod action {
+    pub const REPLAY: &str = "replay";
+    pub const PURGE: &str = "purge";
+    pub const VIEW_PAYLOAD: &str = "view_payload";
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit (at, operator, action, submission_ids, outcome, reason) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Run `$body` in a write transaction `$tx` on either backend; commit when it
+/// is done, roll back on `?`. Its value is dropped (it differs per backend).
+macro_rules! in_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match $store {
+            // BEGIN IMMEDIATE: wait for the write lock instead of SQLITE_BUSY.
+            Store::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let _ = $body;
+                $tx.commit().await?;
+            }
+            Store::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let _ = $body;
+                $tx.commit().await?;
+            }
+        }
+    };
+}
+
+/// The operations, over one database, vault and RabbitMQ.
+#[derive(Clone)]
+pub struct Ops {
+    store: Store,
+    vault: Option<Arc<Vault>>,
+    amqp: AmqpConfig,
+    configured: Vec<String>,
+    vault_key_file: String,
+}
+
+impl Ops {
+    /// `vault`: `None` when the key file is not here (payload view and replay
+    /// then say so).
+    pub fn new(store: Store, vault: Option<Arc<Vault>>, config: &Config) -> Ops {
+        Ops {
+            store,
+            vault,
+            amqp: config.amqp.clone(),
+            configured: config.destinations.iter().map(|d| d.id.clone()).collect(),
+            vault_key_file: config.vault.key_file.display().to_string(),
+        }
+    }
+
+    /// For the CLI: connect, migrate, and load the vault if its key exists
+    /// (never create one: a new key opens nothing).
+    pub async fn open(config: &Config) -> Result<Ops, OpsError> {
+        let store = Store::connect(&config.database).await?;
+        store.migrate().await?;
+        let vault = if config.vault.key_file.exists() {
+            Some(Arc::new(Vault::load(&config.vault)?))
+        } else {
+            None
+        };
+        Ok(Ops::new(store, vault, config))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn vault(&self) -> Result<&Vault, OpsError> {
+        self.vault
+            .as_deref()
+            .ok_or_else(|| OpsError::NoVault(self.vault_key_file.clone()))
+    }
+
+    /// Dead letters, newest first.
+    pub async fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<DeadLetterInfo>, OpsError> {
+        if let Some(r) = &filter.reason
+            && crate::reason::ReasonCode::parse(r).is_none()
+        {
+            let known: Vec<&str> = crate::reason::ReasonCode::ALL
+                .iter()
+                .map(|c| c.as_str())
+                .collect();
+            return Err(OpsError::Invalid(format!(
+                "unknown reason code {r:?}; known codes: {}",
+                known.join(", ")
+            )));
+        }
+        let since = filter.since.as_deref().map(parse_since).transpose()?;
+        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, DeadLetterInfo>(LIST_DEAD_LETTERS)
+            .bind(filter.reason.as_deref())
+            .bind(filter.destination.as_deref())
+            .bind(since.as_deref())
+            .bind(filter.limit.unwrap_or(1000).clamp(1, 100_000))
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// The dead letters `id` names: a number names one row, a submission id
+    /// all rows of that submission (newest first).
+    async fn resolve(&self, id: &str) -> Result<Vec<DeadLetter>, OpsError> {
+        const BY_ID: &str = "SELECT id, submission_id, amqp_message_id, service, destination, portal, \
+             reason_code, reason_detail, http_status, received_sha256, created_at, key_id, sealed_key, \
+             sealed_payload, expires_at FROM dead_letters WHERE id = $1";
+        const BY_SUBMISSION: &str = "SELECT id, submission_id, amqp_message_id, service, destination, \
+             portal, reason_code, reason_detail, http_status, received_sha256, created_at, key_id, \
+             sealed_key, sealed_payload, expires_at FROM dead_letters WHERE submission_id = $1 \
+             ORDER BY id DESC";
+        let id = id.trim();
+        let rows = if let Ok(n) = id.parse::<i64>() {
+            on_pool!(&self.store, pool => sqlx::query_as::<_, DeadLetter>(BY_ID)
+                .bind(n)
+                .fetch_all(pool)
+                .await)?
+        } else if let Ok(uuid) = uuid::Uuid::parse_str(id) {
+            on_pool!(&self.store, pool => sqlx::query_as::<_, DeadLetter>(BY_SUBMISSION)
+                .bind(uuid.hyphenated().to_string())
+                .fetch_all(pool)
+                .await)?
+        } else {
+            return Err(OpsError::BadId(id.to_owned()));
+        };
+        if rows.is_empty() {
+            return Err(OpsError::NotFound(id.to_owned()));
+        }
+        Ok(rows)
+    }
+
+    /// One dead letter: metadata and reason only.
+    pub async fn show(&self, id: &str) -> Result<DeadLetterInfo, OpsError> {
+        let newest = self.resolve(id).await?.remove(0);
+        Ok(info(&newest))
+    }
+
+    /// One dead letter with its decrypted payload. Needs a reason; the view
+    /// is in the audit trail before the payload is returned.
+    pub async fn show_payload(
+        &self,
+        id: &str,
+        actor: &Actor,
+        why: &str,
+    ) -> Result<(DeadLetterInfo, serde_json::Value), OpsError> {
+        let why = why.trim();
+        if why.is_empty() {
+            return Err(OpsError::ReasonRequired);
+        }
+        let newest = self.resolve(id).await?.remove(0);
+        let (submission_id, sealed) = sealed_of(&newest)?;
+        let body = self.vault()?.open(&submission_id, &sealed)?;
+        self.audit(
+            actor,
+            action::VIEW_PAYLOAD,
+            std::slice::from_ref(&submission_id),
+            "shown",
+            Some(why),
+        )
+        .await?;
+        // The body was a JSON envelope when it was sealed (undecodable bodies
+        // are not kept); show it as text otherwise.
+        let payload = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
+        Ok((info(&newest), payload))
+    }
+
+    /// Replay the dead letters `ids` (numbers or submission ids).
+    pub async fn replay_ids(
+        &self,
+        ids: &[String],
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ReplayResult>, OpsError> {
+        let mut rows = Vec::new();
+        let mut delivered = Vec::new();
+        for id in ids {
+            match self.resolve(id).await {
+                // A submission id names its newest dead letter.
+                Ok(mut found) => rows.push(found.remove(0)),
+                // Replayed before (or delivered otherwise): say so, send nothing.
+                Err(OpsError::NotFound(_))
+                    if self
+                        .store
+                        .receipt(id.trim())
+                        .await?
+                        .is_some_and(|r| r.status == status::DELIVERED) =>
+                {
+                    delivered.push(id.trim().to_owned());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut results = Vec::new();
+        for submission_id in delivered {
+            self.audit(
+                actor,
+                action::REPLAY,
+                std::slice::from_ref(&submission_id),
+                "already delivered; nothing sent",
+                why,
+            )
+            .await?;
+            results.push(ReplayResult {
+                dead_letter_id: None,
+                message: format!("{submission_id} is already delivered; nothing was sent"),
+                submission_id: Some(submission_id),
+                outcome: "already_delivered".into(),
+            });
+        }
+        results.extend(self.replay_rows(rows, actor, why).await?);
+        Ok(results)
+    }
+
+    /// Replay every dead letter matching `filter` that keeps a payload.
+    pub async fn replay_matching(
+        &self,
+        filter: &DeadLetterFilter,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ReplayResult>, OpsError> {
+        let mut rows = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for d in self.dead_letters(filter).await? {
+            if !d.payload_kept {
+                continue;
+            }
+            // The newest dead letter of a submission is the one replayed.
+            if let Some(sid) = &d.submission_id
+                && !seen.insert(sid.clone())
+            {
+                continue;
+            }
+            rows.extend(self.resolve(&d.id.to_string()).await?);
+        }
+        self.replay_rows(rows, actor, why).await
+    }
+
+    async fn replay_rows(
+        &self,
+        rows: Vec<DeadLetter>,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ReplayResult>, OpsError> {
+        let mut channel: Option<(lapin::Connection, lapin::Channel)> = None;
+        let mut results = Vec::with_capacity(rows.len());
+        for row in rows {
+            results.push(self.replay_one(row, &mut channel, actor, why).await?);
+        }
+        if let Some((connection, _)) = channel {
+            let _ = connection.close(200, "done".into()).await;
+        }
+        Ok(results)
+    }
+
+    /// Replay one dead letter. Order matters (nothing lost, effectively once):
+    /// 1. a `delivered` receipt means nothing is sent;
+    /// 2. the receipt is deleted, so the pipeline does not take the
+    ///    republished message for a duplicate (a receipt deleted only after
+    ///    the publish would race with the broker consuming it);
+    /// 3. the envelope is published and confirmed; if that fails the
+    ///    receipt is restored and nothing else changed;
+    /// 4. the dead letter (sealed payload and key) is deleted and the audit
+    ///    row written in one transaction.
+    async fn replay_one(
+        &self,
+        row: DeadLetter,
+        channel: &mut Option<(lapin::Connection, lapin::Channel)>,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<ReplayResult, OpsError> {
+        let result = |outcome: &str, message: String| ReplayResult {
+            dead_letter_id: Some(row.id),
+            submission_id: row.submission_id.clone(),
+            outcome: outcome.to_owned(),
+            message,
+        };
+        let (submission_id, sealed) = match sealed_of(&row) {
+            Ok(s) => s,
+            Err(e) => return Ok(result("no_payload", e.to_string())),
+        };
+        let receipt = self.store.receipt(&submission_id).await?;
+        if receipt
+            .as_ref()
+            .is_some_and(|r| r.status == status::DELIVERED)
+        {
+            let message = format!("{submission_id} is already delivered; nothing was sent");
+            self.audit(
+                actor,
+                action::REPLAY,
+                std::slice::from_ref(&submission_id),
+                "already delivered; nothing sent",
+                why,
+            )
+            .await?;
+            return Ok(result("already_delivered", message));
+        }
+        let body = self.vault()?.open(&submission_id, &sealed)?;
+        let routing_key = crate::submit::addressing(&body)
+            .map(|(key, _)| key)
+            .unwrap_or_else(|| {
+                format!(
+                    "{}.{}",
+                    row.service.as_deref().unwrap_or("unknown"),
+                    row.destination.as_deref().unwrap_or("unknown")
+                )
+            });
+        const DELETE_RECEIPT: &str =
+            "DELETE FROM receipts WHERE submission_id = $1 AND status <> 'delivered'";
+        in_tx!(&self.store, tx => sqlx::query(DELETE_RECEIPT)
+            .bind(&submission_id)
+            .execute(&mut *tx)
+            .await?);
+        if let Err(e) = self
+            .publish(channel, &routing_key, &submission_id, &body)
+            .await
+        {
+            drop(body);
+            if let Some(r) = receipt {
+                // Put the receipt back: the dead letter is untouched.
+                self.store.write(&[Record::Receipt(r)]).await?;
+            }
+            return Ok(result(
+                "failed",
+                format!(
+                    "publishing to RabbitMQ failed ({e}); nothing changed, try again when RabbitMQ is reachable"
+                ),
+            ));
+        }
+        drop(body);
+        const DELETE_DEAD_LETTER: &str = "DELETE FROM dead_letters WHERE id = $1";
+        let at = now();
+        let ids = submission_id.clone();
+        in_tx!(&self.store, tx => {
+            sqlx::query(DELETE_DEAD_LETTER)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_AUDIT)
+                .bind(&at)
+                .bind(&actor.0)
+                .bind(action::REPLAY)
+                .bind(&ids)
+                .bind("replayed")
+                .bind(why.map(str::trim).filter(|w| !w.is_empty()))
+                .execute(&mut *tx)
+                .await?
+        });
+        tracing::info!(submission_id = %submission_id, operator = %actor.0, "dead letter replayed");
+        Ok(result(
+            "replayed",
+            format!("{submission_id} was published again and runs through the pipeline"),
+        ))
+    }
+
+    async fn publish(
+        &self,
+        channel: &mut Option<(lapin::Connection, lapin::Channel)>,
+        routing_key: &str,
+        submission_id: &str,
+        body: &[u8],
+    ) -> Result<(), intake::IntakeError> {
+        if channel
+            .as_ref()
+            .is_none_or(|(c, _)| !c.status().connected())
+        {
+            let connection = intake::connect(&self.amqp, "kurier-replay").await?;
+            let ch = intake::confirm_channel(&connection).await?;
+            *channel = Some((connection, ch));
+        }
+        let Some((_, ch)) = channel.as_ref() else {
+            return Err(intake::IntakeError::ConsumerEnded);
+        };
+        intake::publish_confirmed(
+            ch,
+            &self.amqp.exchange,
+            routing_key,
+            submission_id,
+            body,
+            true,
+        )
+        .await
+    }
+
+    /// Purge the dead letters `ids` (numbers or submission ids): the sealed
+    /// payload and its key go with the row; receipts stay.
+    pub async fn purge_ids(
+        &self,
+        ids: &[String],
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PurgeResult, OpsError> {
+        let mut rows = Vec::new();
+        for id in ids {
+            rows.extend(self.resolve(id).await?);
+        }
+        self.purge_rows(
+            rows.iter().map(|r| (r.id, r.submission_id.clone())),
+            actor,
+            why,
+        )
+        .await
+    }
+
+    /// Purge dead letters created longer than `age` ago.
+    pub async fn purge_older_than(
+        &self,
+        age: Duration,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PurgeResult, OpsError> {
+        const SQL: &str = "SELECT id, submission_id FROM dead_letters WHERE created_at < $1";
+        let cutoff = format_time(time::OffsetDateTime::now_utc() - age);
+        let rows: Vec<(i64, Option<String>)> = on_pool!(&self.store, pool => sqlx::query_as(SQL)
+            .bind(&cutoff)
+            .fetch_all(pool)
+            .await)?;
+        self.purge_rows(rows.into_iter(), actor, why).await
+    }
+
+    async fn purge_rows(
+        &self,
+        rows: impl Iterator<Item = (i64, Option<String>)>,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PurgeResult, OpsError> {
+        let mut result = PurgeResult {
+            dead_letter_ids: Vec::new(),
+            submission_ids: Vec::new(),
+        };
+        for (id, sid) in rows {
+            if !result.dead_letter_ids.contains(&id) {
+                result.dead_letter_ids.push(id);
+                result
+                    .submission_ids
+                    .push(sid.unwrap_or_else(|| format!("#{id}")));
+            }
+        }
+        if result.dead_letter_ids.is_empty() {
+            return Ok(result);
+        }
+        const DELETE: &str = "DELETE FROM dead_letters WHERE id = $1";
+        let at = now();
+        let ids = result.submission_ids.join(" ");
+        let outcome = format!("{} dead letters purged", result.dead_letter_ids.len());
+        in_tx!(&self.store, tx => {
+            for id in &result.dead_letter_ids {
+                sqlx::query(DELETE).bind(*id).execute(&mut *tx).await?;
+            }
+            sqlx::query(INSERT_AUDIT)
+                .bind(&at)
+                .bind(&actor.0)
+                .bind(action::PURGE)
+                .bind(&ids)
+                .bind(&outcome)
+                .bind(why.map(str::trim).filter(|w| !w.is_empty()))
+                .execute(&mut *tx)
+                .await?
+        });
+        tracing::info!(purged = result.dead_letter_ids.len(), operator = %actor.0, "dead letters purged");
+        Ok(result)
+    }
+
+    /// Parked backlog per destination.
+    pub async fn parked(&self, destination: Option<&str>) -> Result<Vec<Backlog>, OpsError> {
+        const SQL: &str = "SELECT destination, COUNT(*) AS count, MIN(next_attempt_at) AS next_attempt_at, \
+             MIN(received_at) AS oldest_received_at, \
+             (SELECT p2.last_cause FROM parked p2 WHERE p2.destination = p.destination \
+              ORDER BY p2.next_attempt_at DESC LIMIT 1) AS last_cause \
+             FROM parked p WHERE ($1 IS NULL OR destination = $1) \
+             GROUP BY destination ORDER BY destination";
+        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, Backlog>(SQL)
+            .bind(destination)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    pub async fn receipt(&self, submission_id: &str) -> Result<Option<Receipt>, OpsError> {
+        Ok(self.store.receipt(submission_id.trim()).await?)
+    }
+
+    /// Receipts completed since `since` (RFC 3339 or a duration ago), newest first.
+    pub async fn receipts(
+        &self,
+        since: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Receipt>, OpsError> {
+        let since = since.map(parse_since).transpose()?;
+        Ok(self
+            .store
+            .receipts(since.as_deref(), limit.clamp(1, 100_000))
+            .await?)
+    }
+
+    /// Parked and dead letters per destination, as the database knows them.
+    pub async fn status(&self) -> Result<Status, OpsError> {
+        const DEAD: &str = "SELECT COALESCE(destination, '') AS destination, COUNT(*) AS n \
+             FROM dead_letters GROUP BY COALESCE(destination, '') ORDER BY 1";
+        let dead: Vec<(String, i64)> =
+            on_pool!(&self.store, pool => sqlx::query_as(DEAD).fetch_all(pool).await)?;
+        let parked = self.parked(None).await?;
+        let mut names: Vec<String> = self.configured.clone();
+        for n in parked
+            .iter()
+            .map(|b| &b.destination)
+            .chain(dead.iter().map(|(d, _)| d))
+        {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        let destinations: Vec<DestinationStatus> = names
+            .into_iter()
+            .map(|name| {
+                let backlog = parked.iter().find(|b| b.destination == name);
+                DestinationStatus {
+                    configured: self.configured.contains(&name),
+                    parked: backlog.map_or(0, |b| b.count),
+                    next_attempt_at: backlog.map(|b| b.next_attempt_at.clone()),
+                    last_cause: backlog.map(|b| b.last_cause.clone()),
+                    dead_letters: dead.iter().find(|(d, _)| *d == name).map_or(0, |(_, n)| *n),
+                    circuit: None,
+                    destination: name,
+                }
+            })
+            .collect();
+        Ok(Status {
+            parked: destinations.iter().map(|d| d.parked).sum(),
+            dead_letters: destinations.iter().map(|d| d.dead_letters).sum(),
+            destinations,
+        })
+    }
+
+    /// The audit trail, newest first.
+    pub async fn audit_list(&self, limit: i64) -> Result<Vec<AuditEntry>, OpsError> {
+        const SQL: &str = "SELECT id, at, operator, action, submission_ids, outcome, reason \
+             FROM audit ORDER BY id DESC LIMIT $1";
+        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, AuditEntry>(SQL)
+            .bind(limit.clamp(1, 100_000))
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        submission_ids: &[String],
+        outcome: &str,
+        why: Option<&str>,
+    ) -> Result<(), OpsError> {
+        let at = now();
+        let ids = submission_ids.join(" ");
+        in_tx!(&self.store, tx => sqlx::query(INSERT_AUDIT)
+            .bind(&at)
+            .bind(&actor.0)
+            .bind(action)
+            .bind(&ids)
+            .bind(outcome)
+            .bind(why.map(str::trim).filter(|w| !w.is_empty()))
+            .execute(&mut *tx)
+            .await?);
+        Ok(())
+    }
+}
+
+const LIST_DEAD_LETTERS: &str = "SELECT id, submission_id, service, destination, portal, reason_code, \
+     reason_detail, http_status, received_sha256, created_at, expires_at, \
+     (sealed_payload IS NOT NULL) AS payload_kept FROM dead_letters \
+     WHERE ($1 IS NULL OR reason_code = $1) AND ($2 IS NULL OR destination = $2) \
+     AND ($3 IS NULL OR created_at >= $3) ORDER BY id DESC LIMIT $4";
+
+fn info(d: &DeadLetter) -> DeadLetterInfo {
+    DeadLetterInfo {
+        id: d.id,
+        submission_id: d.submission_id.clone(),
+        service: d.service.clone(),
+        destination: d.destination.clone(),
+        portal: d.portal.clone(),
+        reason_code: d.reason_code.clone(),
+        reason_detail: d.reason_detail.clone(),
+        http_status: d.http_status,
+        received_sha256: d.received_sha256.clone(),
+        created_at: d.created_at.clone(),
+        expires_at: d.expires_at.clone(),
+        payload_kept: d.sealed_payload.is_some(),
+    }
+}
+
+fn sealed_of(d: &DeadLetter) -> Result<(String, Sealed), OpsError> {
+    match (
+        &d.submission_id,
+        &d.key_id,
+        &d.sealed_key,
+        &d.sealed_payload,
+    ) {
+        (Some(sid), Some(key_id), Some(key), Some(payload)) => Ok((
+            sid.clone(),
+            Sealed {
+                key_id: key_id.clone(),
+                sealed_key: key.clone(),
+                sealed_payload: payload.clone(),
+            },
+        )),
+        _ => Err(OpsError::NoPayload(d.id.to_string())),
+    }
+}
+
+/// `7d`, `12h`, `30m`, `45s`, `2w` → a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, OpsError> {
+    let t = text.trim();
+    let bad = || {
+        OpsError::Invalid(format!(
+            "{text:?} is not a duration; write a number and a unit: 45s, 30m, 12h, 7d, 2w"
+        ))
+    };
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
+}
+
+/// An RFC 3339 time or a duration ago → the stored time form (UTC, µs).
+pub fn parse_since(text: &str) -> Result<String, OpsError> {
+    if let Ok(t) =
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+    {
+        return Ok(format_time(t));
+    }
+    match parse_duration(text) {
+        Ok(ago) => Ok(format_time(time::OffsetDateTime::now_utc() - ago)),
+        Err(_) => Err(OpsError::Invalid(format!(
+            "{text:?} is neither an RFC 3339 time such as 2026-11-23T00:00:00Z nor a duration such as 24h or 7d"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_have_a_number_and_a_unit() {
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43_200));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        for bad in ["", "7", "d", "7y", "-1d", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn since_takes_a_time_or_a_duration_ago() {
+        assert_eq!(
+            parse_since("2026-11-23T01:00:00+01:00").unwrap(),
+            "2026-11-23T00:00:00.000000Z"
+        );
+        assert!(parse_since("24h").unwrap() < now());
+        assert!(parse_since("yesterday").is_err());
+    }
+}
