@@ -659,6 +659,26 @@ allow_insecure_http = true
     }
 
     #[test]
+    fn the_shipped_configurations_parse() {
+        for file in [
+            "deploy/kurier.example.toml",
+            "deploy/local/kurier.local.toml",
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let c = Config::parse(&text, &path).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(!c.destinations.is_empty(), "{file}");
+            for d in &c.destinations {
+                assert!(
+                    kurier_adapters::find(&d.adapter).is_some(),
+                    "{file}: adapter {}",
+                    d.adapter
+                );
+            }
+        }
+    }
+
+    #[test]
     fn unknown_adapters_are_refused() {
         let c = Config::parse(
             &MINIMAL.replace("xsozial-hzl", "xsozial-kita"),

@@ -151,7 +151,10 @@ fn read_key(path: &Path) -> Result<MasterKey, VaultError> {
     Ok(MasterKey { id, key: key? })
 }
 
-/// Write a new random master key (hex) readable by the owner only.
+/// Write a new random master key (hex) readable by the owner only. Several
+/// instances may start at once: the key is written to a temporary file and
+/// linked into place, which fails if another instance was first; its key then
+/// counts, and nobody ever reads a half-written file.
 pub fn create_key_file(path: &Path) -> Result<(), VaultError> {
     let err = |message: String| VaultError::KeyFile {
         path: path.display().to_string(),
@@ -161,9 +164,12 @@ pub fn create_key_file(path: &Path) -> Result<(), VaultError> {
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| VaultError::Random)?;
     let hex = crate::policy::hex(&bytes);
     bytes.fill(0);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let temp = dir.join(format!(".vault-key-{}", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -171,10 +177,19 @@ pub fn create_key_file(path: &Path) -> Result<(), VaultError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    use std::io::Write;
-    let mut file = options.open(path).map_err(|e| err(e.to_string()))?;
-    file.write_all(format!("{hex}\n").as_bytes())
-        .map_err(|e| err(e.to_string()))
+    let written = (|| {
+        use std::io::Write;
+        let mut file = options.open(&temp)?;
+        file.write_all(format!("{hex}\n").as_bytes())?;
+        file.sync_all()
+    })();
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(err(e.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +248,33 @@ mod tests {
             without_old.open("id-1", &sealed),
             Err(VaultError::UnknownKey(_))
         ));
+    }
+
+    #[test]
+    fn instances_starting_together_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.key");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || create_key_file(&path))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        let config = VaultConfig {
+            key_file: path.clone(),
+            previous_key_files: vec![],
+        };
+        let a = Vault::load(&config).unwrap();
+        let sealed = a.seal("id", b"x").unwrap();
+        assert_eq!(
+            Vault::load(&config).unwrap().open("id", &sealed).unwrap(),
+            b"x"
+        );
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files left behind");
     }
 
     #[test]

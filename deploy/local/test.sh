@@ -31,4 +31,5 @@ fi
 cargo fmt --all -- --check
 # The end-to-end tests run the `kurier` and `test-authority` binaries.
 cargo build --locked --workspace --bins
-cargo test --locked --workspace
+# --no-fail-fast: one failing test binary does not hide the others' results.
+cargo test --locked --workspace --no-fail-fast

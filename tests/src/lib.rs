@@ -423,17 +423,26 @@ client_key_file = "{key}"
     }
 
     /// Start one more instance (logging to `kurier-<n>.log`); returns its log.
+    /// It gets its own configuration file that differs only in the admin port.
     pub fn start_extra_instance(&mut self) -> anyhow::Result<PathBuf> {
-        let log = self
-            .dir
-            .path()
-            .join(format!("kurier-{}.log", self.extra_instances.len() + 2));
-        let process = self.spawn_kurier(&log)?;
+        let n = self.extra_instances.len() + 2;
+        let log = self.dir.path().join(format!("kurier-{n}.log"));
+        let text = std::fs::read_to_string(&self.config_path)?.replace(
+            &format!("listen = \"{}\"", self.admin),
+            &format!("listen = \"127.0.0.1:{}\"", free_port()?),
+        );
+        let config = self.dir.path().join(format!("kurier-{n}.toml"));
+        std::fs::write(&config, text)?;
+        let process = self.spawn_kurier_with(&config, &log)?;
         self.extra_instances.push(process);
         Ok(log)
     }
 
     fn spawn_kurier(&self, log_path: &Path) -> anyhow::Result<Process> {
+        self.spawn_kurier_with(&self.config_path, log_path)
+    }
+
+    fn spawn_kurier_with(&self, config: &Path, log_path: &Path) -> anyhow::Result<Process> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -441,7 +450,7 @@ client_key_file = "{key}"
         let child = Command::new(workspace_bin("kurier"))
             .arg("run")
             .arg("--config")
-            .arg(&self.config_path)
+            .arg(config)
             .env("RUST_LOG", self.log_level)
             .stdout(log.try_clone()?)
             .stderr(log)
