@@ -5,7 +5,7 @@
 //! output buffer.
 //!
 //! The shape follows the outline of a published XSozial-basis message
-//! (`/work/shared/XSOZIAL.md`): an unqualified `nachrichtenkopf.g2g`, then
+//! (`shared/XSOZIAL.md` beside this repository): an unqualified `nachrichtenkopf.g2g`, then
 //! `xsb:xsozial` with the case (`xsb:vorgang`: type, application date,
 //! persons, third parties) and one `xsb:dokument` per attachment. Persons are
 //! written once with a local id and referred to by it: the applicant is `p0`,

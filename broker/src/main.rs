@@ -38,7 +38,7 @@ struct ConfigArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the broker until SIGTERM/SIGINT (in-flight work finishes or stays unacked).
+    /// Run the broker until SIGTERM/SIGINT (in-flight work finishes or is parked; nothing unfinished is acked).
     Run(ConfigArg),
     /// Check the configuration, certificates and routes; exit 0 or name what is wrong.
     CheckConfig(ConfigArg),
