@@ -313,33 +313,28 @@ impl Deliverer {
                 return (outcome, attempt);
             };
             self.circuit.failure();
-            if attempt >= max_attempts.max(1) {
-                tracing::warn!(
-                    submission_id = request.submission_id,
-                    destination = %self.destination,
-                    attempt,
-                    cause = %cause,
-                    elapsed_ms,
-                    "delivery attempt failed; no attempts left in place"
-                );
-                return (Outcome::Transient(cause), attempt);
-            }
-            let backoff = delays
-                .next()
-                .unwrap_or(Duration::from_millis(self.retry.max_delay_ms));
-            let wait = match cause.retry_after() {
-                Some(ra) => backoff.max(ra.min(MAX_RETRY_AFTER)),
-                None => backoff,
-            };
+            // No wait after the last attempt in place: the caller parks it.
+            let wait = (attempt < max_attempts.max(1)).then(|| {
+                let backoff = delays
+                    .next()
+                    .unwrap_or(Duration::from_millis(self.retry.max_delay_ms));
+                match cause.retry_after() {
+                    Some(ra) => backoff.max(ra.min(MAX_RETRY_AFTER)),
+                    None => backoff,
+                }
+            });
             tracing::warn!(
                 submission_id = request.submission_id,
                 destination = %self.destination,
                 attempt,
                 cause = %cause,
                 elapsed_ms,
-                retry_in_ms = wait.as_millis() as u64,
-                "delivery attempt failed, will retry"
+                retry_in_ms = wait.map(|w| w.as_millis() as u64),
+                "delivery attempt failed"
             );
+            let Some(wait) = wait else {
+                return (Outcome::Transient(cause), attempt);
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.cancelled() => return (Outcome::Interrupted(cause), attempt),

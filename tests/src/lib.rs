@@ -662,6 +662,24 @@ client_key_file = "{key}"
         Ok(queue.message_count())
     }
 
+    /// Panics if a canary (plain or base64) is in anything Kurier keeps.
+    pub async fn assert_nothing_kept_contains(&self, canary: &str, when: &str) {
+        let mut needles = vec![canary.to_owned()];
+        needles.extend(base64_forms(canary));
+        let kept = self
+            .everything_kept()
+            .await
+            .expect("what Kurier keeps is readable");
+        for (name, bytes) in &kept {
+            for needle in &needles {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{when}: {needle} found in {name}"
+                );
+            }
+        }
+    }
+
     /// Every byte Kurier keeps: the SQLite files or a text dump of the
     /// PostgreSQL tables, and the log.
     pub async fn everything_kept(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
@@ -697,6 +715,20 @@ client_key_file = "{key}"
         }
         Ok(kept)
     }
+}
+
+/// base64 forms of `text` at the three byte alignments (the stable middle),
+/// so a canary is found however it was encoded in an attachment.
+pub fn base64_forms(text: &str) -> Vec<String> {
+    use base64::Engine;
+    (0..3)
+        .map(|k| {
+            let mut bytes = vec![b'x'; k];
+            bytes.extend_from_slice(text.as_bytes());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            encoded[4..encoded.len() - 4].to_owned()
+        })
+        .collect()
 }
 
 /// Resident set size and its peak (VmRSS, VmHWM) of a process, in KiB.

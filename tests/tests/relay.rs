@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use base64::Engine;
-use kurier_e2e::{Backend, World, WorldOptions, fresh, json, on_both_backends, sha256_hex};
+use kurier_e2e::{
+    Backend, World, WorldOptions, base64_forms, fresh, json, on_both_backends, sha256_hex,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -365,18 +367,6 @@ client_key_file = "{KEY}"
     );
 }
 
-/// base64 forms of `text` at the three byte alignments (the stable middle).
-fn base64_forms(text: &str) -> Vec<String> {
-    (0..3)
-        .map(|k| {
-            let mut bytes = vec![b'x'; k];
-            bytes.extend_from_slice(text.as_bytes());
-            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            encoded[4..encoded.len() - 4].to_owned()
-        })
-        .collect()
-}
-
 async fn canaries_reach_the_authority_and_nothing_else(backend: Backend) {
     let mut world = World::start(WorldOptions::new(backend)).await.unwrap();
     let canary = canary(&world);
@@ -523,7 +513,7 @@ client_key_file = "{{KEY}}"
     let failures = |destination: &str, cause: &str| {
         log.lines()
             .filter(|l| {
-                (l.contains("will retry") || l.contains("no attempts left"))
+                l.contains("delivery attempt failed")
                     && l.contains(destination)
                     && l.contains(cause)
             })
