@@ -222,6 +222,8 @@ pub struct WorldOptions {
     /// RUST_LOG of the Kurier processes (debug by default: the canary tests
     /// search the most verbose log there is).
     pub log: &'static str,
+    /// Run Kurier with `--log-format json`.
+    pub json_logs: bool,
 }
 
 impl WorldOptions {
@@ -235,6 +237,7 @@ impl WorldOptions {
             sections: String::new(),
             prefetch: 32,
             log: "debug",
+            json_logs: false,
         }
     }
 }
@@ -252,6 +255,7 @@ pub struct World {
     pub tag: String,
     pub backend: Backend,
     log_level: &'static str,
+    json_logs: bool,
     /// `host:port` of the admin HTTP endpoint.
     pub admin: String,
     /// The bearer token of operator `e2e-operator`.
@@ -404,6 +408,7 @@ client_key_file = "{key}"
             tag,
             backend: options.backend,
             log_level: options.log,
+            json_logs: options.json_logs,
             admin,
             admin_token,
             observer,
@@ -447,9 +452,9 @@ client_key_file = "{key}"
             .create(true)
             .append(true)
             .open(log_path)?;
+        let format = if self.json_logs { "json" } else { "text" };
         let child = Command::new(workspace_bin("kurier"))
-            .arg("run")
-            .arg("--config")
+            .args(["--log-format", format, "run", "--config"])
             .arg(config)
             .env("RUST_LOG", self.log_level)
             .stdout(log.try_clone()?)

@@ -11,7 +11,89 @@ const WAIT: Duration = Duration::from_secs(60);
 on_both_backends!(
     a_parked_submission_is_sealed_then_delivered_and_erased,
     dead_letters_are_purged_after_their_retention_and_the_receipt_stays,
+    a_submission_parked_past_its_maximum_age_is_delivery_expired,
+    retry_after_is_honoured_between_attempts,
 );
+
+async fn a_submission_parked_past_its_maximum_age_is_delivery_expired(backend: Backend) {
+    let mut options = WorldOptions::new(backend);
+    options.retry = "circuit_open_secs = 1\nmax_age_secs = 3".into();
+    options.json_logs = true;
+    let mut world = World::start(options).await.unwrap();
+    world
+        .authority
+        .set_mode(json!({"mode": "fail", "status": 503}))
+        .await
+        .unwrap();
+    world.start_kurier().unwrap();
+    let e = fresh("hzl-minimal.json");
+    let id = e["submission_id"].as_str().unwrap().to_owned();
+    world.publish_envelope(&e).await.unwrap();
+    let receipt = world.await_receipt(&id, WAIT).await.unwrap();
+    assert_eq!(receipt.status, "dead_lettered", "{receipt:?}");
+    assert_eq!(receipt.reason_code.as_deref(), Some("delivery_expired"));
+    assert!(receipt.completed_at.as_str() >= receipt.received_at.as_str());
+    let detail = receipt.reason_detail.unwrap_or_default();
+    assert!(
+        detail.contains("sozialamt-koeln") && detail.contains("status 503"),
+        "{detail}"
+    );
+    let events = world.receipt_events(1, WAIT).await.unwrap();
+    assert_eq!(events[0].1["reason"], "delivery_expired");
+    let store = world.store().await.unwrap();
+    assert!(
+        store.parked(None, 10).await.unwrap().is_empty(),
+        "no longer parked"
+    );
+    let dead = world.await_dead_letters(1, WAIT).await.unwrap();
+    assert_eq!(dead[0].reason_code, "delivery_expired");
+
+    // The JSON log has the contract's fields at the top level of each line.
+    let log = std::fs::read_to_string(world.log_path()).unwrap();
+    let finished: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "submission finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "{log}");
+    let line = &finished[0];
+    assert_eq!(line["submission_id"], id.as_str());
+    assert_eq!(line["destination"], "sozialamt-koeln");
+    assert_eq!(line["outcome"], "dead_lettered");
+    assert_eq!(line["reason"], "delivery_expired");
+}
+
+async fn retry_after_is_honoured_between_attempts(backend: Backend) {
+    let mut options = WorldOptions::new(backend);
+    // Backoff alone would retry after 100-200 ms.
+    options.retry = "circuit_open_secs = 30\nmax_attempts_in_place = 2".into();
+    let mut world = World::start(options).await.unwrap();
+    world
+        .authority
+        .set_mode(json!({"mode": "fail", "status": 429, "retry_after": 2}))
+        .await
+        .unwrap();
+    world.start_kurier().unwrap();
+    let e = fresh("hzl-minimal.json");
+    let id = e["submission_id"].as_str().unwrap().to_owned();
+    world.publish_envelope(&e).await.unwrap();
+    let store = world.store().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !store.is_parked(&id).await.unwrap_or(false) {
+        assert!(Instant::now() < deadline, "not parked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let requests = world.authority.requests().await.unwrap();
+    let at: Vec<u64> = requests
+        .iter()
+        .filter(|r| r["submission_id"] == id.as_str())
+        .map(|r| r["received_at_ms"].as_u64().unwrap())
+        .collect();
+    assert_eq!(at.len(), 2, "two attempts in place");
+    let gap = at[1] - at[0];
+    println!("{backend:?}: second attempt {gap} ms after the first (Retry-After: 2)");
+    assert!(gap >= 1900, "Retry-After: 2 not honoured, gap {gap} ms");
+}
 
 async fn a_parked_submission_is_sealed_then_delivered_and_erased(backend: Backend) {
     let mut world = World::start(WorldOptions::new(backend)).await.unwrap();

@@ -80,6 +80,8 @@ struct Logged {
     status: u16,
     body_base64: Option<String>,
     body_len: usize,
+    /// Arrival, milliseconds since the Unix epoch.
+    received_at_ms: u128,
 }
 
 #[derive(Default)]
@@ -138,6 +140,10 @@ impl Authority {
             status: 0,
             body_base64: None,
             body_len: 0,
+            received_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
         };
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
