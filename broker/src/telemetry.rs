@@ -10,8 +10,30 @@ pub enum LogFormat {
     Json,
 }
 
+/// Crates that may log frames or bodies at trace level (and so payload):
+/// capped at debug whatever `RUST_LOG` asks. The canary test runs at debug.
+const CAPPED_AT_DEBUG: &[&str] = &[
+    "lapin",
+    "amq_protocol",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "sqlx",
+    "tokio_rustls",
+];
+
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let asks_for_trace = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("trace"));
+    if asks_for_trace {
+        for target in CAPPED_AT_DEBUG {
+            if let Ok(directive) = format!("{target}=debug").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
