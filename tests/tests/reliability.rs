@@ -121,12 +121,14 @@ async fn a_parked_submission_is_sealed_then_delivered_and_erased(backend: Backen
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(world.queue_ready().await.unwrap(), 0);
-    // Five failed attempts open the circuit (threshold 5): the first
-    // submission used its 3 in-place attempts, the second only 2.
+    // At most three attempts in place each; five failed attempts (the
+    // threshold) open the circuit, which stops further attempts. An attempt
+    // already under way when it opens still counts, hence 5 or 6.
     let parked = store.parked(None, 10).await.unwrap();
-    assert_eq!(
-        parked.iter().map(|p| p.attempts).sum::<i64>(),
-        5,
+    let total: i64 = parked.iter().map(|p| p.attempts).sum();
+    assert!((5..=6).contains(&total), "{parked:?}");
+    assert!(
+        parked.iter().all(|p| (1..=3).contains(&p.attempts)),
         "{parked:?}"
     );
     for p in &parked {
