@@ -300,21 +300,23 @@ impl Pipeline {
         received_sha256: &str,
     ) -> Result<Handled, String> {
         let id = envelope.submission_id.as_str();
-        match self.store.receipt(id).await {
-            Ok(Some(existing))
-                if existing.status == status::DELIVERED
-                    || existing.received_sha256 == received_sha256 =>
-            {
-                return Ok(Handled::Terminal(Box::new(existing)));
-            }
-            Ok(_) => {}
-            Err(e) => return Err(e.to_string()),
+        // One round trip on the happy path; the whole receipt is read only
+        // for a duplicate, whose event is repeated.
+        let seen = self.store.seen(id).await.map_err(|e| e.to_string())?;
+        let terminal = seen.status.as_deref() == Some(status::DELIVERED)
+            || seen.received_sha256.as_deref() == Some(received_sha256);
+        if terminal {
+            return match self.store.receipt(id).await {
+                Ok(Some(existing)) => Ok(Handled::Terminal(Box::new(existing))),
+                Ok(None) => Err("the receipt vanished while it was read".into()),
+                Err(e) => Err(e.to_string()),
+            };
         }
-        match self.store.is_parked(id).await {
-            Ok(true) => Ok(Handled::Parked),
-            Ok(false) => Ok(Handled::No),
-            Err(e) => Err(e.to_string()),
-        }
+        Ok(if seen.parked {
+            Handled::Parked
+        } else {
+            Handled::No
+        })
     }
 
     /// Validate, apply the policy, route, render, deliver.

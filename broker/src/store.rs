@@ -91,6 +91,14 @@ pub struct DeadLetter {
     pub expires_at: Option<String>,
 }
 
+/// A submission as [`Store::seen`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Seen {
+    pub status: Option<String>,
+    pub received_sha256: Option<String>,
+    pub parked: bool,
+}
+
 /// One row of `parked`: a submission waiting for its next attempt.
 #[derive(Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Parked {
@@ -401,6 +409,21 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         Ok(rows)
+    }
+
+    /// What the pipeline must know of a submission before it runs it: its
+    /// receipt's status and received hash (if any) and whether it is parked,
+    /// in one round trip. The same SQL on both backends.
+    pub async fn seen(&self, submission_id: &str) -> Result<Seen, StoreError> {
+        const SQL: &str = "SELECT \
+             (SELECT status FROM receipts WHERE submission_id = $1) AS status, \
+             (SELECT received_sha256 FROM receipts WHERE submission_id = $1) AS received_sha256, \
+             EXISTS (SELECT 1 FROM parked WHERE submission_id = $1) AS parked";
+        let seen = on_pool!(self, pool => sqlx::query_as::<_, Seen>(SQL)
+            .bind(submission_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(seen)
     }
 
     /// Is the submission parked (durably held for a later attempt)?
