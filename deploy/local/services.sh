@@ -22,21 +22,17 @@ log() { printf '[services] %s\n' "$*" >&2; }
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
+# Installed means installed as a Debian package: file globs mislead (e.g.
+# libclang-cpp.so.14 is present without libclang-dev, and bindgen then fails).
+installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
+
 ensure_packages() {
-  local missing=()
-  command -v /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null 2>&1 || [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
-  command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
-  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  local missing=() pkg
   # Building the `libxml` crate (XSD validation of rendered documents) needs
   # libxml2's headers found through pkg-config, and libclang for bindgen.
-  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-  if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists libxml-2.0; }; then
-    missing+=(libxml2-dev)
-  fi
-  ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
-  if [[ $WANT_PG -eq 1 ]] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    missing+=(postgresql)
-  fi
+  local wanted=(rabbitmq-server libxml2-utils curl pkg-config libxml2-dev libclang-dev)
+  [[ $WANT_PG -eq 1 ]] && wanted+=(postgresql)
+  for pkg in "${wanted[@]}"; do installed "$pkg" || missing+=("$pkg"); done
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     as_root apt-get update -qq
