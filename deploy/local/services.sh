@@ -7,14 +7,17 @@
 #   deploy/local/services.sh [--postgres]
 #
 # State lives under $KURIER_RUN_DIR (default /tmp/kurier-local). Ports:
-# AMQP $KURIER_AMQP_PORT (5672), PostgreSQL $KURIER_PG_PORT (5433).
+# AMQP $KURIER_AMQP_PORT (5672), PostgreSQL $KURIER_PG_PORT (5433), RabbitMQ
+# node name $KURIER_RABBIT_NODE (kurier).
 # Source deploy/local/env.sh afterwards for the URLs.
 set -euo pipefail
 
 RUN_DIR=${KURIER_RUN_DIR:-/tmp/kurier-local}
 AMQP_PORT=${KURIER_AMQP_PORT:-5672}
 PG_PORT=${KURIER_PG_PORT:-5433}
-NODE=kurier@localhost
+# A second private set of services beside the first needs its own node name
+# and ports: KURIER_RABBIT_NODE, KURIER_AMQP_PORT, KURIER_PG_PORT.
+NODE=${KURIER_RABBIT_NODE:-kurier}@localhost
 WANT_PG=0
 [[ "${1:-}" == "--postgres" ]] && WANT_PG=1
 
