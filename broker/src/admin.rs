@@ -29,9 +29,9 @@ use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 
-use crate::circuit::CircuitState;
 use crate::ops::{Actor, DeadLetterFilter, Ops, OpsError};
 use crate::pipeline::Pipeline;
+use crate::queue::circuit::CircuitState;
 use crate::shutdown::Shutdown;
 
 /// What the handlers share.

@@ -194,6 +194,30 @@ impl Default for DeadLetterConfig {
     }
 }
 
+/// What is wrong with a retry policy that TOML's types cannot say.
+fn retry_problem(r: &RetryConfig) -> Option<String> {
+    let problem = if !(r.multiplier >= 1.0 && r.multiplier <= 100.0) {
+        "multiplier must be between 1 and 100"
+    } else if r.max_attempts_in_place == 0 {
+        "max_attempts_in_place must be at least 1"
+    } else if r.max_in_flight == 0 {
+        "max_in_flight must be at least 1"
+    } else if r.initial_in_flight == 0 || r.initial_in_flight > r.max_in_flight {
+        "initial_in_flight must be between 1 and max_in_flight"
+    } else if !(r.circuit_failure_rate > 0.0 && r.circuit_failure_rate <= 1.0) {
+        "circuit_failure_rate must be above 0 and at most 1"
+    } else if r.circuit_probes == 0 || r.circuit_min_requests == 0 {
+        "circuit_probes and circuit_min_requests must be at least 1"
+    } else if r.circuit_open_secs == 0 {
+        "circuit_open_secs must be at least 1"
+    } else if r.max_age_secs > 10 * 365 * 86_400 || r.max_delay_ms > 30 * 86_400_000 {
+        "max_age_secs is at most ten years and max_delay_ms at most 30 days"
+    } else {
+        return None;
+    };
+    Some(problem.to_owned())
+}
+
 /// Retry policy. In a destination every key is optional and falls back to
 /// the top-level `[retry]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -210,6 +234,14 @@ pub struct RetryOverrides {
     pub circuit_failure_threshold: Option<u32>,
     pub circuit_open_secs: Option<u64>,
     pub max_in_flight: Option<usize>,
+    pub max_in_place_delay_ms: Option<u64>,
+    pub initial_in_flight: Option<usize>,
+    pub circuit_failure_rate: Option<f64>,
+    pub circuit_min_requests: Option<u32>,
+    pub circuit_window_secs: Option<u64>,
+    pub circuit_open_max_secs: Option<u64>,
+    pub circuit_probes: Option<u32>,
+    pub max_waiting_in_place: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,15 +272,46 @@ pub struct RetryConfig {
     /// letter `delivery_expired`. Default 7 days.
     #[serde(default = "default_max_age_secs")]
     pub max_age_secs: u64,
-    /// Consecutive failed attempts that open a destination's circuit.
+    /// No longer used (the circuit opens on a failure rate, see
+    /// `circuit_failure_rate`); accepted so that old files still load.
     #[serde(default = "default_circuit_failure_threshold")]
     pub circuit_failure_threshold: u32,
-    /// Seconds an open circuit waits before one probe may try again.
+    /// Seconds an open circuit first waits before probes may try; doubled on
+    /// each failed probe round up to `circuit_open_max_secs`.
     #[serde(default = "default_circuit_open_secs")]
     pub circuit_open_secs: u64,
-    /// Requests in flight to one destination at once.
+    /// Ceiling of the adaptive concurrency limit: requests in flight to one
+    /// destination at once, at most.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// A wait longer than this between attempts parks the submission instead
+    /// of holding its AMQP message (keep it well below RabbitMQ's
+    /// `consumer_timeout`, 30 min by default).
+    #[serde(default = "default_max_in_place_delay_ms")]
+    pub max_in_place_delay_ms: u64,
+    /// Where the adaptive concurrency limit starts.
+    #[serde(default = "default_initial_in_flight")]
+    pub initial_in_flight: usize,
+    /// Share of failed attempts (connect, TLS, timeout, 5xx without
+    /// Retry-After) within `circuit_window_secs` that opens the circuit.
+    #[serde(default = "default_circuit_failure_rate")]
+    pub circuit_failure_rate: f64,
+    /// Attempts within the window before the rate counts.
+    #[serde(default = "default_circuit_min_requests")]
+    pub circuit_min_requests: u32,
+    /// Length of the circuit's sliding window, in seconds.
+    #[serde(default = "default_circuit_window_secs")]
+    pub circuit_window_secs: u64,
+    /// Longest interval between probe rounds of an open circuit, in seconds.
+    #[serde(default = "default_circuit_open_max_secs")]
+    pub circuit_open_max_secs: u64,
+    /// Probes a half-open circuit lets through; that many successes close it.
+    #[serde(default = "default_circuit_probes")]
+    pub circuit_probes: u32,
+    /// Held messages of one destination that may wait for a retry at once
+    /// (each holds a prefetch slot); a further failure parks at once.
+    #[serde(default = "default_max_waiting_in_place")]
+    pub max_waiting_in_place: usize,
 }
 
 impl Default for RetryConfig {
@@ -265,6 +328,14 @@ impl Default for RetryConfig {
             circuit_failure_threshold: default_circuit_failure_threshold(),
             circuit_open_secs: default_circuit_open_secs(),
             max_in_flight: default_max_in_flight(),
+            max_in_place_delay_ms: default_max_in_place_delay_ms(),
+            initial_in_flight: default_initial_in_flight(),
+            circuit_failure_rate: default_circuit_failure_rate(),
+            circuit_min_requests: default_circuit_min_requests(),
+            circuit_window_secs: default_circuit_window_secs(),
+            circuit_open_max_secs: default_circuit_open_max_secs(),
+            circuit_probes: default_circuit_probes(),
+            max_waiting_in_place: default_max_waiting_in_place(),
         }
     }
 }
@@ -287,6 +358,18 @@ impl RetryConfig {
                 .unwrap_or(self.circuit_failure_threshold),
             circuit_open_secs: o.circuit_open_secs.unwrap_or(self.circuit_open_secs),
             max_in_flight: o.max_in_flight.unwrap_or(self.max_in_flight),
+            max_in_place_delay_ms: o
+                .max_in_place_delay_ms
+                .unwrap_or(self.max_in_place_delay_ms),
+            initial_in_flight: o.initial_in_flight.unwrap_or(self.initial_in_flight),
+            circuit_failure_rate: o.circuit_failure_rate.unwrap_or(self.circuit_failure_rate),
+            circuit_min_requests: o.circuit_min_requests.unwrap_or(self.circuit_min_requests),
+            circuit_window_secs: o.circuit_window_secs.unwrap_or(self.circuit_window_secs),
+            circuit_open_max_secs: o
+                .circuit_open_max_secs
+                .unwrap_or(self.circuit_open_max_secs),
+            circuit_probes: o.circuit_probes.unwrap_or(self.circuit_probes),
+            max_waiting_in_place: o.max_waiting_in_place.unwrap_or(self.max_waiting_in_place),
         }
     }
 
@@ -369,7 +452,31 @@ fn default_circuit_failure_threshold() -> u32 {
     5
 }
 fn default_circuit_open_secs() -> u64 {
-    30
+    2
+}
+fn default_max_in_place_delay_ms() -> u64 {
+    10_000
+}
+fn default_initial_in_flight() -> usize {
+    4
+}
+fn default_circuit_failure_rate() -> f64 {
+    0.5
+}
+fn default_circuit_min_requests() -> u32 {
+    10
+}
+fn default_circuit_window_secs() -> u64 {
+    10
+}
+fn default_circuit_open_max_secs() -> u64 {
+    5
+}
+fn default_circuit_probes() -> u32 {
+    3
+}
+fn default_max_waiting_in_place() -> usize {
+    8
 }
 fn default_max_in_flight() -> usize {
     32
@@ -520,11 +627,17 @@ impl Config {
                 "[database] url must start with sqlite:// or postgres://".into(),
             ));
         }
+        if let Some(problem) = retry_problem(&self.retry) {
+            return Err(invalid(format!("[retry] {problem}")));
+        }
         let mut seen = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             let at = format!("[[destinations]] #{} (id = {:?})", i + 1, d.id);
             if !seen.insert(d.id.as_str()) {
                 return Err(invalid(format!("{at}: the id is used twice")));
+            }
+            if let Some(problem) = retry_problem(&self.retry.with_overrides(&d.retry)) {
+                return Err(invalid(format!("{at}: [destinations.retry] {problem}")));
             }
             if kurier_adapters::find(&d.adapter).is_none()
                 && !kurier_adapters::PLANNED.contains(&d.adapter.as_str())
@@ -628,6 +741,25 @@ allow_insecure_http = true
         assert_eq!(c.policy.max_attachments, 20);
         assert_eq!(c.policy.max_attachment_bytes, 7_500_000);
         assert!(c.check().unwrap().iter().any(|w| w.contains("plaintext")));
+    }
+
+    #[test]
+    fn an_impossible_retry_policy_names_its_key_and_destination() {
+        let bad = format!("{MINIMAL}\n[destinations.retry]\ncircuit_failure_rate = 1.5\n");
+        let err = Config::parse(&bad, Path::new("k.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sozialamt-koeln"), "{err}");
+        assert!(err.contains("circuit_failure_rate"), "{err}");
+        let bad = MINIMAL.replace("[amqp]", "[retry]\ninitial_in_flight = 64\n\n[amqp]");
+        let err = Config::parse(&bad, Path::new("k.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[retry] initial_in_flight"), "{err}");
     }
 
     #[test]

@@ -1,110 +1,32 @@
 //! Delivery of a rendered document to its authority over HTTPS with mutual
-//! TLS (CONTRACT.md § 2), with in-place retries.
+//! TLS (CONTRACT.md § 2): one attempt at a time, reported as an
+//! [`Outcome`].
 //!
 //! One pooled HTTP client per destination (connections and TLS sessions are
-//! reused; no handshake per message). The answer of each attempt is classified
-//! in one place, [`classify`], into an [`Outcome`]: delivered, transient (retry
-//! with exponential backoff and jitter, honouring `Retry-After`) or refused.
-//! Every attempt carries `Idempotency-Key: <submission_id>`, so a retry after a
-//! lost answer cannot create a second case at the authority.
+//! reused; no handshake per message). Each attempt passes the destination's
+//! circuit and adaptive concurrency limit ([`crate::queue`]), and reports
+//! what happened to both; what the outcome means for the submission is
+//! decided by [`crate::queue::decision::decide`], not here. Every attempt
+//! carries `Idempotency-Key: <submission_id>`, so a retry after a lost answer
+//! cannot create a second case at the authority.
 //!
 //! Talks to the destination's endpoint; logs ids, status codes and causes only.
 
-use std::fmt;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use backon::BackoffBuilder;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
 
-use crate::circuit::Circuit;
 use crate::config::{DestinationConfig, RetryConfig};
-use crate::shutdown::Shutdown;
+use crate::queue::circuit::{Admission, Circuit, CircuitConfig, Health};
+use crate::queue::decision::{self, Cause, NotAttempted, Outcome, Policy};
+use crate::queue::limit::{Limiter, Signal};
 use crate::tls::{self, TlsError};
 
-/// A `Retry-After` longer than this is shortened: the message is held unacked
-/// while it waits.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// How much of an answer body is read (for the `reference` field).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// Why an attempt may succeed later.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cause {
-    /// 408, 425, 429, 500, 502, 503, 504.
-    Status {
-        status: u16,
-        retry_after: Option<Duration>,
-    },
-    Connect,
-    Tls,
-    Timeout,
-    /// Any other transport failure (connection reset, protocol error).
-    Transport,
-    /// The destination's circuit is open: no attempt was made.
-    CircuitOpen,
-}
-
-impl Cause {
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Cause::Status { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Cause::Status { status, .. } => write!(f, "status {status}"),
-            Cause::Connect => f.write_str("connect error"),
-            Cause::Tls => f.write_str("TLS error"),
-            Cause::Timeout => f.write_str("timeout"),
-            Cause::Transport => f.write_str("transport error"),
-            Cause::CircuitOpen => f.write_str("circuit open"),
-        }
-    }
-}
-
-/// The outcome of one attempt, or of a delivery after its retries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// 200, 201, 202, or 409 (already accepted under this Idempotency-Key).
-    Delivered {
-        status: u16,
-        reference: Option<String>,
-    },
-    /// Worth another attempt.
-    Transient(Cause),
-    /// Any other 3xx or 4xx: the authority refused the document.
-    Refused { status: u16 },
-    /// Shutdown came while waiting for the next attempt: nothing is finished.
-    Interrupted(Cause),
-}
-
-/// Classify an authority's answer per CONTRACT.md § 2.
-pub fn classify(status: u16, headers: &HeaderMap, body: &[u8]) -> Outcome {
-    match status {
-        200 | 201 | 202 | 409 => Outcome::Delivered {
-            status,
-            reference: reference(headers, body),
-        },
-        408 | 425 | 429 | 500 | 502 | 503 | 504 => Outcome::Transient(Cause::Status {
-            status,
-            retry_after: headers
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after),
-        }),
-        300..=499 => Outcome::Refused { status },
-        // Other 1xx/2xx/5xx answers are outside the contract's table; a
-        // server error is the safer reading: try again, never drop.
-        _ => Outcome::Transient(Cause::Status {
-            status,
-            retry_after: None,
-        }),
-    }
-}
+/// A paused destination is looked at again after this long.
+const PAUSE_RECHECK: Duration = Duration::from_secs(5);
 
 /// The authority's reference: JSON body field `reference`, else `Location`.
 fn reference(headers: &HeaderMap, body: &[u8]) -> Option<String> {
@@ -121,20 +43,31 @@ fn reference(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     })
 }
 
-/// `Retry-After` as delta-seconds or an HTTP-date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+/// Classify an HTTP answer (status, headers, the first bytes of its body).
+pub fn classify_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> Outcome {
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| decision::parse_retry_after(v, std::time::SystemTime::now()));
+    let accepted = matches!(status, 200 | 201 | 202 | 409);
+    decision::classify(
+        status,
+        retry_after,
+        if accepted {
+            reference(headers, body)
+        } else {
+            None
+        },
+    )
+}
+
+/// A held message waiting for its next attempt (see [`Deliverer::waiting`]).
+pub struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(value, &format)
-        .ok()?
-        .assume_utc();
-    let wait = at - time::OffsetDateTime::now_utc();
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 /// What is sent: the rendered document and the headers' values.
@@ -153,8 +86,13 @@ pub struct Deliverer {
     /// requests in flight keep the client (and connections) they started on.
     client: arc_swap::ArcSwap<reqwest::Client>,
     pub retry: RetryConfig,
+    pub policy: Policy,
     pub circuit: Circuit,
-    in_flight: tokio::sync::Semaphore,
+    pub limiter: Limiter,
+    /// An operator paused the destination (refreshed by the scheduler).
+    paused: AtomicBool,
+    /// Held messages waiting for their next attempt in place.
+    waiting: AtomicUsize,
 }
 
 impl Deliverer {
@@ -166,11 +104,11 @@ impl Deliverer {
             destination: config.id.clone(),
             endpoint,
             client: arc_swap::ArcSwap::from_pointee(client),
-            circuit: Circuit::new(
-                retry.circuit_failure_threshold,
-                Duration::from_secs(retry.circuit_open_secs),
-            ),
-            in_flight: tokio::sync::Semaphore::new(retry.max_in_flight.max(1)),
+            circuit: Circuit::new(CircuitConfig::from(&retry)),
+            limiter: Limiter::new(retry.initial_in_flight, retry.max_in_flight),
+            policy: Policy::from(&retry),
+            paused: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
             retry,
         })
     }
@@ -229,11 +167,82 @@ fn build_client(
 }
 
 impl Deliverer {
-    /// One attempt (1-based `attempt`).
+    pub fn set_paused(&self, paused: bool) {
+        if self.paused.swap(paused, Ordering::Relaxed) != paused {
+            tracing::info!(destination = %self.destination, paused, "destination pause changed");
+        }
+    }
+
+    /// Is there room for one more held message to wait for a retry?
+    pub fn room_to_wait(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) < self.retry.max_waiting_in_place
+    }
+
+    /// Count a held message as waiting until the guard is dropped.
+    pub fn waiting(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(&self.waiting)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Without making an attempt: how long until one may be made, if it may
+    /// not be made now (paused, or the circuit open).
+    pub fn blocked_for(&self) -> Option<(NotAttempted, Duration)> {
+        if self.is_paused() {
+            return Some((NotAttempted::Paused, PAUSE_RECHECK));
+        }
+        self.circuit
+            .wait()
+            .map(|wait| (NotAttempted::CircuitOpen, wait))
+    }
+
+    /// One attempt, numbered `attempt` over the submission's whole life
+    /// (`Kurier-Attempt`), unless the destination is paused or its circuit
+    /// open. Waits for a place under the destination's concurrency limit.
     pub async fn attempt(&self, request: &Request<'_>, attempt: u32) -> Outcome {
+        if self.is_paused() {
+            return Outcome::NotAttempted {
+                why: NotAttempted::Paused,
+                wait: PAUSE_RECHECK,
+            };
+        }
+        let probe = match self.circuit.admit() {
+            Admission::Go { probe } => probe,
+            Admission::Wait(wait) => {
+                return Outcome::NotAttempted {
+                    why: NotAttempted::CircuitOpen,
+                    wait,
+                };
+            }
+        };
+        let permit = self.limiter.acquire().await;
+        let started = Instant::now();
+        let outcome = self.send(request, attempt).await;
+        let elapsed = started.elapsed();
+        let (signal, health, label) = match &outcome {
+            Outcome::Accepted { .. } | Outcome::AlreadyAccepted { .. } => {
+                (Signal::Good, Health::Answered, "accepted")
+            }
+            Outcome::Refused { .. } => (Signal::Good, Health::Answered, "refused"),
+            Outcome::Busy { .. } => (Signal::Overload, Health::Answered, "busy"),
+            Outcome::Unavailable(_) => (Signal::Overload, Health::Failed, "unavailable"),
+            Outcome::NotAttempted { .. } => (Signal::Neutral, Health::Answered, "not_attempted"),
+        };
+        self.limiter.observe(signal, elapsed);
+        drop(permit);
+        self.circuit.record(health, probe);
+        crate::metrics::delivery(&self.destination, label, elapsed);
+        outcome
+    }
+
+    /// The HTTP request and its classified answer.
+    async fn send(&self, request: &Request<'_>, attempt: u32) -> Outcome {
         let mut headers = HeaderMap::new();
         let Ok(content_type) = HeaderValue::from_str(request.content_type) else {
-            return Outcome::Transient(Cause::Transport);
+            return Outcome::Unavailable(Cause::Transport);
         };
         headers.insert(CONTENT_TYPE, content_type);
         // Submission ids and services are schema-checked identifiers.
@@ -255,91 +264,18 @@ impl Deliverer {
             .load()
             .post(self.endpoint.clone())
             .headers(headers)
+            // A cheap `Bytes` clone, not a copy.
             .body(request.body.clone())
             .send()
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => return Outcome::Transient(transport_cause(&e)),
-            // (the request body is a cheap `Bytes` clone, not a copy)
+            Err(e) => return Outcome::Unavailable(transport_cause(&e)),
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = read_limited(response).await;
-        classify(status, &headers, &body)
-    }
-
-    /// Up to `max_attempts` attempts until delivered or refused; between
-    /// transient failures waits with exponential backoff and jitter (at least
-    /// `Retry-After`). Returns the last outcome and the attempts made; a
-    /// transient outcome means "park it". No attempt while the circuit is open.
-    /// `prior_attempts`: attempts made in earlier runs (a parked submission),
-    /// so that `Kurier-Attempt` counts over the submission's whole life.
-    pub async fn deliver(
-        &self,
-        request: &Request<'_>,
-        prior_attempts: u32,
-        max_attempts: u32,
-        shutdown: &Shutdown,
-    ) -> (Outcome, u32) {
-        let mut builder = backon::ExponentialBuilder::new()
-            .with_min_delay(Duration::from_millis(self.retry.initial_delay_ms))
-            .with_max_delay(Duration::from_millis(self.retry.max_delay_ms))
-            .with_factor(self.retry.multiplier)
-            .without_max_times();
-        if self.retry.jitter {
-            builder = builder.with_jitter();
-        }
-        let mut delays = builder.build();
-        let mut attempt = 0u32;
-        loop {
-            if !self.circuit.allows() {
-                return (Outcome::Transient(Cause::CircuitOpen), attempt);
-            }
-            attempt += 1;
-            let started = std::time::Instant::now();
-            let outcome = match self.in_flight.acquire().await {
-                Ok(_permit) => {
-                    self.attempt(request, prior_attempts.saturating_add(attempt))
-                        .await
-                }
-                Err(_) => Outcome::Transient(Cause::Transport),
-            };
-            let elapsed_ms = started.elapsed().as_millis() as u64;
-            crate::metrics::delivery(&self.destination, started.elapsed());
-            let Outcome::Transient(cause) = outcome else {
-                // The authority answered: it is up, whatever it said.
-                self.circuit.success();
-                return (outcome, attempt);
-            };
-            self.circuit.failure();
-            // No wait after the last attempt in place: the caller parks it.
-            let wait = (attempt < max_attempts.max(1)).then(|| {
-                let backoff = delays
-                    .next()
-                    .unwrap_or(Duration::from_millis(self.retry.max_delay_ms));
-                match cause.retry_after() {
-                    Some(ra) => backoff.max(ra.min(MAX_RETRY_AFTER)),
-                    None => backoff,
-                }
-            });
-            tracing::warn!(
-                submission_id = request.submission_id,
-                destination = %self.destination,
-                attempt,
-                cause = %cause,
-                elapsed_ms,
-                retry_in_ms = wait.map(|w| w.as_millis() as u64),
-                "delivery attempt failed"
-            );
-            let Some(wait) = wait else {
-                return (Outcome::Transient(cause), attempt);
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.cancelled() => return (Outcome::Interrupted(cause), attempt),
-            }
-        }
+        classify_answer(status, &headers, &body)
     }
 }
 
@@ -400,36 +336,41 @@ mod tests {
     }
 
     #[test]
-    fn accepted_answers_are_delivered_with_their_reference() {
-        for status in [200, 201, 202, 409] {
-            let o = classify(
-                status,
-                &HeaderMap::new(),
-                br#"{"reference":"2026-HzL-4711"}"#,
-            );
+    fn accepted_answers_carry_their_reference_from_the_body() {
+        for status in [200, 201, 202] {
             assert_eq!(
-                o,
-                Outcome::Delivered {
+                classify_answer(
+                    status,
+                    &HeaderMap::new(),
+                    br#"{"reference":"2026-HzL-4711"}"#
+                ),
+                Outcome::Accepted {
                     status,
                     reference: Some("2026-HzL-4711".into())
                 }
             );
         }
+        assert_eq!(
+            classify_answer(409, &HeaderMap::new(), br#"{"reference":"2026-HzL-4711"}"#),
+            Outcome::AlreadyAccepted {
+                reference: Some("2026-HzL-4711".into())
+            }
+        );
     }
 
     #[test]
     fn the_reference_falls_back_to_location_then_none() {
         let h = headers(&[("location", "/antraege/77")]);
         assert_eq!(
-            classify(201, &h, b"not json"),
-            Outcome::Delivered {
+            classify_answer(201, &h, b"not json"),
+            Outcome::Accepted {
                 status: 201,
                 reference: Some("/antraege/77".into())
             }
         );
         assert_eq!(
-            classify(202, &HeaderMap::new(), b""),
-            Outcome::Delivered {
+            classify_answer(202, &HeaderMap::new(), b""),
+            Outcome::Accepted {
                 status: 202,
                 reference: None
             }
@@ -437,39 +378,17 @@ mod tests {
     }
 
     #[test]
-    fn transient_statuses_retry_and_carry_retry_after() {
-        for status in [408, 425, 429, 500, 502, 503, 504] {
-            assert!(matches!(
-                classify(status, &HeaderMap::new(), b""),
-                Outcome::Transient(Cause::Status { .. })
-            ));
-        }
-        let h = headers(&[("retry-after", "7")]);
+    fn retry_after_is_read_from_the_header() {
         assert_eq!(
-            classify(503, &h, b""),
-            Outcome::Transient(Cause::Status {
+            classify_answer(503, &headers(&[("retry-after", "7")]), b""),
+            Outcome::Busy {
                 status: 503,
                 retry_after: Some(Duration::from_secs(7))
-            })
+            }
         );
-    }
-
-    #[test]
-    fn other_3xx_and_4xx_are_refused() {
-        for status in [301, 302, 400, 401, 403, 404, 410, 413, 415, 422] {
-            assert_eq!(
-                classify(status, &HeaderMap::new(), b""),
-                Outcome::Refused { status }
-            );
-        }
-    }
-
-    #[test]
-    fn retry_after_as_http_date_in_the_past_is_zero() {
         assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
+            classify_answer(503, &headers(&[("retry-after", "soon")]), b""),
+            Outcome::Unavailable(Cause::Status(503))
         );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }

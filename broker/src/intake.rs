@@ -8,7 +8,8 @@
 //! (lapin's `ack` then returns `false`); RabbitMQ delivers them again and the
 //! receipts table makes that harmless.
 //!
-//! Also publishes receipt events with publisher confirms, and envelopes for
+//! Receipt events go out through the outbox relay ([`crate::outbox`]) on a
+//! connection of its own; this module also publishes envelopes for
 //! `kurier submit`. Touches RabbitMQ only.
 
 use std::sync::Arc;
@@ -212,7 +213,6 @@ async fn session(
     if amqp.declare_topology {
         declare_topology(&consume_channel, amqp).await?;
     }
-    let publisher = confirm_channel(&connection).await?;
     consume_channel
         .basic_qos(amqp.prefetch, BasicQosOptions::default())
         .await?;
@@ -246,11 +246,24 @@ async fn session(
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
                     let pipeline = Arc::clone(pipeline);
-                    let publisher = publisher.clone();
                     let shutdown = shutdown.clone();
                     tracker.spawn(async move {
                         crate::metrics::in_flight(1.0);
-                        pipeline.process(delivery, &publisher, &shutdown).await;
+                        let acker = delivery.acker.clone();
+                        let run = std::panic::AssertUnwindSafe(pipeline.process(delivery, &shutdown));
+                        if futures_lite::FutureExt::catch_unwind(run).await.is_err() {
+                            // A bug, not bad input (that is a dead letter):
+                            // free the prefetch slot and let the message come
+                            // back after a pause, so the flow goes on.
+                            tracing::error!("a submission's processing panicked; the message is returned to the queue");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            let _ = acker
+                                .nack(lapin::options::BasicNackOptions {
+                                    requeue: true,
+                                    ..Default::default()
+                                })
+                                .await;
+                        }
                         crate::metrics::in_flight(-1.0);
                     });
                 }

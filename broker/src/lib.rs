@@ -19,14 +19,17 @@
 //!   the authority's XML.
 //! - [`xsd`]: the rendered document must satisfy its adapter's XSD
 //!   (libxml2, on a thread of its own), or it is never sent.
-//! - [`deliver`]: HTTPS with mutual TLS ([`tls`]), classified into
-//!   delivered / transient / refused, retried with backoff.
-//! - [`store`], [`receipt`]: the receipt is committed (group commit), the
-//!   receipt event is confirmed by RabbitMQ, and only then is the message
-//!   acked. The payload was never written anywhere: acking erases it.
+//! - [`deliver`]: HTTPS with mutual TLS ([`tls`]), one attempt at a time
+//!   through the destination's circuit and adaptive concurrency limit;
+//!   [`queue`] decides what each outcome means (retry in place, park,
+//!   receipt, dead letter).
+//! - [`store`], [`receipt`]: the receipt and its receipt event (the outbox)
+//!   are committed together (group commit), and only then is the message
+//!   acked; [`outbox`] publishes the events with confirms on a connection of
+//!   its own. The payload was never written anywhere: acking erases it.
 //! - [`pipeline`] strings the steps together; [`shutdown`] stops them.
 //! - Transient failures that outlast the in-place attempts, and submissions
-//!   for a destination whose [`circuit`] is open, are sealed by the [`vault`]
+//!   for a destination whose circuit is open or that an operator paused, are sealed by the [`vault`]
 //!   (AES-256-GCM, a data key per submission) and parked; [`park`] retries
 //!   them until delivered or expired (`delivery_expired`). Erasure is the
 //!   deletion of the row with its data key.
@@ -42,7 +45,6 @@
 
 pub mod admin;
 pub mod certs;
-pub mod circuit;
 pub mod config;
 pub mod console;
 pub mod deliver;
@@ -50,9 +52,11 @@ pub mod envelope;
 pub mod intake;
 pub mod metrics;
 pub mod ops;
+pub mod outbox;
 pub mod park;
 pub mod pipeline;
 pub mod policy;
+pub mod queue;
 pub mod reason;
 pub mod receipt;
 pub mod render;
@@ -112,8 +116,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         handle.map(|h| tokio::spawn(metrics::run(Arc::clone(&pipeline), h, shutdown.clone())));
     let reloader = tokio::spawn(certs::watch(Arc::clone(&pipeline), shutdown.clone()));
     let scheduler = tokio::spawn(park::run(Arc::clone(&pipeline), shutdown.clone()));
+    let relay = tokio::spawn(outbox::run(Arc::clone(&pipeline), shutdown.clone()));
     intake::run(Arc::clone(&pipeline), shutdown).await;
     let _ = scheduler.await;
+    let _ = relay.await;
     for task in admin.into_iter().chain(gauges).chain([reloader]) {
         let _ = task.await;
     }

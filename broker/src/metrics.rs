@@ -15,7 +15,10 @@
 //! | `kurier_submissions_total` | counter | destination, outcome |
 //! | `kurier_dead_letters_total` | counter | reason |
 //! | `kurier_publish_to_receipt_seconds` | histogram | |
-//! | `kurier_delivery_seconds` | histogram | destination |
+//! | `kurier_delivery_seconds` | histogram | destination, outcome |
+//! | `kurier_delivery_limit` | gauge | destination (adaptive concurrency limit) |
+//! | `kurier_delivery_in_flight` | gauge | destination |
+//! | `kurier_destination_paused` | gauge (0/1) | destination |
 //! | `kurier_in_flight` | gauge | |
 //! | `kurier_parked` | gauge | destination |
 //! | `kurier_dead_letters` | gauge | destination |
@@ -27,8 +30,8 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::circuit::CircuitState;
 use crate::pipeline::Pipeline;
+use crate::queue::circuit::CircuitState;
 use crate::shutdown::Shutdown;
 use crate::store::Record;
 
@@ -68,6 +71,18 @@ fn describe() {
         "Duration of one delivery attempt (HTTP request and answer)"
     );
     metrics::describe_gauge!("kurier_in_flight", "Submissions being processed now");
+    metrics::describe_gauge!(
+        "kurier_delivery_limit",
+        "Adaptive concurrency limit of the destination (max_in_flight is its ceiling)"
+    );
+    metrics::describe_gauge!(
+        "kurier_delivery_in_flight",
+        "Requests in flight to the destination"
+    );
+    metrics::describe_gauge!(
+        "kurier_destination_paused",
+        "1 while an operator paused the destination"
+    );
     metrics::describe_gauge!("kurier_parked", "Parked submissions per destination");
     metrics::describe_gauge!("kurier_dead_letters", "Dead letters kept per destination");
     metrics::describe_gauge!(
@@ -105,6 +120,7 @@ pub fn finished(record: &Record) {
         ),
         Record::Park(p) => (p.destination.clone(), "parked".to_owned()),
         Record::Reschedule { .. } => (String::new(), "rescheduled".to_owned()),
+        Record::RepeatEvent(_) => return,
     };
     if let Record::DeadLetter { dead_letter, .. } = record {
         metrics::counter!("kurier_dead_letters_total", "reason" => dead_letter.reason_code.clone())
@@ -114,10 +130,15 @@ pub fn finished(record: &Record) {
         .increment(1);
 }
 
-/// One delivery attempt to `destination` took `elapsed`.
-pub fn delivery(destination: &str, elapsed: Duration) {
-    metrics::histogram!("kurier_delivery_seconds", "destination" => destination.to_owned())
-        .record(elapsed.as_secs_f64());
+/// One delivery attempt to `destination` took `elapsed` (the request alone,
+/// not the wait for a place under the limit) and ended as `outcome`.
+pub fn delivery(destination: &str, outcome: &'static str, elapsed: Duration) {
+    metrics::histogram!(
+        "kurier_delivery_seconds",
+        "destination" => destination.to_owned(),
+        "outcome" => outcome
+    )
+    .record(elapsed.as_secs_f64());
 }
 
 /// A submission started (`+1`) or ended (`-1`).
@@ -162,6 +183,17 @@ async fn refresh(pipeline: &Pipeline, ops: &crate::ops::Ops, certificates: bool)
     }
     for d in &pipeline.config.destinations {
         if let Ok(route) = pipeline.routes.route(&d.id) {
+            metrics::gauge!("kurier_delivery_limit", "destination" => d.id.clone())
+                .set(route.deliverer.limiter.limit() as f64);
+            metrics::gauge!("kurier_delivery_in_flight", "destination" => d.id.clone())
+                .set(route.deliverer.limiter.in_flight() as f64);
+            metrics::gauge!("kurier_destination_paused", "destination" => d.id.clone()).set(
+                if route.deliverer.is_paused() {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
             let open = route.deliverer.circuit.state() != CircuitState::Closed;
             metrics::gauge!("kurier_circuit_open", "destination" => d.id.clone()).set(if open {
                 1.0

@@ -1,26 +1,30 @@
 //! The scheduler of parked submissions.
 //!
-//! Once a second it claims the parked submissions that are due (leased, so
-//! that another scheduler or another Kurier instance does not take them; on
-//! PostgreSQL with `FOR UPDATE SKIP LOCKED`), and runs each through the
-//! pipeline again with the current configuration. A lease that runs out
-//! (a crash mid-attempt) makes the submission due again. Also purges dead
-//! letters whose retention is over. Touches the database and, for receipt
-//! events, RabbitMQ.
+//! Each round it claims the parked submissions that are due, oldest first
+//! (leased, so that another scheduler or another Kurier instance does not
+//! take them; on PostgreSQL with `FOR UPDATE SKIP LOCKED` and the database's
+//! clock), and runs each through the pipeline again with the current
+//! configuration. A lease that runs out (a crash mid-attempt) makes the
+//! submission due again. Held submissions and paused destinations are left
+//! alone. When a destination's circuit closes, its backlog is made due at
+//! once and drains at the destination's adaptive rate. A round follows at
+//! once while there is more due work, else after a second. Also purges dead
+//! letters whose retention is over. Touches the database.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
-use crate::intake;
 use crate::pipeline::Pipeline;
-use crate::receipt::{format_time, now};
+use crate::receipt::now;
 use crate::shutdown::Shutdown;
 
 /// How long a claim holds: longer than one attempt can take (a parked
-/// submission gets one attempt per run). After a crash the lease runs out and
-/// the submission is due again.
+/// submission gets one attempt per run), including the wait for a place
+/// under the destination's concurrency limit. After a crash the lease runs
+/// out and the submission is due again.
 fn lease(pipeline: &Pipeline) -> Duration {
     let config = &pipeline.config;
     let longest_attempt_ms = config
@@ -31,20 +35,26 @@ fn lease(pipeline: &Pipeline) -> Duration {
         .map(|r| r.request_timeout_ms + r.connect_timeout_ms)
         .max()
         .unwrap_or(0);
-    Duration::from_millis(longest_attempt_ms) + Duration::from_secs(30)
+    Duration::from_millis(longest_attempt_ms) * 2 + Duration::from_secs(30)
 }
-/// Parked submissions claimed per round.
-const BATCH: i64 = 64;
+/// Parked submissions in the scheduler's hands at once.
+const BATCH: i64 = 256;
 
 pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let tracker = TaskTracker::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
-    let mut publisher: Option<(lapin::Connection, lapin::Channel)> = None;
     let mut rounds: u64 = 0;
     let lease = lease(&pipeline);
+    let mut closings: HashMap<String, u64> = HashMap::new();
+    let mut more_due = false;
     loop {
+        let pause = if more_due {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_secs(1)
+        };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => break,
         }
         rounds += 1;
@@ -55,52 +65,31 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
                 Err(e) => tracing::warn!(error = %e, "purging expired dead letters failed"),
             }
         }
+        refresh_pauses(&pipeline).await;
+        bring_forward_closed(&pipeline, &mut closings).await;
         // Only claim what can start now: the rest stays due for the next round.
         let free = limit.available_permits() as i64;
         if free == 0 {
+            more_due = false;
             continue;
         }
-        let lease_until = format_time(time::OffsetDateTime::now_utc() + lease);
-        let due = match pipeline
-            .store
-            .claim_due(&now(), &lease_until, free.min(BATCH))
-            .await
-        {
+        let due = match pipeline.store.claim_due(lease, free.min(BATCH)).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim parked submissions");
+                more_due = false;
                 continue;
             }
         };
-        if due.is_empty() {
-            continue;
-        }
-        if publisher
-            .as_ref()
-            .is_none_or(|(c, _)| !c.status().connected())
-        {
-            publisher = match intake::connect(&pipeline.config.amqp, "kurier-scheduler").await {
-                Ok(c) => match intake::confirm_channel(&c).await {
-                    Ok(ch) => Some((c, ch)),
-                    Err(_) => None,
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "scheduler has no AMQP connection; receipt events of retried submissions are not published");
-                    None
-                }
-            };
-        }
+        more_due = due.len() as i64 == free.min(BATCH);
         for parked in due {
             let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
                 break;
             };
             let pipeline = Arc::clone(&pipeline);
-            let channel = publisher.as_ref().map(|(_, ch)| ch.clone());
             let shutdown = shutdown.clone();
             tracker.spawn(async move {
-                pipeline
-                    .retry_parked(parked, channel.as_ref(), &shutdown)
-                    .await;
+                pipeline.retry_parked(parked, &shutdown).await;
                 drop(permit);
             });
         }
@@ -108,7 +97,43 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     tracker.close();
     let grace = Duration::from_secs(pipeline.config.shutdown_grace_secs);
     let _ = tokio::time::timeout(grace, tracker.wait()).await;
-    if let Some((connection, _)) = publisher {
-        let _ = connection.close(200, "shutdown".into()).await;
+}
+
+/// Tell each destination whether an operator paused it.
+async fn refresh_pauses(pipeline: &Pipeline) {
+    let paused = match pipeline.store.paused_destinations().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read destination pauses");
+            return;
+        }
+    };
+    for d in &pipeline.config.destinations {
+        if let Ok(route) = pipeline.routes.route(&d.id) {
+            route.deliverer.set_paused(paused.contains(&d.id));
+        }
+    }
+}
+
+/// A circuit that closed since the last round: its destination's backlog is
+/// due now.
+async fn bring_forward_closed(pipeline: &Pipeline, seen: &mut HashMap<String, u64>) {
+    for d in &pipeline.config.destinations {
+        let Ok(route) = pipeline.routes.route(&d.id) else {
+            continue;
+        };
+        let closings = route.deliverer.circuit.closings();
+        let last = seen.entry(d.id.clone()).or_insert(0);
+        if closings != *last {
+            match pipeline.store.bring_forward(&d.id).await {
+                Ok(n) => {
+                    *last = closings;
+                    tracing::info!(destination = %d.id, parked = n, "circuit closed; the parked backlog is due now");
+                }
+                Err(e) => {
+                    tracing::warn!(destination = %d.id, error = %e, "cannot bring the parked backlog forward")
+                }
+            }
+        }
     }
 }

@@ -4,11 +4,15 @@
 //! Each step lives in the module of its name; this file strings them together
 //! and decides how a submission ends here:
 //! - **terminal** (delivered, rejected, dead-lettered): the receipt (and dead
-//!   letter) is committed, any parked copy erased in the same transaction,
-//!   the receipt event confirmed, and only then the AMQP message acked;
-//! - **not finished** (transient failure after the in-place attempts, an open
-//!   circuit, shutdown): the payload is sealed and parked, committed, then
-//!   acked; the scheduler (`park`) takes it from there.
+//!   letter) is committed together with its receipt event (the outbox), any
+//!   parked copy erased in the same transaction, and only then the AMQP
+//!   message acked; the outbox relay publishes the event;
+//! - **not finished** (a transient failure the decision parks, an open
+//!   circuit, a paused destination, shutdown): the payload is sealed and
+//!   parked, committed, then acked; the scheduler (`park`) takes it from there.
+//!
+//! What each attempt's outcome means is decided by
+//! [`crate::queue::decision::decide`]; this file only carries it out.
 //!
 //! A submission whose receipt says delivered is never sent again; one already
 //! parked is only acked. The payload is in memory while this runs and at rest
@@ -16,17 +20,16 @@
 
 use std::time::{Duration, Instant};
 
-use lapin::Channel;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::BasicAckOptions;
 
 use crate::config::Config;
-use crate::deliver::{Outcome, Request};
+use crate::deliver::Request;
 use crate::envelope::{self, Envelope};
-use crate::intake;
 use crate::policy::{Policy, sha256_hex};
+use crate::queue::decision::{self, Disposition, History, Run};
 use crate::reason::{Reason, ReasonCode};
-use crate::receipt::{ReceiptEvent, format_time, now};
+use crate::receipt::{format_time, now};
 use crate::render;
 use crate::route::Routes;
 use crate::shutdown::Shutdown;
@@ -86,9 +89,19 @@ struct Received<'a> {
     amqp_message_id: Option<String>,
     /// Attempts made before this run (parked submissions).
     prior_attempts: i64,
-    /// Attempts in this run: the destination's `max_attempts_in_place` for a
-    /// new message; one for a parked submission (the schedule spaces them).
-    max_attempts: Option<u32>,
+    /// A held AMQP message, or a parked submission's scheduled run.
+    run: Run,
+    /// Why the last attempt before this run failed (parked submissions).
+    last_cause: Option<String>,
+}
+
+impl Received<'_> {
+    fn age(&self) -> Duration {
+        time::OffsetDateTime::parse(&self.at, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .and_then(|at| Duration::try_from(time::OffsetDateTime::now_utc() - at).ok())
+            .unwrap_or(Duration::ZERO)
+    }
 }
 
 /// How one run of the path ends.
@@ -97,13 +110,18 @@ struct Received<'a> {
 enum Step {
     /// A terminal record.
     Done(Record),
-    /// Not finished: park (or re-schedule) with the attempts made so far.
-    NotFinished { attempts: i64, cause: String },
+    /// Not finished: park (or re-schedule) with the attempts made so far,
+    /// next attempt after `wait`.
+    NotFinished {
+        attempts: i64,
+        cause: String,
+        wait: Duration,
+    },
 }
 
 impl Pipeline {
     /// A delivery from the intake queue.
-    pub async fn process(&self, delivery: Delivery, publisher: &Channel, shutdown: &Shutdown) {
+    pub async fn process(&self, delivery: Delivery, shutdown: &Shutdown) {
         let started = Instant::now();
         let received = Received {
             body: &delivery.data,
@@ -117,7 +135,8 @@ impl Pipeline {
                 .filter(|m| uuid::Uuid::parse_str(m).is_ok())
                 .map(str::to_owned),
             prior_attempts: 0,
-            max_attempts: None,
+            run: Run::InPlace,
+            last_cause: None,
         };
         let envelope = match self.decode(received.body) {
             Ok(e) => e,
@@ -131,75 +150,92 @@ impl Pipeline {
                     0,
                     None,
                 );
-                self.finish(&delivery, record, publisher, shutdown, started)
-                    .await;
+                self.finish(&delivery, record, shutdown, started).await;
                 return;
             }
         };
         // Effectively once: what is finished or parked is not run again.
-        match self.already_handled(&envelope, &received.sha256).await {
-            Ok(Handled::No) => {}
-            Ok(Handled::Terminal(existing)) => {
+        // While the database cannot say, the message is held (not returned:
+        // each return counts towards a quorum queue's delivery limit).
+        let mut wait = Duration::from_millis(200);
+        let handled = loop {
+            match self.already_handled(&envelope, &received.sha256).await {
+                Ok(handled) => break handled,
+                Err(why) => {
+                    tracing::warn!(submission_id = %envelope.submission_id, error = %why, retry_in_ms = wait.as_millis() as u64, "cannot check the receipts; the message is held");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        };
+        match handled {
+            Handled::No => {}
+            Handled::Terminal(existing) => {
                 tracing::info!(
                     submission_id = %existing.submission_id,
                     status = %existing.status,
                     redelivered = delivery.redelivered,
-                    "submission already has a terminal receipt; not sent again"
+                    "submission already has a terminal receipt; not sent again, its event is repeated"
                 );
-                if self.announce(&existing, publisher).await {
-                    ack(&delivery, &existing.submission_id).await;
-                }
+                let record = Record::RepeatEvent(*existing);
+                self.finish(&delivery, record, shutdown, started).await;
                 return;
             }
-            Ok(Handled::Parked) => {
+            Handled::Parked => {
                 tracing::info!(submission_id = %envelope.submission_id, "submission is already parked; acked");
                 ack(&delivery, &envelope.submission_id).await;
-                return;
-            }
-            Err(why) => {
-                tracing::warn!(submission_id = %envelope.submission_id, error = %why, "cannot check the receipts; returning the message to the queue");
-                requeue_after_pause(&delivery, shutdown).await;
                 return;
             }
         }
         let record = match self.relay(&envelope, &received, shutdown).await {
             Step::Done(record) => record,
-            Step::NotFinished { attempts, cause } => {
-                match self.park(&envelope, &received, attempts, &cause) {
-                    Ok(record) => record,
-                    Err(e) => {
-                        tracing::error!(submission_id = %envelope.submission_id, error = %e, "cannot seal the submission for parking; left unacked");
-                        return;
-                    }
+            Step::NotFinished {
+                attempts,
+                cause,
+                wait,
+            } => match self.park(&envelope, &received, attempts, &cause, wait) {
+                Ok(record) => record,
+                Err(e) => {
+                    tracing::error!(submission_id = %envelope.submission_id, error = %e, "cannot seal the submission for parking; left unacked");
+                    return;
                 }
-            }
+            },
         };
-        self.finish(&delivery, record, publisher, shutdown, started)
-            .await;
+        self.finish(&delivery, record, shutdown, started).await;
     }
 
     /// A parked submission whose time has come (called by the scheduler).
-    pub async fn retry_parked(
-        &self,
-        parked: Parked,
-        publisher: Option<&Channel>,
-        shutdown: &Shutdown,
-    ) {
+    pub async fn retry_parked(&self, parked: Parked, shutdown: &Shutdown) {
         let started = Instant::now();
         let id = parked.submission_id.clone();
-        // An open circuit: no attempt, and no need to decrypt or render;
-        // come back when a probe may try.
+        // Paused, or the circuit open: no attempt, and no need to decrypt or
+        // render; come back when one may be made (unless it has expired).
         if let Ok(destination) = self.routes.route(&parked.destination)
-            && let Some(wait) = destination.deliverer.circuit.reopens_in()
+            && let Some((why, wait)) = destination.deliverer.blocked_for()
+            && now() < parked.expires_at
         {
-            let mut jitter = [0u8; 1];
-            let _ = aws_lc_rs::rand::fill(&mut jitter);
-            let wait = wait + Duration::from_millis(u64::from(jitter[0]) * 4);
+            let outcome = decision::Outcome::NotAttempted { why, wait };
+            let history = History {
+                run: Run::Parked,
+                attempts_in_run: 0,
+                attempts_total: u32::try_from(parked.attempts).unwrap_or(u32::MAX),
+                age: Duration::ZERO,
+                room_to_wait: false,
+            };
+            let policy = &destination.deliverer.policy;
+            let Disposition::ParkFor(wait) =
+                decision::decide(&outcome, &history, policy, decision::jitter_sample())
+            else {
+                return;
+            };
             let record = Record::Reschedule {
                 submission_id: id.clone(),
                 attempts: parked.attempts,
                 next_attempt_at: format_time(time::OffsetDateTime::now_utc() + wait),
-                last_cause: "circuit open".into(),
+                last_cause: outcome.cause(),
             };
             if let Err(e) = self.recorder.record(record).await {
                 tracing::warn!(submission_id = %id, error = %e, "cannot reschedule a parked submission");
@@ -220,7 +256,8 @@ impl Pipeline {
             at: parked.received_at.clone(),
             amqp_message_id: None,
             prior_attempts: parked.attempts,
-            max_attempts: Some(1),
+            run: Run::Parked,
+            last_cause: Some(parked.last_cause.clone()),
         };
         let record = match self.decode(&body) {
             Err((ids, reason)) => self.dead_letter(
@@ -234,38 +271,16 @@ impl Pipeline {
             ),
             Ok(envelope) => match self.relay(&envelope, &received, shutdown).await {
                 Step::Done(record) => record,
-                Step::NotFinished { attempts, cause } => {
-                    if now() >= parked.expires_at {
-                        let reason = Reason::new(
-                            ReasonCode::DeliveryExpired,
-                            format!(
-                                "not delivered to {} before its maximum age (first failure {}, {attempts} attempts, last cause {cause})",
-                                parked.destination, parked.first_failure_at
-                            ),
-                        );
-                        self.dead_letter(
-                            &Ids::of(&envelope),
-                            &received,
-                            &reason,
-                            None,
-                            status::DEAD_LETTERED,
-                            attempts,
-                            None,
-                        )
-                    } else {
-                        let retry = self
-                            .routes
-                            .route(&parked.destination)
-                            .map(|d| d.deliverer.retry.clone())
-                            .unwrap_or_else(|_| self.config.retry.clone());
-                        Record::Reschedule {
-                            submission_id: id.clone(),
-                            attempts,
-                            next_attempt_at: next_attempt_at(&retry, attempts),
-                            last_cause: cause,
-                        }
-                    }
-                }
+                Step::NotFinished {
+                    attempts,
+                    cause,
+                    wait,
+                } => Record::Reschedule {
+                    submission_id: id.clone(),
+                    attempts,
+                    next_attempt_at: format_time(time::OffsetDateTime::now_utc() + wait),
+                    last_cause: cause,
+                },
             },
         };
         drop(body);
@@ -275,12 +290,6 @@ impl Pipeline {
             return;
         }
         self.log_end(&record, started);
-        if let Some(receipt) = terminal_receipt(&record)
-            && let Some(publisher) = publisher
-            && !self.announce(receipt, publisher).await
-        {
-            tracing::error!(submission_id = %id, "receipt event of a parked submission could not be published; the receipt is recorded");
-        }
     }
 
     /// Body → schema-valid envelope, or the reason why not.
@@ -369,56 +378,131 @@ impl Pipeline {
             content_type: &rendered.content_type,
             body: rendered.body.clone(),
         };
-        let max_attempts = received
-            .max_attempts
-            .unwrap_or(destination.deliverer.retry.max_attempts_in_place);
+        let deliverer = &destination.deliverer;
         let prior_u32 = u32::try_from(prior).unwrap_or(u32::MAX);
-        let (outcome, made) = destination
-            .deliverer
-            .deliver(&request, prior_u32, max_attempts, shutdown)
-            .await;
-        drop(request);
-        let attempts = prior + i64::from(made);
-        match outcome {
-            Outcome::Delivered {
-                status: code,
-                reference,
-            } => Step::Done(Record::Receipt(Receipt {
-                submission_id: envelope.submission_id.clone(),
-                service: ids.service.clone(),
-                destination: ids.destination.clone(),
-                portal: ids.portal.clone(),
-                status: status::DELIVERED.into(),
-                reason_code: None,
-                reason_detail: None,
-                http_status: Some(i64::from(code)),
-                reference,
-                attempts,
-                received_sha256: received.sha256.clone(),
-                sent_sha256: Some(rendered.sha256),
-                submitted_at: ids.submitted_at.clone(),
-                received_at: received.at.clone(),
-                completed_at: now(),
-            })),
-            Outcome::Refused { status: code } => {
-                let reason = Reason::new(
-                    ReasonCode::AuthorityRejected,
-                    format!("authority {} answered HTTP {code}", destination.id),
-                );
-                Step::Done(self.dead_letter(
-                    &ids,
-                    received,
-                    &reason,
-                    Some(i64::from(code)),
-                    status::REJECTED,
-                    attempts,
-                    Some(rendered.sha256),
-                ))
+        let mut made: u32 = 0;
+        loop {
+            let number = prior_u32.saturating_add(made).saturating_add(1);
+            let started = Instant::now();
+            let outcome = deliverer.attempt(&request, number).await;
+            if outcome.attempted() {
+                made += 1;
             }
-            Outcome::Transient(cause) | Outcome::Interrupted(cause) => Step::NotFinished {
-                attempts,
-                cause: cause.to_string(),
-            },
+            let history = History {
+                run: received.run,
+                attempts_in_run: made,
+                attempts_total: prior_u32.saturating_add(made),
+                age: received.age(),
+                room_to_wait: deliverer.room_to_wait(),
+            };
+            let attempts = prior + i64::from(made);
+            let disposition = decision::decide(
+                &outcome,
+                &history,
+                &deliverer.policy,
+                decision::jitter_sample(),
+            );
+            let wait = match &disposition {
+                Disposition::RetryIn(wait) | Disposition::ParkFor(wait) => Some(*wait),
+                _ => None,
+            };
+            if let Some(wait) = wait
+                && outcome.attempted()
+            {
+                tracing::warn!(
+                    submission_id = %envelope.submission_id,
+                    destination = %destination.id,
+                    attempt = number,
+                    cause = %outcome.cause(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    retry_in_ms = wait.as_millis() as u64,
+                    parked = matches!(disposition, Disposition::ParkFor(_)),
+                    "delivery attempt failed"
+                );
+            }
+            match disposition {
+                Disposition::Delivered {
+                    status: code,
+                    reference,
+                } => {
+                    return Step::Done(Record::Receipt(Receipt {
+                        submission_id: envelope.submission_id.clone(),
+                        service: ids.service.clone(),
+                        destination: ids.destination.clone(),
+                        portal: ids.portal.clone(),
+                        status: status::DELIVERED.into(),
+                        reason_code: None,
+                        reason_detail: None,
+                        http_status: Some(i64::from(code)),
+                        reference,
+                        attempts,
+                        received_sha256: received.sha256.clone(),
+                        sent_sha256: Some(rendered.sha256),
+                        submitted_at: ids.submitted_at.clone(),
+                        received_at: received.at.clone(),
+                        completed_at: now(),
+                    }));
+                }
+                Disposition::Rejected { status: code } => {
+                    let reason = Reason::new(
+                        ReasonCode::AuthorityRejected,
+                        format!("authority {} answered HTTP {code}", destination.id),
+                    );
+                    return Step::Done(self.dead_letter(
+                        &ids,
+                        received,
+                        &reason,
+                        Some(i64::from(code)),
+                        status::REJECTED,
+                        attempts,
+                        Some(rendered.sha256),
+                    ));
+                }
+                Disposition::Expire => {
+                    let cause = match (&outcome, &received.last_cause) {
+                        (decision::Outcome::NotAttempted { .. }, Some(last)) => last.clone(),
+                        _ => outcome.cause(),
+                    };
+                    let reason = Reason::new(
+                        ReasonCode::DeliveryExpired,
+                        format!(
+                            "not delivered to {} within its maximum age of {} s ({attempts} attempts, last cause {})",
+                            destination.id,
+                            deliverer.policy.max_age.as_secs(),
+                            cause
+                        ),
+                    );
+                    return Step::Done(self.dead_letter(
+                        &ids,
+                        received,
+                        &reason,
+                        None,
+                        status::DEAD_LETTERED,
+                        attempts,
+                        None,
+                    ));
+                }
+                Disposition::ParkFor(wait) => {
+                    return Step::NotFinished {
+                        attempts,
+                        cause: outcome.cause(),
+                        wait,
+                    };
+                }
+                Disposition::RetryIn(wait) => {
+                    let _waiting = deliverer.waiting();
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.cancelled() => {
+                            return Step::NotFinished {
+                                attempts,
+                                cause: outcome.cause(),
+                                wait,
+                            };
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -429,6 +513,7 @@ impl Pipeline {
         received: &Received<'_>,
         attempts: i64,
         cause: &str,
+        wait: Duration,
     ) -> Result<Record, crate::vault::VaultError> {
         let sealed = self.vault.seal(&envelope.submission_id, received.body)?;
         let retry = self
@@ -452,7 +537,7 @@ impl Pipeline {
             received_at: received.at.clone(),
             first_failure_at: now(),
             last_cause: cause.to_owned(),
-            next_attempt_at: next_attempt_at(&retry, attempts),
+            next_attempt_at: format_time(time::OffsetDateTime::now_utc() + wait),
             expires_at: format_time(expires),
             lease_until: None,
             key_id: sealed.key_id,
@@ -461,14 +546,13 @@ impl Pipeline {
         }))
     }
 
-    /// Commit the record (retrying while the database is unavailable), announce
-    /// a terminal one to the portal, then ack. Nothing is acked before its
-    /// record is durable.
+    /// Commit the record with its receipt event (retrying while the
+    /// database is unavailable), then ack. Nothing is acked before its record
+    /// is durable; the outbox relay publishes the event.
     async fn finish(
         &self,
         delivery: &Delivery,
         record: Record,
-        publisher: &Channel,
         shutdown: &Shutdown,
         started: Instant,
     ) {
@@ -487,13 +571,8 @@ impl Pipeline {
             }
         }
         self.log_end(&record, started);
-        if let Some(receipt) = terminal_receipt(&record)
-            && !self.announce(receipt, publisher).await
-        {
-            return;
-        }
         let id = match &record {
-            Record::Receipt(r) => r.submission_id.as_str(),
+            Record::Receipt(r) | Record::RepeatEvent(r) => r.submission_id.as_str(),
             Record::DeadLetter { dead_letter, .. } => {
                 dead_letter.submission_id.as_deref().unwrap_or("")
             }
@@ -540,6 +619,12 @@ impl Pipeline {
                 elapsed_ms,
                 "submission parked"
             ),
+            Record::RepeatEvent(r) => tracing::debug!(
+                submission_id = %r.submission_id,
+                outcome = %r.status,
+                elapsed_ms,
+                "receipt event repeated"
+            ),
             Record::Reschedule {
                 submission_id,
                 attempts,
@@ -554,34 +639,6 @@ impl Pipeline {
                 elapsed_ms,
                 "parked submission rescheduled"
             ),
-        }
-    }
-
-    /// Publish the receipt event to the portal (confirmed). `false`: not
-    /// published, so the message must stay unacked.
-    async fn announce(&self, receipt: &Receipt, publisher: &Channel) -> bool {
-        let Some(portal) = receipt.portal.as_deref() else {
-            return true;
-        };
-        let body = match serde_json::to_vec(&ReceiptEvent::of(receipt)) {
-            Ok(b) => b,
-            Err(_) => return false,
-        };
-        match intake::publish_confirmed(
-            publisher,
-            &self.config.amqp.receipts_exchange,
-            portal,
-            &receipt.submission_id,
-            &body,
-            false,
-        )
-        .await
-        {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(submission_id = %receipt.submission_id, error = %e, "receipt event not published; message stays unacked and will be delivered again");
-                false
-            }
         }
     }
 
@@ -659,28 +716,6 @@ enum Handled {
     Parked,
 }
 
-fn terminal_receipt(record: &Record) -> Option<&Receipt> {
-    match record {
-        Record::Receipt(r) => Some(r),
-        Record::DeadLetter { receipt, .. } => receipt.as_ref(),
-        Record::Park(_) | Record::Reschedule { .. } => None,
-    }
-}
-
-/// When a parked submission with `attempts` attempts is tried next:
-/// exponential backoff capped at `max_delay_ms`, with jitter (50–100 %).
-pub fn next_attempt_at(retry: &crate::config::RetryConfig, attempts: i64) -> String {
-    let exponent = attempts.clamp(0, 30) as i32;
-    let base = retry.initial_delay_ms as f64 * f64::from(retry.multiplier).powi(exponent);
-    let mut delay = base.min(retry.max_delay_ms as f64);
-    if retry.jitter {
-        let mut byte = [0u8; 1];
-        let _ = aws_lc_rs::rand::fill(&mut byte);
-        delay *= 0.5 + f64::from(byte[0]) / 510.0;
-    }
-    format_time(time::OffsetDateTime::now_utc() + Duration::from_millis(delay as u64))
-}
-
 async fn ack(delivery: &Delivery, submission_id: &str) {
     match delivery.acker.ack(BasicAckOptions::default()).await {
         Ok(true) => {}
@@ -692,18 +727,4 @@ async fn ack(delivery: &Delivery, submission_id: &str) {
             "ack not possible on this connection; the message will be delivered again and recognised"
         ),
     }
-}
-
-async fn requeue_after_pause(delivery: &Delivery, shutdown: &Shutdown) {
-    tokio::select! {
-        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        _ = shutdown.cancelled() => return,
-    }
-    let _ = delivery
-        .acker
-        .nack(BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        })
-        .await;
 }

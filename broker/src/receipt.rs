@@ -55,6 +55,46 @@ impl<'a> ReceiptEvent<'a> {
     }
 }
 
+/// The outbox body of a terminal receipt's event. Its `seq` is added when
+/// it is published ([`with_seq`]): the database assigns it in the receipt's
+/// transaction.
+pub fn terminal_event(receipt: &Receipt) -> Vec<u8> {
+    // Serialising a struct of strings and integers cannot fail.
+    serde_json::to_vec(&ReceiptEvent::of(receipt)).unwrap_or_default()
+}
+
+/// The outbox body of the `parked` event, sent once when a submission is
+/// first parked (not terminal).
+pub fn parked_event(parked: &crate::store::Parked) -> Vec<u8> {
+    let event = serde_json::json!({
+        "submission_id": parked.submission_id,
+        "status": "parked",
+        "service": parked.service,
+        "destination": parked.destination,
+        "attempts": parked.attempts,
+        "at": parked.first_failure_at,
+        "next_attempt_at": parked.next_attempt_at,
+    });
+    serde_json::to_vec(&event).unwrap_or_default()
+}
+
+/// An outbox body with its sequence number: `{…, "seq": n}`.
+pub fn with_seq(body: &[u8], seq: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 16);
+    match body.iter().rposition(|b| *b == b'}') {
+        Some(end)
+            if body[..end]
+                .iter()
+                .any(|b| !b.is_ascii_whitespace() && *b != b'{') =>
+        {
+            out.extend_from_slice(&body[..end]);
+            out.extend_from_slice(format!(",\"seq\":{seq}}}").as_bytes());
+        }
+        _ => out.extend_from_slice(format!("{{\"seq\":{seq}}}").as_bytes()),
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +131,16 @@ mod tests {
                 "reference": "2026-HzL-4711", "attempts": 2, "at": "2026-11-23T10:15:00.000000Z"
             })
         );
+    }
+
+    #[test]
+    fn the_sequence_number_is_added_to_the_event() {
+        let r = receipt("delivered");
+        let json: serde_json::Value =
+            serde_json::from_slice(&with_seq(&terminal_event(&r), 2)).unwrap();
+        assert_eq!(json["seq"], 2);
+        assert_eq!(json["status"], "delivered");
+        assert_eq!(with_seq(b"{}", 1), br#"{"seq":1}"#);
     }
 
     #[test]

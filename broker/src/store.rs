@@ -99,6 +99,18 @@ pub struct Seen {
     pub parked: bool,
 }
 
+/// One row of `outbox`: a receipt event waiting to be published.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxEvent {
+    pub id: i64,
+    pub submission_id: String,
+    pub seq: i64,
+    /// The portal.
+    pub routing_key: String,
+    /// The event's JSON without `seq` (see `receipt::with_seq`).
+    pub body: Vec<u8>,
+}
+
 /// One row of `parked`: a submission waiting for its next attempt.
 #[derive(Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Parked {
@@ -159,6 +171,8 @@ pub enum Record {
     },
     /// Not finished: park (or re-park) the sealed submission.
     Park(Parked),
+    /// A terminal submission came again: repeat its receipt event (same `seq`).
+    RepeatEvent(Receipt),
     /// A parked submission's attempt failed again: new schedule.
     Reschedule {
         submission_id: String,
@@ -187,16 +201,32 @@ pub(crate) use on_pool;
 
 const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
      reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \
-     submitted_at, received_at, completed_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     submitted_at, received_at, completed_at, events) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+     COALESCE((SELECT events FROM parked WHERE submission_id = $1), 0) + 1) \
      ON CONFLICT (submission_id) DO UPDATE SET service = excluded.service, \
      destination = excluded.destination, portal = excluded.portal, status = excluded.status, \
      reason_code = excluded.reason_code, reason_detail = excluded.reason_detail, \
      http_status = excluded.http_status, reference = excluded.reference, \
      attempts = excluded.attempts, received_sha256 = excluded.received_sha256, \
      sent_sha256 = excluded.sent_sha256, submitted_at = excluded.submitted_at, \
-     received_at = excluded.received_at, completed_at = excluded.completed_at \
+     received_at = excluded.received_at, completed_at = excluded.completed_at, \
+     events = CASE WHEN excluded.events > receipts.events THEN excluded.events \
+     ELSE receipts.events + 1 END \
      WHERE receipts.status <> 'delivered'";
+
+/// The receipt event of a terminal receipt, with its sequence number, into
+/// the outbox, in the receipt's transaction (only if the receipt now has the
+/// status the event tells).
+const OUTBOX_RECEIPT_EVENT: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, created_at) \
+     SELECT submission_id, events, portal, $2, $3 FROM receipts \
+     WHERE submission_id = $1 AND portal IS NOT NULL AND status = $4";
+
+/// The `parked` event of a submission parked for the first time.
+const OUTBOX_PARKED_EVENT: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, created_at) \
+     SELECT submission_id, events, portal, $2, $3 FROM parked WHERE submission_id = $1";
+
+const IS_PARKED: &str = "SELECT COUNT(*) FROM parked WHERE submission_id = $1";
 
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (submission_id, amqp_message_id, service, \
      destination, portal, reason_code, reason_detail, http_status, received_sha256, created_at, \
@@ -207,8 +237,9 @@ const DELETE_PARKED: &str = "DELETE FROM parked WHERE submission_id = $1";
 
 const UPSERT_PARKED: &str = "INSERT INTO parked (submission_id, service, destination, portal, attempts, \
      received_sha256, received_at, first_failure_at, last_cause, next_attempt_at, expires_at, \
-     lease_until, key_id, sealed_key, sealed_payload) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14) \
+     lease_until, key_id, sealed_key, sealed_payload, events) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14, \
+     COALESCE((SELECT events FROM receipts WHERE submission_id = $1), 0) + 1) \
      ON CONFLICT (submission_id) DO UPDATE SET attempts = excluded.attempts, \
      last_cause = excluded.last_cause, next_attempt_at = excluded.next_attempt_at, lease_until = NULL";
 
@@ -226,6 +257,10 @@ macro_rules! write_records {
                     receipt,
                 } => (Some(dead_letter), receipt.as_ref()),
                 Record::Park(p) => {
+                    let (already,): (i64,) = sqlx::query_as(IS_PARKED)
+                        .bind(&p.submission_id)
+                        .fetch_one(&mut *$conn)
+                        .await?;
                     sqlx::query(UPSERT_PARKED)
                         .bind(&p.submission_id)
                         .bind(&p.service)
@@ -241,6 +276,24 @@ macro_rules! write_records {
                         .bind(&p.key_id)
                         .bind(&p.sealed_key)
                         .bind(&p.sealed_payload)
+                        .execute(&mut *$conn)
+                        .await?;
+                    if already == 0 {
+                        sqlx::query(OUTBOX_PARKED_EVENT)
+                            .bind(&p.submission_id)
+                            .bind(crate::receipt::parked_event(p))
+                            .bind(&p.first_failure_at)
+                            .execute(&mut *$conn)
+                            .await?;
+                    }
+                    continue;
+                }
+                Record::RepeatEvent(r) => {
+                    sqlx::query(OUTBOX_RECEIPT_EVENT)
+                        .bind(&r.submission_id)
+                        .bind(crate::receipt::terminal_event(r))
+                        .bind(&r.completed_at)
+                        .bind(&r.status)
                         .execute(&mut *$conn)
                         .await?;
                     continue;
@@ -279,13 +332,8 @@ macro_rules! write_records {
                     .bind(&d.expires_at)
                     .execute(&mut *$conn)
                     .await?;
-                if let Some(id) = &d.submission_id {
-                    // Terminal: the parked copy and its data key go.
-                    sqlx::query(DELETE_PARKED)
-                        .bind(id)
-                        .execute(&mut *$conn)
-                        .await?;
-                }
+                // A known submission id always comes with a receipt, which
+                // erases the parked copy below (after its event's `seq` is read).
             }
             if let Some(r) = receipt {
                 sqlx::query(UPSERT_RECEIPT)
@@ -304,6 +352,13 @@ macro_rules! write_records {
                     .bind(&r.submitted_at)
                     .bind(&r.received_at)
                     .bind(&r.completed_at)
+                    .execute(&mut *$conn)
+                    .await?;
+                sqlx::query(OUTBOX_RECEIPT_EVENT)
+                    .bind(&r.submission_id)
+                    .bind(crate::receipt::terminal_event(r))
+                    .bind(&r.completed_at)
+                    .bind(&r.status)
                     .execute(&mut *$conn)
                     .await?;
                 sqlx::query(DELETE_PARKED)
@@ -436,47 +491,140 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Claim up to `limit` due parked submissions: they are leased until
-    /// `lease_until` so no other scheduler (or instance) takes them. On
-    /// PostgreSQL several instances share the work with `SKIP LOCKED`.
-    pub async fn claim_due(
-        &self,
-        now: &str,
-        lease_until: &str,
-        limit: i64,
-    ) -> Result<Vec<Parked>, StoreError> {
+    /// Claim up to `limit` due parked submissions, oldest first: they are
+    /// leased for `lease` so no other scheduler (or instance) takes them.
+    /// Held submissions and paused destinations are left alone. On
+    /// PostgreSQL "due" and the lease are measured by the database's clock
+    /// (instances may disagree about the time), and several instances share
+    /// the work with `SKIP LOCKED`; SQLite serves one machine.
+    pub async fn claim_due(&self, lease: Duration, limit: i64) -> Result<Vec<Parked>, StoreError> {
         const SQLITE: &str = "UPDATE parked SET lease_until = $1 WHERE submission_id IN \
              (SELECT submission_id FROM parked WHERE next_attempt_at <= $2 \
-             AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3) \
+             AND (lease_until IS NULL OR lease_until < $2) AND NOT held \
+             AND destination NOT IN (SELECT destination FROM destination_pauses) \
+             ORDER BY received_at LIMIT $3) \
              RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
              received_at, first_failure_at, last_cause, next_attempt_at, expires_at, lease_until, \
              key_id, sealed_key, sealed_payload";
-        const POSTGRES: &str = "UPDATE parked SET lease_until = $1 WHERE submission_id IN \
-             (SELECT submission_id FROM parked WHERE next_attempt_at <= $2 \
-             AND (lease_until IS NULL OR lease_until < $2) ORDER BY next_attempt_at LIMIT $3 \
-             FOR UPDATE SKIP LOCKED) \
+        const POSTGRES: &str = "WITH clock AS (SELECT \
+             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS now, \
+             to_char((now() + make_interval(secs => $1)) AT TIME ZONE 'UTC', \
+             'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS lease_until) \
+             UPDATE parked SET lease_until = (SELECT lease_until FROM clock) WHERE submission_id IN \
+             (SELECT submission_id FROM parked, clock WHERE next_attempt_at <= clock.now \
+             AND (parked.lease_until IS NULL OR parked.lease_until < clock.now) AND NOT held \
+             AND destination NOT IN (SELECT destination FROM destination_pauses) \
+             ORDER BY received_at LIMIT $2 FOR UPDATE OF parked SKIP LOCKED) \
              RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
              received_at, first_failure_at, last_cause, next_attempt_at, expires_at, lease_until, \
              key_id, sealed_key, sealed_payload";
         let rows = match self {
             Store::Sqlite(pool) => {
+                let now = time::OffsetDateTime::now_utc();
                 sqlx::query_as::<_, Parked>(SQLITE)
-                    .bind(lease_until)
-                    .bind(now)
+                    .bind(crate::receipt::format_time(now + lease))
+                    .bind(crate::receipt::format_time(now))
                     .bind(limit)
                     .fetch_all(pool)
                     .await?
             }
             Store::Postgres(pool) => {
                 sqlx::query_as::<_, Parked>(POSTGRES)
-                    .bind(lease_until)
-                    .bind(now)
+                    .bind(lease.as_secs_f64())
                     .bind(limit)
                     .fetch_all(pool)
                     .await?
             }
         };
         Ok(rows)
+    }
+
+    /// A destination's circuit closed: its parked backlog is due now (it is
+    /// then claimed oldest first).
+    pub async fn bring_forward(&self, destination: &str) -> Result<u64, StoreError> {
+        const SQL: &str = "UPDATE parked SET next_attempt_at = $2 \
+             WHERE destination = $1 AND next_attempt_at > $2 AND NOT held";
+        let now = crate::receipt::now();
+        let done = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(destination)
+            .bind(&now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done)
+    }
+
+    /// Destinations an operator paused.
+    pub async fn paused_destinations(&self) -> Result<Vec<String>, StoreError> {
+        const SQL: &str = "SELECT destination FROM destination_pauses";
+        let rows: Vec<(String,)> =
+            on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(d,)| d).collect())
+    }
+
+    /// Take up to `limit` receipt events from the outbox, oldest first, hand
+    /// them to `publish`, and delete the ones it returns (confirmed by
+    /// RabbitMQ). On PostgreSQL the rows stay locked (`SKIP LOCKED`) while
+    /// they are published, so two instances never publish the same event.
+    pub async fn drain_outbox<F>(&self, limit: i64, publish: F) -> Result<usize, StoreError>
+    where
+        F: AsyncFnOnce(Vec<OutboxEvent>) -> Vec<i64>,
+    {
+        const SELECT: &str = "SELECT id, submission_id, seq, routing_key, body FROM outbox \
+             ORDER BY id LIMIT $1";
+        const SELECT_LOCKED: &str = "SELECT id, submission_id, seq, routing_key, body FROM outbox \
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+        const DELETE_SQLITE: &str =
+            "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each($1))";
+        const DELETE_POSTGRES: &str = "DELETE FROM outbox WHERE id = ANY($1)";
+        match self {
+            Store::Sqlite(pool) => {
+                let rows = sqlx::query_as::<_, OutboxEvent>(SELECT)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                let taken = rows.len();
+                if taken == 0 {
+                    return Ok(0);
+                }
+                let done = publish(rows).await;
+                if !done.is_empty() {
+                    let ids = serde_json::to_string(&done).unwrap_or_else(|_| "[]".into());
+                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                    sqlx::query(DELETE_SQLITE)
+                        .bind(ids)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+                Ok(taken)
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let rows = sqlx::query_as::<_, OutboxEvent>(SELECT_LOCKED)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let taken = rows.len();
+                if taken == 0 {
+                    return Ok(0);
+                }
+                let done = publish(rows).await;
+                sqlx::query(DELETE_POSTGRES)
+                    .bind(&done)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(taken)
+            }
+        }
+    }
+
+    /// Receipt events waiting in the outbox.
+    pub async fn outbox_len(&self) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM outbox";
+        let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(SQL).fetch_one(pool).await)?;
+        Ok(n)
     }
 
     /// Parked submissions, soonest first (metadata; payloads stay sealed).
@@ -535,29 +683,42 @@ const MAX_BATCH: usize = 256;
 type Pending = (Record, oneshot::Sender<Result<(), String>>);
 
 /// Group commit: records from many concurrent submissions are written in one
-/// transaction; each caller learns when its own record is durable.
+/// transaction; each caller learns when its own record is durable. Every
+/// commit wakes the outbox relay (receipt events ride in the same
+/// transactions).
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Pending>,
+    outbox_written: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Recorder {
     pub fn spawn(store: Store) -> Recorder {
         let (tx, mut rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
+        let outbox_written = std::sync::Arc::new(tokio::sync::Notify::new());
+        let wake = std::sync::Arc::clone(&outbox_written);
         tokio::spawn(async move {
             let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let records: Vec<Record> = batch.iter().map(|(r, _)| r.clone()).collect();
                 let result = store.write(&records).await.map_err(|e| e.to_string());
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, records = records.len(), "receipt commit failed");
+                match &result {
+                    Ok(()) => wake.notify_one(),
+                    Err(e) => {
+                        tracing::error!(error = %e, records = records.len(), "receipt commit failed")
+                    }
                 }
                 for (_, done) in batch.drain(..) {
                     let _ = done.send(result.clone());
                 }
             }
         });
-        Recorder { tx }
+        Recorder { tx, outbox_written }
+    }
+
+    /// Notified after each commit: the outbox may hold new events.
+    pub fn outbox_written(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        std::sync::Arc::clone(&self.outbox_written)
     }
 
     /// Resolves once `record` is committed.

@@ -622,7 +622,8 @@ client_key_file = "{key}"
         }
     }
 
-    /// Collect `n` receipt events (routing key and JSON body).
+    /// Collect `n` receipt events (routing key and JSON body); each must
+    /// carry the message_id `<submission_id>.<seq>`.
     pub async fn receipt_events(
         &mut self,
         n: usize,
@@ -642,10 +643,23 @@ client_key_file = "{key}"
                 })?;
             let delivery = next.context("receipt event stream ended")??;
             delivery.ack(BasicAckOptions::default()).await?;
-            events.push((
-                delivery.routing_key.to_string(),
-                serde_json::from_slice(&delivery.data)?,
-            ));
+            let event: serde_json::Value = serde_json::from_slice(&delivery.data)?;
+            // CONTRACT.md § 3: every event's AMQP message_id is <submission_id>.<seq>.
+            let message_id = delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|m| m.to_string());
+            let expected = format!(
+                "{}.{}",
+                event["submission_id"].as_str().unwrap_or(""),
+                event["seq"]
+            );
+            anyhow::ensure!(
+                message_id.as_deref() == Some(expected.as_str()),
+                "receipt event message_id {message_id:?}, expected {expected}"
+            );
+            events.push((delivery.routing_key.to_string(), event));
         }
         Ok(events)
     }

@@ -110,6 +110,7 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
         assert_eq!(event["service"], e["service"]);
         assert_eq!(event["destination"], e["destination"]);
         assert_eq!(event["attempts"], receipt.attempts);
+        assert_eq!(event["seq"], 1, "the first event of a submission");
         assert!(event["at"].is_string());
         let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
         if receipt.status == "delivered" {
@@ -132,7 +133,8 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
                     "reference",
                     "attempts",
                     "at",
-                    "reason"
+                    "reason",
+                    "seq"
                 ]
                 .contains(&k.as_str()),
                 "unexpected field {k} in a receipt event"
@@ -146,6 +148,7 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
     let again = world.receipt_events(1, WAIT).await.unwrap();
     assert_eq!(again[0].1["submission_id"], envelopes[0]["submission_id"]);
     assert_eq!(again[0].1["status"], "delivered");
+    assert_eq!(again[0].1["seq"], 1, "a repeated event keeps its seq");
     let requests = world.authority.requests().await.unwrap();
     let id = envelopes[0]["submission_id"].as_str().unwrap();
     assert_eq!(

@@ -38,8 +38,13 @@ async fn a_submission_parked_past_its_maximum_age_is_delivery_expired(backend: B
         detail.contains("sozialamt-koeln") && detail.contains("status 503"),
         "{detail}"
     );
-    let events = world.receipt_events(1, WAIT).await.unwrap();
-    assert_eq!(events[0].1["reason"], "delivery_expired");
+    // First `parked` (seq 1, not terminal), then the dead letter (seq 2).
+    let events = world.receipt_events(2, WAIT).await.unwrap();
+    assert_eq!(events[0].1["status"], "parked");
+    assert_eq!(events[0].1["seq"], 1);
+    assert!(events[0].1["next_attempt_at"].is_string());
+    assert_eq!(events[1].1["reason"], "delivery_expired");
+    assert_eq!(events[1].1["seq"], 2);
     let store = world.store().await.unwrap();
     assert!(
         store.parked(None, 10).await.unwrap().is_empty(),
@@ -154,8 +159,26 @@ async fn a_parked_submission_is_sealed_then_delivered_and_erased(backend: Backen
         assert_eq!(r.status, "delivered", "{r:?}");
         assert!(r.attempts >= 3, "{r:?}");
     }
-    let events = world.receipt_events(2, WAIT).await.unwrap();
-    assert!(events.iter().all(|(_, e)| e["status"] == "delivered"));
+    // Each submission: `parked` with seq 1 when first parked, then
+    // `delivered` with seq 2.
+    let events = world.receipt_events(4, WAIT).await.unwrap();
+    for id in &ids {
+        let mine: Vec<_> = events
+            .iter()
+            .filter(|(_, e)| e["submission_id"] == id.as_str())
+            .map(|(_, e)| {
+                (
+                    e["seq"].as_i64().unwrap(),
+                    e["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            mine,
+            [(1, "parked".to_owned()), (2, "delivered".to_owned())],
+            "{id}"
+        );
+    }
     assert!(store.parked(None, 10).await.unwrap().is_empty(), "erased");
 
     // Every attempt carried the same Idempotency-Key, attempts counted up.

@@ -6,8 +6,9 @@
 //! - Behaviour by path, so one process can play several authorities:
 //!   `/reject/<status>` always answers `<status>`; `/fail/<n>` answers 503
 //!   (`Retry-After: 1`) to the first `n` attempts of each submission, then
-//!   accepts; `/down` always answers 503. Any other path follows the global
-//!   mode, set at runtime on the control port.
+//!   accepts; `/down` always answers 503 without `Retry-After` (an
+//!   outage). Any other path follows the global mode, set at runtime on the
+//!   control port.
 //! - Control port (plain HTTP, loopback): `PUT /mode` with
 //!   `{"mode": "accept"|"fail"|"reject"|"slow", "status": 503, "delay_ms": 200}`,
 //!   `GET /requests` (every request with headers and body, base64),
@@ -193,8 +194,9 @@ impl Authority {
         if let Some(status) = path.strip_prefix("/reject/").and_then(|s| s.parse().ok()) {
             return answer(status, r#"{"error":"rejected"}"#.into(), &[]);
         }
+        // Down: an outage (no Retry-After), unlike a busy authority.
         if path == "/down" {
-            return answer(503, "{}".into(), &[("retry-after", "1".into())]);
+            return answer(503, "{}".into(), &[]);
         }
         if let Some(n) = path
             .strip_prefix("/fail/")
