@@ -29,6 +29,9 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub amqp: AmqpConfig,
+    /// Limits on what arrives, checked before anything is parsed.
+    #[serde(default)]
+    pub intake: IntakeConfig,
     #[serde(default)]
     pub database: DatabaseConfig,
     #[serde(default)]
@@ -90,6 +93,37 @@ pub struct AmqpConfig {
     /// Longest wait between reconnection attempts, in seconds.
     #[serde(default = "default_reconnect_max_secs")]
     pub reconnect_max_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// A body longer than this is dead-lettered `message_too_large` without
+    /// being parsed (default 16 MiB: a 7.5 MB attachment in base64 with its
+    /// form).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Bytes of message bodies being processed at once; a message waits for
+    /// room before it is parsed (default 64 MiB). Bounds memory together with
+    /// `max_message_bytes`, whatever the prefetch count.
+    #[serde(default = "default_max_bytes_in_flight")]
+    pub max_bytes_in_flight: usize,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        IntakeConfig {
+            max_message_bytes: default_max_message_bytes(),
+            max_bytes_in_flight: default_max_bytes_in_flight(),
+        }
+    }
+}
+
+fn default_max_message_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_max_bytes_in_flight() -> usize {
+    64 * 1024 * 1024
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -617,6 +651,14 @@ impl Config {
         let mut warnings = Vec::new();
         if self.amqp.prefetch == 0 {
             return Err(invalid("[amqp] prefetch must be at least 1".into()));
+        }
+        if self.intake.max_message_bytes == 0
+            || self.intake.max_bytes_in_flight < self.intake.max_message_bytes
+        {
+            return Err(invalid(
+                "[intake] max_message_bytes must be at least 1 and at most max_bytes_in_flight"
+                    .into(),
+            ));
         }
         let db = &self.database.url;
         if !(db.starts_with("sqlite:")

@@ -28,19 +28,41 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// A paused destination is looked at again after this long.
 const PAUSE_RECHECK: Duration = Duration::from_secs(5);
 
-/// The authority's reference: JSON body field `reference`, else `Location`.
+/// The longest authority reference kept, in characters.
+pub const MAX_REFERENCE_CHARS: usize = 256;
+
+/// The authority's reference: JSON body field `reference`, else a
+/// `Location` that is a valid URI reference. An answer is untrusted input:
+/// the reference is cut to [`MAX_REFERENCE_CHARS`] and control characters
+/// become U+FFFD ([`reference_was_cut`] tells).
 fn reference(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     let from_body = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("reference")?.as_str().map(str::to_owned))
         .filter(|r| !r.is_empty());
-    from_body.or_else(|| {
+    let raw = from_body.or_else(|| {
         headers
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .filter(|r| !r.is_empty())
+            .filter(|r| !r.is_empty() && r.parse::<http::Uri>().is_ok())
             .map(str::to_owned)
-    })
+    })?;
+    let mut cut: String = raw
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .take(MAX_REFERENCE_CHARS)
+        .collect();
+    if raw.chars().count() > MAX_REFERENCE_CHARS {
+        cut.pop();
+        cut.push('\u{2026}');
+    }
+    Some(cut)
+}
+
+/// Was this reference cut or cleaned by [`reference`]?
+pub fn reference_was_cut(reference: &str) -> bool {
+    reference.contains('\u{FFFD}')
+        || (reference.chars().count() == MAX_REFERENCE_CHARS && reference.ends_with('\u{2026}'))
 }
 
 /// Classify an HTTP answer (status, headers, the first bytes of its body).
@@ -372,6 +394,40 @@ mod tests {
             classify_answer(202, &HeaderMap::new(), b""),
             Outcome::Accepted {
                 status: 202,
+                reference: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_hostile_reference_is_cut_and_cleaned() {
+        let long = format!(r#"{{"reference":"{}"}}"#, "x".repeat(70_000));
+        let Outcome::Accepted {
+            reference: Some(r), ..
+        } = classify_answer(201, &HeaderMap::new(), long.as_bytes())
+        else {
+            panic!("accepted with a reference")
+        };
+        assert_eq!(r.chars().count(), MAX_REFERENCE_CHARS);
+        assert!(reference_was_cut(&r));
+        let Outcome::Accepted {
+            reference: Some(r), ..
+        } = classify_answer(
+            201,
+            &HeaderMap::new(),
+            br#"{"reference":"A\u0000B\u001b[31m"}"#,
+        )
+        else {
+            panic!("accepted with a reference")
+        };
+        assert_eq!(r, "A\u{FFFD}B\u{FFFD}[31m");
+        assert!(reference_was_cut(&r));
+        assert!(!reference_was_cut("2026-HzL-4711"));
+        // A Location that is not a URI reference is no reference.
+        assert_eq!(
+            classify_answer(201, &headers(&[("location", "a b")]), b""),
+            Outcome::Accepted {
+                status: 201,
                 reference: None
             }
         );

@@ -164,8 +164,9 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let amqp = pipeline.config.amqp.clone();
     let tracker = TaskTracker::new();
     let mut backoff = new_backoff(&amqp);
+    let room = Arc::new(BodyRoom::new(&pipeline.config.intake));
     while !shutdown.is_triggered() {
-        match session(&pipeline, &amqp, &tracker, &shutdown, &mut backoff).await {
+        match session(&pipeline, &amqp, &tracker, &room, &shutdown, &mut backoff).await {
             Ok(()) => break,
             Err(e) => {
                 let wait = backoff
@@ -190,6 +191,33 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     }
 }
 
+/// The bytes of message bodies being processed at once (`[intake]
+/// max_bytes_in_flight`), counted in KiB. A body larger than
+/// `max_message_bytes` only takes that much: it is not parsed, only
+/// dead-lettered.
+struct BodyRoom {
+    kib: Arc<tokio::sync::Semaphore>,
+    largest_kib: u32,
+}
+
+impl BodyRoom {
+    fn new(intake: &crate::config::IntakeConfig) -> BodyRoom {
+        let total = u32::try_from(intake.max_bytes_in_flight.div_ceil(1024)).unwrap_or(u32::MAX);
+        let largest = u32::try_from(intake.max_message_bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        BodyRoom {
+            kib: Arc::new(tokio::sync::Semaphore::new(total.max(1) as usize)),
+            largest_kib: largest.clamp(1, total.max(1)),
+        }
+    }
+
+    async fn take(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.largest_kib);
+        Arc::clone(&self.kib).acquire_many_owned(kib).await.ok()
+    }
+}
+
 fn new_backoff(amqp: &AmqpConfig) -> backon::ExponentialBackoff {
     backon::ExponentialBuilder::new()
         .with_min_delay(Duration::from_millis(200))
@@ -205,6 +233,7 @@ async fn session(
     pipeline: &Arc<Pipeline>,
     amqp: &AmqpConfig,
     tracker: &TaskTracker,
+    room: &Arc<BodyRoom>,
     shutdown: &Shutdown,
     backoff: &mut backon::ExponentialBackoff,
 ) -> Result<(), IntakeError> {
@@ -245,9 +274,12 @@ async fn session(
             }
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
+                    // Wait for room before anything of the body is parsed.
+                    let held = room.take(delivery.data.len()).await;
                     let pipeline = Arc::clone(pipeline);
                     let shutdown = shutdown.clone();
                     tracker.spawn(async move {
+                        let _held = held;
                         crate::metrics::in_flight(1.0);
                         let acker = delivery.acker.clone();
                         let run = std::panic::AssertUnwindSafe(pipeline.process(delivery, &shutdown));

@@ -96,7 +96,10 @@ fn describe() {
 }
 
 /// A run of the pipeline ended with `record` (called from `Pipeline::log_end`).
-pub fn finished(record: &Record) {
+/// A destination label is only ever a configured destination (`configured`
+/// says which): an envelope's unknown destination is counted as `unknown`,
+/// so what portals send cannot grow the number of series.
+pub fn finished(record: &Record, configured: impl Fn(&str) -> bool) {
     let (destination, outcome) = match record {
         Record::Receipt(r)
         | Record::DeadLetter {
@@ -121,6 +124,11 @@ pub fn finished(record: &Record) {
         Record::Park(p) => (p.destination.clone(), "parked".to_owned()),
         Record::Reschedule { .. } => (String::new(), "rescheduled".to_owned()),
         Record::RepeatEvent(_) => return,
+    };
+    let destination = if configured(&destination) {
+        destination
+    } else {
+        "unknown".to_owned()
     };
     if let Record::DeadLetter { dead_letter, .. } = record {
         metrics::counter!("kurier_dead_letters_total", "reason" => dead_letter.reason_code.clone())

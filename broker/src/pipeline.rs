@@ -70,6 +70,48 @@ impl Ids {
         }
     }
 
+    /// What the AMQP properties say, for a body that is not read: the
+    /// submission id from `message_id`, the portal from `app_id`, service
+    /// and destination from the routing key `<service>.<destination>`; each
+    /// only if it looks like an identifier.
+    fn from_properties(delivery: &Delivery) -> Ids {
+        let property = |value: Option<&str>| {
+            value.and_then(|v| envelope::identifier_hint(&serde_json::json!({ "v": v }), "v"))
+        };
+        let (service, destination) = delivery
+            .routing_key
+            .as_str()
+            .split_once('.')
+            .map_or((None, None), |(s, d)| {
+                (property(Some(s)), property(Some(d)))
+            });
+        Ids {
+            submission_id: delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|m| m.as_str())
+                .filter(|m| uuid::Uuid::parse_str(m).is_ok())
+                .map(str::to_owned),
+            service,
+            destination,
+            portal: property(delivery.properties.app_id().as_ref().map(|a| a.as_str())),
+            submitted_at: None,
+        }
+    }
+
+    /// Fill what the body did not say from the AMQP properties.
+    fn or_properties(self, delivery: &Delivery) -> Ids {
+        let p = Ids::from_properties(delivery);
+        Ids {
+            submission_id: self.submission_id.or(p.submission_id),
+            service: self.service.or(p.service),
+            destination: self.destination.or(p.destination),
+            portal: self.portal.or(p.portal),
+            submitted_at: self.submitted_at,
+        }
+    }
+
     fn hinted(value: &serde_json::Value) -> Ids {
         Ids {
             submission_id: envelope::submission_id_hint(value),
@@ -138,9 +180,32 @@ impl Pipeline {
             run: Run::InPlace,
             last_cause: None,
         };
+        let limit = self.config.intake.max_message_bytes;
+        if received.body.len() > limit {
+            let reason = Reason::new(
+                ReasonCode::MessageTooLarge,
+                format!(
+                    "the message body has {} bytes, more than [intake] max_message_bytes = {limit}; it was not read",
+                    received.body.len()
+                ),
+            );
+            let ids = Ids::from_properties(&delivery);
+            let record = self.dead_letter(
+                &ids,
+                &received,
+                &reason,
+                None,
+                status::DEAD_LETTERED,
+                0,
+                None,
+            );
+            self.finish(&delivery, record, shutdown, started).await;
+            return;
+        }
         let envelope = match self.decode(received.body) {
             Ok(e) => e,
             Err((ids, reason)) => {
+                let ids = ids.or_properties(&delivery);
                 let record = self.dead_letter(
                     &ids,
                     &received,
@@ -432,7 +497,15 @@ impl Pipeline {
                         portal: ids.portal.clone(),
                         status: status::DELIVERED.into(),
                         reason_code: None,
-                        reason_detail: None,
+                        reason_detail: reference
+                            .as_deref()
+                            .filter(|r| crate::deliver::reference_was_cut(r))
+                            .map(|_| {
+                                format!(
+                                    "the authority's reference was cut to {} characters or had control characters replaced",
+                                    crate::deliver::MAX_REFERENCE_CHARS
+                                )
+                            }),
                         http_status: Some(i64::from(code)),
                         reference,
                         attempts,
@@ -583,7 +656,7 @@ impl Pipeline {
     }
 
     fn log_end(&self, record: &Record, started: Instant) {
-        crate::metrics::finished(record);
+        crate::metrics::finished(record, |d| self.routes.route(d).is_ok());
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match record {
             Record::Receipt(r)
@@ -642,8 +715,9 @@ impl Pipeline {
         }
     }
 
-    /// A dead-letter record; its payload is sealed for replay when the
-    /// submission id is known (an undecodable body is kept by no one).
+    /// A dead-letter record. Its payload is sealed for replay only when the
+    /// reason allows keeping it ([`ReasonCode::keeps_payload`]) and the
+    /// submission id is known; otherwise metadata is all that remains.
     #[allow(clippy::too_many_arguments)]
     fn dead_letter(
         &self,
@@ -657,7 +731,8 @@ impl Pipeline {
     ) -> Record {
         let created = time::OffsetDateTime::now_utc();
         let created_at = format_time(created);
-        let sealed = ids.submission_id.as_ref().and_then(|id| match self.vault.seal(id, received.body) {
+        let keep = reason.code.keeps_payload();
+        let sealed = ids.submission_id.as_ref().filter(|_| keep).and_then(|id| match self.vault.seal(id, received.body) {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::error!(submission_id = %id, error = %e, "cannot seal a dead letter's payload; it is not kept");

@@ -21,10 +21,11 @@ pub enum ReasonCode {
     OutputSchemaViolation,
     AuthorityRejected,
     DeliveryExpired,
+    MessageTooLarge,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 11] = [
+    pub const ALL: [ReasonCode; 12] = [
         ReasonCode::MalformedEnvelope,
         ReasonCode::UnknownService,
         ReasonCode::UnknownDestination,
@@ -36,6 +37,7 @@ impl ReasonCode {
         ReasonCode::OutputSchemaViolation,
         ReasonCode::AuthorityRejected,
         ReasonCode::DeliveryExpired,
+        ReasonCode::MessageTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +53,29 @@ impl ReasonCode {
             ReasonCode::OutputSchemaViolation => "output_schema_violation",
             ReasonCode::AuthorityRejected => "authority_rejected",
             ReasonCode::DeliveryExpired => "delivery_expired",
+            ReasonCode::MessageTooLarge => "message_too_large",
+        }
+    }
+
+    /// May a dead letter of this reason keep the submission's payload
+    /// (sealed, for replay)? Only where an operator can make it deliverable
+    /// (a route or schema added late, an authority fixed). What Kurier must
+    /// refuse (an identity card copy, § 20 PAuswG; oversized or corrupt
+    /// input) it must not keep in any form (CONTRACT.md § 4).
+    pub fn keeps_payload(self) -> bool {
+        match self {
+            ReasonCode::UnknownService
+            | ReasonCode::UnknownDestination
+            | ReasonCode::SchemaViolation
+            | ReasonCode::TransformFailed
+            | ReasonCode::OutputSchemaViolation
+            | ReasonCode::AuthorityRejected
+            | ReasonCode::DeliveryExpired => true,
+            ReasonCode::MalformedEnvelope
+            | ReasonCode::ForbiddenDocument
+            | ReasonCode::AttachmentTooLarge
+            | ReasonCode::AttachmentHashMismatch
+            | ReasonCode::MessageTooLarge => false,
         }
     }
 
@@ -121,12 +146,33 @@ mod tests {
             "output_schema_violation",
             "authority_rejected",
             "delivery_expired",
+            "message_too_large",
         ];
         let ours: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(ours, contract);
         for code in ReasonCode::ALL {
             assert_eq!(ReasonCode::parse(code.as_str()), Some(code));
         }
+    }
+
+    #[test]
+    fn what_must_be_refused_is_never_kept() {
+        let keep_nothing: Vec<&str> = ReasonCode::ALL
+            .iter()
+            .filter(|c| !c.keeps_payload())
+            .map(|c| c.as_str())
+            .collect();
+        // CONTRACT.md § 4, "What is kept".
+        assert_eq!(
+            keep_nothing,
+            [
+                "malformed_envelope",
+                "forbidden_document",
+                "attachment_too_large",
+                "attachment_hash_mismatch",
+                "message_too_large"
+            ]
+        );
     }
 
     #[test]

@@ -620,6 +620,18 @@ impl Store {
         }
     }
 
+    /// Does anything of the submission's payload remain, sealed or not (a
+    /// parked row, or a dead letter with a sealed payload)?
+    pub async fn payload_kept(&self, submission_id: &str) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT \
+             (SELECT COUNT(*) FROM parked WHERE submission_id = $1) + \
+             (SELECT COUNT(*) FROM dead_letters WHERE submission_id = $1 \
+              AND (sealed_payload IS NOT NULL OR sealed_key IS NOT NULL))";
+        let (n,): (i64,) =
+            on_pool!(self, pool => sqlx::query_as(SQL).bind(submission_id).fetch_one(pool).await)?;
+        Ok(n > 0)
+    }
+
     /// Receipt events waiting in the outbox.
     pub async fn outbox_len(&self) -> Result<i64, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM outbox";
@@ -701,15 +713,36 @@ impl Recorder {
             let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let records: Vec<Record> = batch.iter().map(|(r, _)| r.clone()).collect();
-                let result = store.write(&records).await.map_err(|e| e.to_string());
-                match &result {
-                    Ok(()) => wake.notify_one(),
-                    Err(e) => {
-                        tracing::error!(error = %e, records = records.len(), "receipt commit failed")
+                match store.write(&records).await {
+                    Ok(()) => {
+                        wake.notify_one();
+                        for (_, done) in batch.drain(..) {
+                            let _ = done.send(Ok(()));
+                        }
                     }
-                }
-                for (_, done) in batch.drain(..) {
-                    let _ = done.send(result.clone());
+                    // One bad record (say, a value the database refuses)
+                    // must not fail the others: each alone, so only it fails.
+                    Err(e) if records.len() > 1 => {
+                        tracing::warn!(error = %e, records = records.len(), "group commit failed; committing its records one by one");
+                        for (record, done) in batch.drain(..) {
+                            let result = store
+                                .write(std::slice::from_ref(&record))
+                                .await
+                                .map_err(|e| e.to_string());
+                            if let Err(e) = &result {
+                                tracing::error!(error = %e, "receipt commit failed");
+                            }
+                            let _ = done.send(result);
+                        }
+                        wake.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "receipt commit failed");
+                        let e = e.to_string();
+                        for (_, done) in batch.drain(..) {
+                            let _ = done.send(Err(e.clone()));
+                        }
+                    }
                 }
             }
         });

@@ -25,15 +25,7 @@ const CAPPED_AT_DEBUG: &[&str] = &[
 ];
 
 pub fn init(format: LogFormat) {
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let asks_for_trace = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("trace"));
-    if asks_for_trace {
-        for target in CAPPED_AT_DEBUG {
-            if let Ok(directive) = format!("{target}=debug").parse() {
-                filter = filter.add_directive(directive);
-            }
-        }
-    }
+    let filter = capped_filter(std::env::var("RUST_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -41,4 +33,48 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// `RUST_LOG` (default `info`) with the crates of [`CAPPED_AT_DEBUG`] capped
+/// at debug whenever the filter could let trace through: whatever the
+/// spelling (`TRACE`, `lapin=trace`, a span filter), frames never reach a log.
+fn capped_filter(spec: Option<&str>) -> EnvFilter {
+    let mut filter = spec
+        .and_then(|s| EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let asks_for_trace = filter
+        .max_level_hint()
+        .is_none_or(|level| level >= tracing_subscriber::filter::LevelFilter::TRACE);
+    if asks_for_trace {
+        for target in CAPPED_AT_DEBUG {
+            if let Ok(directive) = format!("{target}=debug").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
+    filter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_is_capped_for_frame_logging_crates_however_it_is_spelled() {
+        for spec in [
+            "trace",
+            "TRACE",
+            "Trace",
+            "kurier=info,lapin=TRACE",
+            "[span]=trace",
+        ] {
+            let filter = capped_filter(Some(spec)).to_string();
+            assert!(filter.contains("lapin=debug"), "{spec}: {filter}");
+            assert!(filter.contains("hyper=debug"), "{spec}: {filter}");
+        }
+        for spec in ["info", "debug", "warn,kurier=debug"] {
+            let filter = capped_filter(Some(spec)).to_string();
+            assert!(!filter.contains("lapin=debug"), "{spec}: {filter}");
+        }
+    }
 }

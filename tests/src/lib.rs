@@ -496,6 +496,29 @@ client_key_file = "{key}"
         Ok(())
     }
 
+    /// Publish any body with the given AMQP properties (`app_id`, …).
+    pub async fn publish_with(
+        &self,
+        routing_key: &str,
+        properties: lapin::BasicProperties,
+        body: &[u8],
+    ) -> anyhow::Result<()> {
+        let channel = kurier::intake::confirm_channel(&self.observer).await?;
+        let confirm = channel
+            .basic_publish(
+                self.config.amqp.exchange.as_str().into(),
+                routing_key.into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                properties.with_delivery_mode(2),
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(confirm.is_ack(), "RabbitMQ refused a publication");
+        let _ = channel.close(200, "ok".into()).await;
+        Ok(())
+    }
+
     /// Publish many envelopes on one channel, confirms awaited in batches.
     pub async fn publish_many(&self, envelopes: &[serde_json::Value]) -> anyhow::Result<()> {
         let channel = kurier::intake::confirm_channel(&self.observer).await?;

@@ -308,6 +308,18 @@ client_key_file = "{KEY}"
             assert!(d.reason_detail.contains("422"), "{}", d.reason_detail);
         }
     }
+    // What must be refused is not kept in any form; what an operator can
+    // make deliverable keeps its sealed payload (CONTRACT.md § 4).
+    let store = world.store().await.unwrap();
+    for (e, code) in &cases {
+        let id = e["submission_id"].as_str().unwrap();
+        let kept = store.payload_kept(id).await.unwrap();
+        let may = kurier::reason::ReasonCode::parse(code)
+            .unwrap()
+            .keeps_payload();
+        assert_eq!(kept, may, "{code}: payload kept = {kept}");
+    }
+    assert!(!store.payload_kept(&not_json_id).await.unwrap());
     let schema = dead
         .iter()
         .find(|d| d.reason_code == "schema_violation")

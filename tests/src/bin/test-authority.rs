@@ -7,7 +7,8 @@
 //!   `/reject/<status>` always answers `<status>`; `/fail/<n>` answers 503
 //!   (`Retry-After: 1`) to the first `n` attempts of each submission, then
 //!   accepts; `/down` always answers 503 without `Retry-After` (an
-//!   outage). Any other path follows the global mode, set at runtime on the
+//!   outage); `/hostile-reference` accepts with a 64 KiB reference that
+//!   holds NUL and escape bytes. Any other path follows the global mode, set at runtime on the
 //!   control port.
 //! - Control port (plain HTTP, loopback): `PUT /mode` with
 //!   `{"mode": "accept"|"fail"|"reject"|"slow", "status": 503, "delay_ms": 200}`,
@@ -191,6 +192,13 @@ impl Authority {
             *n += 1;
             *n
         };
+        // An authority whose reference is hostile: 64 KiB with NUL and
+        // escape bytes (a receipt must survive it on both databases).
+        if path == "/hostile-reference" {
+            let reference = format!("\u{0}\u{1b}[31m{}", "R".repeat(64 * 1024));
+            let body = serde_json::json!({ "reference": reference }).to_string();
+            return answer(201, body, &[]);
+        }
         if let Some(status) = path.strip_prefix("/reject/").and_then(|s| s.parse().ok()) {
             return answer(status, r#"{"error":"rejected"}"#.into(), &[]);
         }

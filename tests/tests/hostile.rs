@@ -1,0 +1,136 @@
+//! Bad input and a hostile peer bring nothing down: bodies far over the
+//! message limit among normal traffic, and an authority whose reference is
+//! 64 KiB of NUL and escape bytes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use kurier_e2e::{Backend, World, WorldOptions, fresh, json, on_both_backends, rss_kib};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+on_both_backends!(a_hostile_reference_is_cut_and_the_receipts_around_it_are_committed,);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_are_dead_lettered_unread_and_the_rest_flows() {
+    let mut world = World::start(WorldOptions::new(Backend::Sqlite))
+        .await
+        .unwrap();
+    world.start_kurier().unwrap();
+    let pid = world.kurier.as_ref().unwrap().child.id();
+    let canary = format!("KANARIE{}", uuid::Uuid::new_v4().simple());
+
+    let normal: Vec<serde_json::Value> = (0..200).map(|_| fresh("hzl-minimal.json")).collect();
+    let mut large_ids = Vec::new();
+    for (i, chunk) in normal.chunks(50).enumerate() {
+        world.publish_many(chunk).await.unwrap();
+        // 60 MB that start like an envelope, with a canary: never parsed, never kept.
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut body =
+            format!("{{\"submission_id\":\"{id}\",\"form\":{{\"name\":\"{canary}").into_bytes();
+        body.resize(60 * 1024 * 1024, b'A');
+        let properties = lapin::BasicProperties::default()
+            .with_message_id(id.as_str().into())
+            .with_app_id("sozialplattform".into())
+            .with_content_type("application/json".into());
+        world
+            .publish_with("hzl.sozialamt-koeln", properties, &body)
+            .await
+            .unwrap();
+        large_ids.push(id);
+        println!("published large body {}", i + 1);
+    }
+
+    // Every normal submission is delivered.
+    for e in &normal {
+        let r = world
+            .await_receipt(e["submission_id"].as_str().unwrap(), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(r.status, "delivered", "{r:?}");
+    }
+    // Each large one is a dead letter `message_too_large` under its message
+    // id, told to the portal named by app_id, with nothing of it kept.
+    let store = world.store().await.unwrap();
+    for id in &large_ids {
+        let r = world.await_receipt(id, WAIT).await.unwrap();
+        assert_eq!(r.status, "dead_lettered");
+        assert_eq!(r.reason_code.as_deref(), Some("message_too_large"));
+        assert_eq!(r.portal.as_deref(), Some("sozialplattform"));
+        assert_eq!(r.service.as_deref(), Some("hzl"));
+        assert_eq!(r.destination.as_deref(), Some("sozialamt-koeln"));
+        let detail = r.reason_detail.unwrap_or_default();
+        assert!(detail.contains("max_message_bytes"), "{detail}");
+        assert!(
+            !store.payload_kept(id).await.unwrap(),
+            "nothing of {id} kept"
+        );
+    }
+    let wanted: HashSet<String> = large_ids.iter().cloned().collect();
+    world.await_events_for(&wanted, WAIT).await.unwrap();
+    assert!(
+        world
+            .kurier
+            .as_mut()
+            .unwrap()
+            .child
+            .try_wait()
+            .unwrap()
+            .is_none(),
+        "Kurier is up"
+    );
+    world
+        .assert_nothing_kept_contains(&canary, "after 60 MB bodies")
+        .await;
+    let (rss, peak) = rss_kib(pid).unwrap();
+    println!(
+        "FIGURE large_bodies bodies=4x60MiB normal=200 delivered=200 rss_mib={} peak_rss_mib={}",
+        rss / 1024,
+        peak / 1024
+    );
+}
+
+async fn a_hostile_reference_is_cut_and_the_receipts_around_it_are_committed(backend: Backend) {
+    let mut options = WorldOptions::new(backend);
+    options.extra_config = r#"
+[[destinations]]
+id = "feindselig"
+adapter = "xsozial-hzl"
+endpoint = "{AUTHORITY}/hostile-reference"
+ca_file = "{CA}"
+client_cert_file = "{CERT}"
+client_key_file = "{KEY}"
+"#
+    .into();
+    let mut world = World::start(options).await.unwrap();
+    world.start_kurier().unwrap();
+    let mut envelopes = Vec::new();
+    for i in 0..40 {
+        let mut e = fresh("hzl-minimal.json");
+        if i % 4 == 0 {
+            e["destination"] = json!("feindselig");
+        }
+        envelopes.push(e);
+    }
+    world.publish_many(&envelopes).await.unwrap();
+    for e in &envelopes {
+        let r = world
+            .await_receipt(e["submission_id"].as_str().unwrap(), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(r.status, "delivered", "{r:?}");
+        let reference = r.reference.clone().unwrap();
+        if e["destination"] == "feindselig" {
+            assert_eq!(reference.chars().count(), 256);
+            assert!(
+                !reference.chars().any(char::is_control),
+                "no control characters kept"
+            );
+            let detail = r.reason_detail.unwrap_or_default();
+            assert!(detail.contains("cut"), "the cut is noted: {detail}");
+        } else {
+            assert!(reference.len() < 64, "{reference}");
+            assert!(r.reason_detail.is_none());
+        }
+    }
+}
