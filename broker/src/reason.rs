@@ -21,10 +21,12 @@ pub enum ReasonCode {
     OutputSchemaViolation,
     AuthorityRejected,
     DeliveryExpired,
+    /// An operator purged a parked submission (`kurier parked purge`).
+    WithdrawnByOperator,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 11] = [
+    pub const ALL: [ReasonCode; 12] = [
         ReasonCode::MalformedEnvelope,
         ReasonCode::UnknownService,
         ReasonCode::UnknownDestination,
@@ -36,6 +38,7 @@ impl ReasonCode {
         ReasonCode::OutputSchemaViolation,
         ReasonCode::AuthorityRejected,
         ReasonCode::DeliveryExpired,
+        ReasonCode::WithdrawnByOperator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +54,7 @@ impl ReasonCode {
             ReasonCode::OutputSchemaViolation => "output_schema_violation",
             ReasonCode::AuthorityRejected => "authority_rejected",
             ReasonCode::DeliveryExpired => "delivery_expired",
+            ReasonCode::WithdrawnByOperator => "withdrawn_by_operator",
         }
     }
 
@@ -121,6 +125,7 @@ mod tests {
             "output_schema_violation",
             "authority_rejected",
             "delivery_expired",
+            "withdrawn_by_operator",
         ];
         let ours: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(ours, contract);
