@@ -29,7 +29,7 @@ use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 
-use crate::ops::{Actor, DeadLetterFilter, Ops, OpsError};
+use crate::ops::{Actor, DeadLetterFilter, Ops, OpsError, ParkedAction};
 use crate::pipeline::Pipeline;
 use crate::queue::circuit::CircuitState;
 use crate::shutdown::Shutdown;
@@ -143,6 +143,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route("/dead-letters/{id}", get(show_dead_letter))
         .route("/dead-letters/{id}/payload", post(show_payload))
         .route("/parked", get(parked))
+        // GET an id; POST a verb: retry-now, hold, release, purge.
+        .route("/parked/{id}", get(parked_show).post(parked_act))
+        .route("/destinations", get(destinations))
+        .route("/destinations/{id}/{verb}", post(destination_act))
         .route("/receipts", get(receipts))
         .route("/receipts/{id}", get(receipt))
         .route("/status", get(status))
@@ -366,15 +370,108 @@ async fn purge(
 }
 
 #[derive(Deserialize)]
-struct DestinationQuery {
+struct ParkedQuery {
     destination: Option<String>,
+    /// One entry per parked submission instead of the backlog per destination.
+    #[serde(default)]
+    each: bool,
+    limit: Option<i64>,
 }
 
-async fn parked(
-    State(state): State<Arc<AdminState>>,
-    Query(q): Query<DestinationQuery>,
-) -> ApiResult {
+async fn parked(State(state): State<Arc<AdminState>>, Query(q): Query<ParkedQuery>) -> ApiResult {
+    if q.each {
+        let limit = q.limit.unwrap_or(1000);
+        return json(
+            state
+                .ops
+                .parked_each(q.destination.as_deref(), limit)
+                .await?,
+        );
+    }
     json(state.ops.parked(q.destination.as_deref()).await?)
+}
+
+async fn parked_show(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
+    json(state.ops.parked_show(&id).await?)
+}
+
+/// `{"ids": [...]}` (or, for retry-now, `{"destination": "…"}`), with an
+/// optional `why`.
+#[derive(Deserialize)]
+struct ParkedRequest {
+    #[serde(default)]
+    ids: Vec<String>,
+    destination: Option<String>,
+    why: Option<String>,
+}
+
+/// `POST /api/parked/{verb}`.
+async fn parked_act(
+    State(state): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path(verb): Path<String>,
+    Json(body): Json<ParkedRequest>,
+) -> ApiResult {
+    let Some(act) = ParkedAction::from_verb(&verb) else {
+        return Err(ApiError(OpsError::Invalid(format!(
+            "no action {verb:?} on parked submissions; POST retry-now, hold, release or purge"
+        ))));
+    };
+    let why = body.why.as_deref();
+    let results = match (&body.destination, body.ids.is_empty()) {
+        (Some(d), true) if act == ParkedAction::RetryNow => {
+            state.ops.retry_destination(d, &actor, why).await?
+        }
+        (None, false) => state.ops.parked_act(act, &body.ids, &actor, why).await?,
+        _ if act == ParkedAction::RetryNow => {
+            return Err(ApiError(OpsError::Invalid(
+                "send either \"ids\": [...] or \"destination\": \"…\"".into(),
+            )));
+        }
+        _ => {
+            return Err(ApiError(OpsError::Invalid(
+                "send \"ids\": [...] (submission ids)".into(),
+            )));
+        }
+    };
+    json(results)
+}
+
+async fn destinations(State(state): State<Arc<AdminState>>) -> ApiResult {
+    json(state.ops.destinations().await?)
+}
+
+/// The optional body of pause and resume: `{"why": "…"}`.
+#[derive(Deserialize, Default)]
+struct WhyRequest {
+    why: Option<String>,
+}
+
+/// `POST /api/destinations/{id}/pause` and `…/resume`, body optional.
+async fn destination_act(
+    State(state): State<Arc<AdminState>>,
+    Extension(actor): Extension<Actor>,
+    Path((id, verb)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let why = if body.iter().all(u8::is_ascii_whitespace) {
+        WhyRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError(OpsError::Invalid(format!(
+                "the body is optional; if given, send {{\"why\": \"…\"}} ({e})"
+            )))
+        })?
+    }
+    .why;
+    let why = why.as_deref();
+    match verb.as_str() {
+        "pause" => json(state.ops.pause(&id, &actor, why).await?),
+        "resume" => json(state.ops.resume(&id, &actor, why).await?),
+        _ => Err(ApiError(OpsError::Invalid(format!(
+            "no action {verb:?} on destinations; POST pause or resume"
+        )))),
+    }
 }
 
 #[derive(Deserialize)]

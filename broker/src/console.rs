@@ -1,7 +1,9 @@
 //! The operator console: server-rendered HTML at `/` of the admin endpoint,
 //! no JavaScript. It shows what `kurier status`, `dead-letters list`,
-//! `parked list` and `receipts list` show, with replay and purge buttons —
-//! never a payload (viewing one stays a deliberate, audited CLI/API call).
+//! `parked list`, `destinations list` and `receipts list` show, with replay
+//! and purge buttons for dead letters, retry-now, hold, release and purge for
+//! parked submissions, pause and resume for destinations — never a payload
+//! (viewing one stays a deliberate, audited CLI/API call).
 //!
 //! Login takes an operator token ([`crate::admin::Tokens`]) and sets an
 //! `HttpOnly; SameSite=Strict` cookie with a random session id (the token
@@ -24,7 +26,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::admin::AdminState;
-use crate::ops::{Actor, DeadLetterFilter};
+use crate::ops::{Actor, DeadLetterFilter, ParkedAction, ParkedResult};
 
 const COOKIE: &str = "kurier_session";
 const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
@@ -103,6 +105,7 @@ pub fn router() -> Router<Arc<AdminState>> {
         .route("/logout", post(logout))
         .route("/console/replay", post(replay))
         .route("/console/purge", post(purge))
+        .route("/console/act", post(act))
 }
 
 #[derive(Deserialize, Default)]
@@ -137,26 +140,51 @@ async fn page(
     if let Some(msg) = &q.msg {
         let _ = write!(html, "<p class=msg role=status>{}</p>", esc(msg));
     }
+    // Pauses are a second look-up; without them the table still shows.
+    let pauses = state.ops.destinations().await.unwrap_or_default();
     match crate::admin::live_status(&state).await {
         Ok(status) => {
-            html.push_str("<h2>Destinations</h2><table id=status><tr><th>destination</th><th>circuit</th><th>parked</th><th>next attempt</th><th>last cause</th><th>dead letters</th></tr>");
+            html.push_str("<h2>Destinations</h2><table id=status><tr><th>destination</th><th>circuit</th><th>paused</th><th>parked</th><th>next attempt</th><th>last cause</th><th>dead letters</th><th></th></tr>");
             for d in &status.destinations {
                 let circuit = d.circuit.as_deref().unwrap_or("-");
+                let pause = pauses.iter().find(|p| p.destination == d.destination);
+                let paused = pause.and_then(|p| {
+                    p.paused.then(|| {
+                        format!(
+                            "since {} by {}{}",
+                            p.paused_at.as_deref().unwrap_or(""),
+                            p.paused_by.as_deref().unwrap_or(""),
+                            p.pause_reason
+                                .as_deref()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                });
                 let _ = write!(
                     html,
-                    "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(&d.destination),
+                    "<tr data-destination=\"{dest}\"><td>{dest}</td><td class=\"{}\">{}</td><td class=paused>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
                     if crate::admin::circuit_is_open(circuit) && circuit != "-" {
                         "bad"
                     } else {
                         "ok"
                     },
                     esc(circuit),
+                    esc(paused.as_deref().unwrap_or("no")),
                     d.parked,
                     esc(d.next_attempt_at.as_deref().unwrap_or("")),
                     esc(d.last_cause.as_deref().unwrap_or("")),
-                    d.dead_letters
+                    d.dead_letters,
+                    dest = esc(&d.destination),
                 );
+                if d.configured || paused.is_some() {
+                    let verb = if paused.is_some() { "resume" } else { "pause" };
+                    action_button(&mut html, &csrf, &d.destination, verb);
+                }
+                if d.parked > 0 {
+                    action_button(&mut html, &csrf, &d.destination, "retry-destination");
+                }
+                html.push_str("</td></tr>");
             }
             html.push_str("</table>");
         }
@@ -216,17 +244,45 @@ async fn page(
     }
     match state.ops.parked(None).await {
         Ok(backlog) => {
-            html.push_str("<h2>Parked</h2><table id=parked><tr><th>destination</th><th>parked</th><th>next attempt</th><th>oldest received</th><th>last cause</th></tr>");
+            html.push_str("<h2>Parked</h2><table id=parked><tr><th>destination</th><th>parked</th><th>held</th><th>next attempt</th><th>oldest received</th><th>last cause</th></tr>");
             for b in backlog {
                 let _ = write!(
                     html,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(&b.destination),
                     b.count,
+                    b.held,
                     esc(&b.next_attempt_at),
                     esc(&b.oldest_received_at),
                     esc(&b.last_cause)
                 );
+            }
+            html.push_str("</table>");
+        }
+        Err(e) => {
+            let _ = write!(html, "<p class=bad>{}</p>", esc(&e.to_string()));
+        }
+    }
+    match state.ops.parked_each(None, 200).await {
+        Ok(rows) if rows.is_empty() => {}
+        Ok(rows) => {
+            html.push_str("<table id=parked-submissions><tr><th>submission</th><th>destination</th><th>attempts</th><th>next attempt</th><th>held</th><th>last cause</th><th></th></tr>");
+            for p in rows {
+                let _ = write!(
+                    html,
+                    "<tr data-submission=\"{sid}\"><td>{sid}</td><td>{}</td><td>{}</td><td>{}</td><td class=held>{}</td><td>{}</td><td>",
+                    esc(&p.destination),
+                    p.attempts,
+                    esc(&p.next_attempt_at),
+                    if p.held { "held" } else { "no" },
+                    esc(&p.last_cause),
+                    sid = esc(&p.submission_id)
+                );
+                let hold = if p.held { "release" } else { "hold" };
+                for verb in ["retry-now", hold, "purge"] {
+                    action_button(&mut html, &csrf, &p.submission_id, verb);
+                }
+                html.push_str("</td></tr>");
             }
             html.push_str("</table>");
         }
@@ -327,6 +383,31 @@ async fn logout(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Res
 struct ActionForm {
     csrf: String,
     id: String,
+    /// The button pressed (`name=action`).
+    #[serde(default)]
+    action: String,
+}
+
+/// A one-button form that posts `id` and `action` to [`act`] with the
+/// session's CSRF token.
+fn action_button(html: &mut String, csrf: &str, id: &str, action: &str) {
+    let label = match action {
+        "retry-now" => "Retry now",
+        "retry-destination" => "Retry all now",
+        "hold" => "Hold",
+        "release" => "Release",
+        "purge" => "Purge",
+        "pause" => "Pause",
+        "resume" => "Resume",
+        other => other,
+    };
+    let _ = write!(
+        html,
+        "<form method=post action=/console/act><input type=hidden name=csrf value=\"{}\">\
+         <input type=hidden name=id value=\"{}\"><button name=action value={action}>{label}</button></form>",
+        esc(csrf),
+        esc(id)
+    );
 }
 
 /// The operator of a state-changing form: session and CSRF token must match.
@@ -384,6 +465,38 @@ async fn purge(
             r.dead_letter_ids.len(),
             r.submission_ids.join(" ")
         )),
+        Err(e) => back(&e.to_string()),
+    }
+}
+
+/// The parked-queue and destination buttons: retry now, hold, release or
+/// purge one parked submission (`id`), or retry all of a destination, pause
+/// or resume it (`id` is then the destination).
+async fn act(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let Some(actor) = operator_of(&state, &headers, &form) else {
+        return login_page(Some("Please sign in again."), StatusCode::FORBIDDEN);
+    };
+    let (ops, id, why) = (&state.ops, form.id.as_str(), Some("console"));
+    let messages = |results: Vec<ParkedResult>| results.into_iter().map(|r| r.message).collect();
+    let done: Result<Vec<String>, _> = match form.action.as_str() {
+        "pause" => ops.pause(id, &actor, why).await.map(|r| vec![r.message]),
+        "resume" => ops.resume(id, &actor, why).await.map(|r| vec![r.message]),
+        "retry-destination" => ops.retry_destination(id, &actor, why).await.map(messages),
+        verb => match ParkedAction::from_verb(verb) {
+            Some(act) => ops
+                .parked_act(act, std::slice::from_ref(&form.id), &actor, why)
+                .await
+                .map(messages),
+            None => return back(&format!("unknown action {verb:?}")),
+        },
+    };
+    match done {
+        Ok(m) if m.is_empty() => back("nothing parked; nothing changed"),
+        Ok(m) => back(&m.join("; ")),
         Err(e) => back(&e.to_string()),
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use kurier::config::Config;
-use kurier::ops::{Actor, DeadLetterFilter, DeadLetterInfo, Ops};
+use kurier::ops::{Actor, DeadLetterFilter, DeadLetterInfo, Ops, ParkedAction, ParkedInfo};
 use kurier::shutdown::Shutdown;
 use kurier::store::Store;
 use kurier::telemetry::{self, LogFormat};
@@ -68,9 +68,16 @@ enum Command {
         command: DeadLettersCommand,
     },
     /// Parked submissions: transient failures waiting for their next attempt.
+    /// An operator's queue: list, show, retry now, hold, release, purge.
     Parked {
         #[command(subcommand)]
         command: ParkedCommand,
+    },
+    /// Destinations: list them with pause state and backlog; pause one for a
+    /// maintenance window and resume it.
+    Destinations {
+        #[command(subcommand)]
+        command: DestinationsCommand,
     },
     /// Parked and dead letters per destination, as the database knows them
     /// (circuit states: the admin API's /api/status of the running broker).
@@ -204,13 +211,116 @@ enum DeadLettersCommand {
 
 #[derive(Subcommand)]
 enum ParkedCommand {
-    /// Backlog per destination: how many are parked, the next attempt, the last cause.
+    /// Backlog per destination: how many are parked and held, the next
+    /// attempt, the last cause; with --each one line per submission (the
+    /// ids the other verbs take).
     List {
         #[command(flatten)]
         config: ConfigArg,
         /// Only this destination id.
         #[arg(long)]
         destination: Option<String>,
+        /// One line per parked submission instead of the backlog per destination.
+        #[arg(long)]
+        each: bool,
+        /// With --each: at most this many, soonest first.
+        #[arg(long, default_value_t = 1000, requires = "each")]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one parked submission: ids, service, destination, portal,
+    /// attempts, times, last cause, held (metadata only, never the payload).
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The submission id (UUID).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make parked submissions due now (the scheduler tries them within a
+    /// second). A held submission stays held; an attempt under way finishes.
+    #[command(group = clap::ArgGroup::new("which").required(true).args(["ids", "destination"]))]
+    RetryNow {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Submission ids (UUID).
+        ids: Vec<String>,
+        /// Every parked submission of this destination.
+        #[arg(long, conflicts_with = "ids")]
+        destination: Option<String>,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        why: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hold parked submissions: the scheduler leaves them alone (they still
+    /// expire after max_age_secs) until they are released.
+    Hold(ParkedIds),
+    /// Release held submissions back to their schedule.
+    Release(ParkedIds),
+    /// Shred parked submissions: the sealed payload and its key are deleted,
+    /// the receipt says dead_lettered (withdrawn_by_operator), a dead letter
+    /// keeps metadata only, and the portal gets a receipt event. Cannot be
+    /// undone; nothing is sent to the authority afterwards.
+    Purge(ParkedIds),
+}
+
+/// Parked submissions named by id, for hold, release and purge.
+#[derive(Args)]
+struct ParkedIds {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Submission ids (UUID); `kurier parked list --each` shows them.
+    #[arg(required = true)]
+    ids: Vec<String>,
+    /// Why (recorded in the audit trail), e.g. "applicant withdrew, ticket 4711".
+    #[arg(long)]
+    why: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DestinationsCommand {
+    /// Configured destinations with their pause and parked backlog.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a destination (an announced maintenance window): its
+    /// submissions are parked without an attempt until it is resumed.
+    Pause {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The destination id, as in [[destinations]] id.
+        destination: String,
+        /// Why (recorded with the pause and in the audit trail).
+        #[arg(long)]
+        why: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a paused destination: its parked submissions follow their
+    /// schedule again (`kurier parked retry-now --destination D` to hurry them).
+    Resume {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The destination id.
+        destination: String,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        why: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -341,35 +451,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
         },
         Command::DeadLetters { command } => return dead_letters(command).await,
-        Command::Parked {
-            command:
-                ParkedCommand::List {
-                    config,
-                    destination,
-                    json,
-                },
-        } => {
-            let ops = open_ops(&config).await?;
-            let backlog = ops.parked(destination.as_deref()).await?;
-            if json {
-                print_json(&backlog)?;
-            } else {
-                println!(
-                    "{:<28} {:>7} {:<28} {:<28} LAST CAUSE",
-                    "DESTINATION", "PARKED", "NEXT ATTEMPT", "OLDEST RECEIVED"
-                );
-                for b in backlog {
-                    println!(
-                        "{:<28} {:>7} {:<28} {:<28} {}",
-                        b.destination,
-                        b.count,
-                        b.next_attempt_at,
-                        b.oldest_received_at,
-                        b.last_cause
-                    );
-                }
-            }
-        }
+        Command::Parked { command } => return parked(command).await,
+        Command::Destinations { command } => return destinations(command).await,
         Command::Status { config, json } => {
             let ops = open_ops(&config).await?;
             let status = ops.status().await?;
@@ -565,6 +648,211 @@ async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn parked(command: ParkedCommand) -> anyhow::Result<ExitCode> {
+    let actor = Actor::os_user();
+    let (json, results) = match command {
+        ParkedCommand::List {
+            config,
+            destination,
+            each,
+            limit,
+            json,
+        } => {
+            let ops = open_ops(&config).await?;
+            if each {
+                let rows = ops.parked_each(destination.as_deref(), limit).await?;
+                if json {
+                    print_json(&rows)?;
+                } else {
+                    print_parked_each(&rows);
+                }
+            } else {
+                let backlog = ops.parked(destination.as_deref()).await?;
+                if json {
+                    print_json(&backlog)?;
+                } else {
+                    println!(
+                        "{:<28} {:>7} {:>5} {:<28} {:<28} LAST CAUSE",
+                        "DESTINATION", "PARKED", "HELD", "NEXT ATTEMPT", "OLDEST RECEIVED"
+                    );
+                    for b in backlog {
+                        println!(
+                            "{:<28} {:>7} {:>5} {:<28} {:<28} {}",
+                            b.destination,
+                            b.count,
+                            b.held,
+                            b.next_attempt_at,
+                            b.oldest_received_at,
+                            b.last_cause
+                        );
+                    }
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ParkedCommand::Show { config, id, json } => {
+            let p = open_ops(&config).await?.parked_show(&id).await?;
+            if json {
+                print_json(&p)?;
+            } else {
+                print_parked(&p);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ParkedCommand::RetryNow {
+            config,
+            ids,
+            destination,
+            why,
+            json,
+        } => {
+            let ops = open_ops(&config).await?;
+            let why = why.as_deref();
+            let results = match destination {
+                Some(d) => ops.retry_destination(&d, &actor, why).await?,
+                None => {
+                    ops.parked_act(ParkedAction::RetryNow, &ids, &actor, why)
+                        .await?
+                }
+            };
+            (json, results)
+        }
+        ParkedCommand::Hold(a) => a.act(ParkedAction::Hold, &actor).await?,
+        ParkedCommand::Release(a) => a.act(ParkedAction::Release, &actor).await?,
+        ParkedCommand::Purge(a) => a.act(ParkedAction::Purge, &actor).await?,
+    };
+    if json {
+        print_json(&results)?;
+    } else if results.is_empty() {
+        println!("no parked submission matched; nothing changed");
+    } else {
+        for r in &results {
+            println!("{}", r.message);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl ParkedIds {
+    /// Do `act` to the named submissions; whether to print JSON, and what was done.
+    async fn act(
+        self,
+        act: ParkedAction,
+        actor: &Actor,
+    ) -> anyhow::Result<(bool, Vec<kurier::ops::ParkedResult>)> {
+        let ops = open_ops(&self.config).await?;
+        let results = ops
+            .parked_act(act, &self.ids, actor, self.why.as_deref())
+            .await?;
+        Ok((self.json, results))
+    }
+}
+
+async fn destinations(command: DestinationsCommand) -> anyhow::Result<ExitCode> {
+    let actor = Actor::os_user();
+    let (result, json) = match command {
+        DestinationsCommand::List { config, json } => {
+            let rows = open_ops(&config).await?.destinations().await?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                println!(
+                    "{:<28} {:<8} {:>7} {:>5} {:<28} {:<16} REASON",
+                    "DESTINATION", "STATE", "PARKED", "HELD", "PAUSED AT", "PAUSED BY"
+                );
+                for d in rows {
+                    let state = match (d.paused, d.configured) {
+                        (_, false) => "removed",
+                        (true, _) => "paused",
+                        (false, _) => "active",
+                    };
+                    println!(
+                        "{:<28} {:<8} {:>7} {:>5} {:<28} {:<16} {}",
+                        d.destination,
+                        state,
+                        d.parked,
+                        d.held,
+                        d.paused_at.as_deref().unwrap_or("-"),
+                        d.paused_by.as_deref().unwrap_or("-"),
+                        d.pause_reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        DestinationsCommand::Pause {
+            config,
+            destination,
+            why,
+            json,
+        } => {
+            let ops = open_ops(&config).await?;
+            (ops.pause(&destination, &actor, why.as_deref()).await?, json)
+        }
+        DestinationsCommand::Resume {
+            config,
+            destination,
+            why,
+            json,
+        } => {
+            let ops = open_ops(&config).await?;
+            (
+                ops.resume(&destination, &actor, why.as_deref()).await?,
+                json,
+            )
+        }
+    };
+    if json {
+        print_json(&result)?;
+    } else {
+        println!("{}", result.message);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_parked_each(rows: &[ParkedInfo]) {
+    println!(
+        "{:<36} {:<24} {:>8} {:<28} {:<4} LAST CAUSE",
+        "SUBMISSION", "DESTINATION", "ATTEMPTS", "NEXT ATTEMPT", "HELD"
+    );
+    for p in rows {
+        println!(
+            "{:<36} {:<24} {:>8} {:<28} {:<4} {}",
+            p.submission_id,
+            p.destination,
+            p.attempts,
+            p.next_attempt_at,
+            if p.held { "yes" } else { "-" },
+            p.last_cause
+        );
+    }
+}
+
+fn print_parked(p: &ParkedInfo) {
+    println!("submission       {}", p.submission_id);
+    println!("service          {}", p.service);
+    println!("destination      {}", p.destination);
+    println!("portal           {}", p.portal);
+    println!("attempts         {}", p.attempts);
+    println!("received sha256  {}", p.received_sha256);
+    println!("received         {}", p.received_at);
+    println!("first failure    {}", p.first_failure_at);
+    println!("last cause       {}", p.last_cause);
+    println!("next attempt     {}", p.next_attempt_at);
+    println!("expires          {} (then delivery_expired)", p.expires_at);
+    println!(
+        "held             {}",
+        if p.held {
+            "yes (the scheduler leaves it alone; `kurier parked release`)"
+        } else {
+            "no"
+        }
+    );
+    if p.in_flight {
+        println!("in flight        an attempt is under way right now");
+    }
 }
 
 fn print_dead_letters(rows: &[DeadLetterInfo]) {

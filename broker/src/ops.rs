@@ -16,6 +16,13 @@
 //!   (crypto-shredding); the receipt stays.
 //! - **Payload view** needs a reason, is audited before the payload is
 //!   returned, and is the only place a payload leaves the vault for a person.
+//! - **The parked queue** (Postfix's `postsuper -r/-h/-H/-d`): retry now,
+//!   hold, release, and purge, which shreds a parked submission (row, sealed
+//!   payload and data key) and ends it as `dead_lettered` /
+//!   `withdrawn_by_operator` with a receipt event in the outbox, all in one
+//!   transaction.
+//! - **Pauses** of destinations (maintenance windows), which the pipeline
+//!   reads through [`paused_destinations`].
 //!
 //! Touches the database, the vault (to open sealed payloads) and, for
 //! replay, RabbitMQ. Nothing here logs or returns a payload except
@@ -28,8 +35,9 @@ use serde::Serialize;
 
 use crate::config::{AmqpConfig, Config};
 use crate::intake;
+use crate::reason::ReasonCode;
 use crate::receipt::{format_time, now};
-use crate::store::{DeadLetter, Receipt, Record, Store, StoreError, on_pool, status};
+use crate::store::{DeadLetter, Receipt, Store, StoreError, on_pool, status};
 use crate::vault::{Sealed, Vault, VaultError};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,15 +66,25 @@ pub enum OpsError {
     Vault(#[from] VaultError),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0} is not parked{1}; see `kurier parked list --each`")]
+    NotParked(String, String),
+    #[error(
+        "an attempt to deliver {0} is under way right now; nothing was purged, try again in a few seconds"
+    )]
+    InFlight(String),
+    #[error("{0:?} is not a configured destination; configured: {1}")]
+    UnknownDestination(String, String),
 }
 
 impl OpsError {
     /// The HTTP status the admin API answers with.
     pub fn http_status(&self) -> u16 {
         match self {
-            OpsError::NotFound(_) => 404,
+            OpsError::NotFound(_) | OpsError::NotParked(..) | OpsError::UnknownDestination(..) => {
+                404
+            }
             OpsError::BadId(_) | OpsError::ReasonRequired | OpsError::Invalid(_) => 400,
-            OpsError::NoPayload(_) => 409,
+            OpsError::NoPayload(_) | OpsError::InFlight(_) => 409,
             _ => 500,
         }
     }
@@ -149,6 +167,8 @@ pub struct PurgeResult {
 pub struct Backlog {
     pub destination: String,
     pub count: i64,
+    /// How many of them an operator holds (`kurier parked hold`).
+    pub held: i64,
     pub next_attempt_at: String,
     pub oldest_received_at: String,
     pub last_cause: String,
@@ -193,10 +213,32 @@ pub mod action {
     pub const REPLAY: &str = "replay";
     pub const PURGE: &str = "purge";
     pub const VIEW_PAYLOAD: &str = "view_payload";
+    pub const RETRY_NOW: &str = "retry_now";
+    pub const HOLD: &str = "hold";
+    pub const RELEASE: &str = "release";
+    pub const PURGE_PARKED: &str = "purge_parked";
+    pub const PAUSE_DESTINATION: &str = "pause_destination";
+    pub const RESUME_DESTINATION: &str = "resume_destination";
 }
 
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, operator, action, submission_ids, outcome, reason) \
      VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Write an audit row in the transaction `$tx` (the change and its record
+/// commit together).
+macro_rules! audit_row {
+    ($tx:ident, $actor:expr, $action:expr, $ids:expr, $outcome:expr, $why:expr) => {
+        sqlx::query(INSERT_AUDIT)
+            .bind(now())
+            .bind(&$actor.0)
+            .bind($action)
+            .bind($ids)
+            .bind($outcome)
+            .bind(why_text($why))
+            .execute(&mut *$tx)
+            .await?
+    };
+}
 
 /// Run `$body` in a write transaction `$tx` on either backend; commit when it
 /// is done, roll back on `?`. Its value is dropped (it differs per backend).
@@ -498,9 +540,14 @@ impl Ops {
                     row.destination.as_deref().unwrap_or("unknown")
                 )
             });
-        const DELETE_RECEIPT: &str =
-            "DELETE FROM receipts WHERE submission_id = $1 AND status <> 'delivered'";
-        in_tx!(&self.store, tx => sqlx::query(DELETE_RECEIPT)
+        // The receipt stays (its event count goes on: the replay's event
+        // gets the next `seq`), but it must no longer match the received
+        // body, or the pipeline would take the replay for a duplicate.
+        const FORGET_RECEIVED: &str = "UPDATE receipts SET received_sha256 = '' \
+             WHERE submission_id = $1 AND status <> 'delivered'";
+        const RESTORE_RECEIVED: &str =
+            "UPDATE receipts SET received_sha256 = $2 WHERE submission_id = $1";
+        in_tx!(&self.store, tx => sqlx::query(FORGET_RECEIVED)
             .bind(&submission_id)
             .execute(&mut *tx)
             .await?);
@@ -510,8 +557,12 @@ impl Ops {
         {
             drop(body);
             if let Some(r) = receipt {
-                // Put the receipt back: the dead letter is untouched.
-                self.store.write(&[Record::Receipt(r)]).await?;
+                // Put the receipt back as it was: the dead letter is untouched.
+                in_tx!(&self.store, tx => sqlx::query(RESTORE_RECEIVED)
+                    .bind(&submission_id)
+                    .bind(&r.received_sha256)
+                    .execute(&mut *tx)
+                    .await?);
             }
             return Ok(result(
                 "failed",
@@ -522,22 +573,12 @@ impl Ops {
         }
         drop(body);
         const DELETE_DEAD_LETTER: &str = "DELETE FROM dead_letters WHERE id = $1";
-        let at = now();
-        let ids = submission_id.clone();
         in_tx!(&self.store, tx => {
             sqlx::query(DELETE_DEAD_LETTER)
                 .bind(row.id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(INSERT_AUDIT)
-                .bind(&at)
-                .bind(&actor.0)
-                .bind(action::REPLAY)
-                .bind(&ids)
-                .bind("replayed")
-                .bind(why.map(str::trim).filter(|w| !w.is_empty()))
-                .execute(&mut *tx)
-                .await?
+            audit_row!(tx, actor, action::REPLAY, &submission_id, "replayed", why)
         });
         tracing::info!(submission_id = %submission_id, operator = %actor.0, "dead letter replayed");
         Ok(result(
@@ -633,22 +674,13 @@ impl Ops {
             return Ok(result);
         }
         const DELETE: &str = "DELETE FROM dead_letters WHERE id = $1";
-        let at = now();
         let ids = result.submission_ids.join(" ");
         let outcome = format!("{} dead letters purged", result.dead_letter_ids.len());
         in_tx!(&self.store, tx => {
             for id in &result.dead_letter_ids {
                 sqlx::query(DELETE).bind(*id).execute(&mut *tx).await?;
             }
-            sqlx::query(INSERT_AUDIT)
-                .bind(&at)
-                .bind(&actor.0)
-                .bind(action::PURGE)
-                .bind(&ids)
-                .bind(&outcome)
-                .bind(why.map(str::trim).filter(|w| !w.is_empty()))
-                .execute(&mut *tx)
-                .await?
+            audit_row!(tx, actor, action::PURGE, &ids, &outcome, why)
         });
         tracing::info!(purged = result.dead_letter_ids.len(), operator = %actor.0, "dead letters purged");
         Ok(result)
@@ -656,7 +688,8 @@ impl Ops {
 
     /// Parked backlog per destination.
     pub async fn parked(&self, destination: Option<&str>) -> Result<Vec<Backlog>, OpsError> {
-        const SQL: &str = "SELECT destination, COUNT(*) AS count, MIN(next_attempt_at) AS next_attempt_at, \
+        const SQL: &str = "SELECT destination, COUNT(*) AS count, \
+             SUM(CASE WHEN held THEN 1 ELSE 0 END) AS held, MIN(next_attempt_at) AS next_attempt_at, \
              MIN(received_at) AS oldest_received_at, \
              (SELECT p2.last_cause FROM parked p2 WHERE p2.destination = p.destination \
               ORDER BY p2.next_attempt_at DESC LIMIT 1) AS last_cause \
@@ -744,19 +777,595 @@ impl Ops {
         outcome: &str,
         why: Option<&str>,
     ) -> Result<(), OpsError> {
-        let at = now();
         let ids = submission_ids.join(" ");
-        in_tx!(&self.store, tx => sqlx::query(INSERT_AUDIT)
-            .bind(&at)
-            .bind(&actor.0)
-            .bind(action)
-            .bind(&ids)
-            .bind(outcome)
-            .bind(why.map(str::trim).filter(|w| !w.is_empty()))
-            .execute(&mut *tx)
-            .await?);
+        in_tx!(&self.store, tx => audit_row!(tx, actor, action, &ids, outcome, why));
         Ok(())
     }
+}
+
+/// One parked submission as an operator sees it: metadata, never the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ParkedInfo {
+    pub submission_id: String,
+    pub service: String,
+    pub destination: String,
+    pub portal: String,
+    pub attempts: i64,
+    pub received_sha256: String,
+    pub received_at: String,
+    pub first_failure_at: String,
+    pub last_cause: String,
+    pub next_attempt_at: String,
+    /// When it becomes the dead letter `delivery_expired`.
+    pub expires_at: String,
+    /// An operator's hold: the scheduler leaves it alone until released.
+    pub held: bool,
+    /// An attempt is under way right now (the scheduler holds its lease).
+    pub in_flight: bool,
+}
+
+/// What an operator does to parked submissions (Postfix: `postsuper -r`,
+/// `-h`, `-H`, `-d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkedAction {
+    /// Due now, a stale lease cleared; a hold stays.
+    RetryNow,
+    /// The scheduler leaves it alone until released.
+    Hold,
+    /// Back to its schedule.
+    Release,
+    /// Shred: it ends as the dead letter `withdrawn_by_operator`.
+    Purge,
+}
+
+impl ParkedAction {
+    pub const ALL: [ParkedAction; 4] = [
+        ParkedAction::RetryNow,
+        ParkedAction::Hold,
+        ParkedAction::Release,
+        ParkedAction::Purge,
+    ];
+
+    /// The word of the CLI, the API path and the console's buttons.
+    pub fn verb(self) -> &'static str {
+        match self {
+            ParkedAction::RetryNow => "retry-now",
+            ParkedAction::Hold => "hold",
+            ParkedAction::Release => "release",
+            ParkedAction::Purge => "purge",
+        }
+    }
+
+    pub fn from_verb(verb: &str) -> Option<ParkedAction> {
+        ParkedAction::ALL.into_iter().find(|a| a.verb() == verb)
+    }
+
+    fn audit_action(self) -> &'static str {
+        match self {
+            ParkedAction::RetryNow => action::RETRY_NOW,
+            ParkedAction::Hold => action::HOLD,
+            ParkedAction::Release => action::RELEASE,
+            ParkedAction::Purge => action::PURGE_PARKED,
+        }
+    }
+
+    fn outcome(self) -> &'static str {
+        match self {
+            ParkedAction::RetryNow => "due_now",
+            ParkedAction::Hold => "held",
+            ParkedAction::Release => "released",
+            ParkedAction::Purge => "purged",
+        }
+    }
+
+    fn message(self, id: &str, held: bool, in_flight: bool) -> String {
+        let mut text = match self {
+            ParkedAction::RetryNow if held => {
+                format!("{id} is due now but stays held; release it to let the scheduler try")
+            }
+            ParkedAction::RetryNow => format!("{id} is due now; the scheduler tries it next"),
+            ParkedAction::Hold => format!("{id} is held; the scheduler leaves it alone"),
+            ParkedAction::Release => format!("{id} is released to its schedule"),
+            ParkedAction::Purge => format!(
+                "{id} is purged: payload and key destroyed, receipt dead_lettered (withdrawn_by_operator)"
+            ),
+        };
+        if in_flight {
+            text.push_str(" (an attempt is under way right now and finishes first)");
+        }
+        text
+    }
+
+    fn result(self, id: &str, held: bool, in_flight: bool) -> ParkedResult {
+        ParkedResult {
+            submission_id: id.to_owned(),
+            outcome: self.outcome().to_owned(),
+            held,
+            in_flight,
+            message: self.message(id, held, in_flight),
+        }
+    }
+}
+
+/// What an action did with one parked submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedResult {
+    pub submission_id: String,
+    /// `due_now`, `held`, `released` or `purged`.
+    pub outcome: String,
+    pub held: bool,
+    pub in_flight: bool,
+    pub message: String,
+}
+
+/// A configured destination as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationInfo {
+    pub destination: String,
+    /// `false` for a pause left over from a destination no longer configured.
+    pub configured: bool,
+    pub paused: bool,
+    pub paused_at: Option<String>,
+    pub paused_by: Option<String>,
+    pub pause_reason: Option<String>,
+    pub parked: i64,
+    pub held: i64,
+}
+
+/// What pause or resume did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PauseResult {
+    pub destination: String,
+    /// `paused`, `already_paused`, `resumed` or `not_paused`.
+    pub outcome: String,
+    pub message: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct Pause {
+    destination: String,
+    paused_at: String,
+    operator: String,
+    reason: Option<String>,
+}
+
+/// What purge takes from a parked row into the receipt, the dead letter and
+/// the receipt event.
+#[derive(sqlx::FromRow)]
+struct Withdrawn {
+    submission_id: String,
+    service: String,
+    destination: String,
+    portal: String,
+    attempts: i64,
+    received_sha256: String,
+    received_at: String,
+    events: i64,
+}
+
+/// The columns of [`ParkedInfo`]; `$1` is now.
+macro_rules! select_parked_info {
+    () => {
+        "SELECT submission_id, service, destination, portal, attempts, received_sha256, \
+         received_at, first_failure_at, last_cause, next_attempt_at, expires_at, held, \
+         (lease_until IS NOT NULL AND lease_until > $1) AS in_flight FROM parked "
+    };
+}
+
+/// The destinations paused by an operator (`kurier destinations pause`):
+/// submissions for them are parked without an attempt.
+pub async fn paused_destinations(store: &Store) -> Result<Vec<String>, OpsError> {
+    Ok(store.paused_destinations().await?)
+}
+
+/// The parked queue (Postfix's `postqueue`/`postsuper`) and the pauses of
+/// destinations. Every change is audited in its own transaction; a command
+/// naming an id that is not parked changes nothing.
+impl Ops {
+    /// Parked submissions one by one, soonest first.
+    pub async fn parked_each(
+        &self,
+        destination: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ParkedInfo>, OpsError> {
+        const SQL: &str = concat!(
+            select_parked_info!(),
+            "WHERE ($2 IS NULL OR destination = $2) ORDER BY next_attempt_at LIMIT $3"
+        );
+        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
+            .bind(now())
+            .bind(destination)
+            .bind(limit.clamp(1, 100_000))
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// One parked submission: metadata only.
+    pub async fn parked_show(&self, id: &str) -> Result<ParkedInfo, OpsError> {
+        let id = submission_id(id)?;
+        const SQL: &str = concat!(select_parked_info!(), "WHERE submission_id = $2");
+        let row = on_pool!(&self.store, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
+            .bind(now())
+            .bind(&id)
+            .fetch_optional(pool)
+            .await)?;
+        match row {
+            Some(row) => Ok(row),
+            None => Err(self.not_parked(&id).await),
+        }
+    }
+
+    /// The parked submissions of `destination` (configured or with parked
+    /// rows left over).
+    async fn parked_ids_of(&self, destination: &str) -> Result<Vec<String>, OpsError> {
+        const SQL: &str =
+            "SELECT submission_id FROM parked WHERE destination = $1 ORDER BY next_attempt_at";
+        let rows: Vec<(String,)> = on_pool!(&self.store, pool => sqlx::query_as(SQL)
+            .bind(destination)
+            .fetch_all(pool)
+            .await)?;
+        if rows.is_empty() && !self.configured.iter().any(|d| d == destination) {
+            return Err(self.unknown_destination(destination));
+        }
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Make every parked submission of `destination` due now.
+    pub async fn retry_destination(
+        &self,
+        destination: &str,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ParkedResult>, OpsError> {
+        let ids = self.parked_ids_of(destination.trim()).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.parked_act(ParkedAction::RetryNow, &ids, actor, why)
+            .await
+    }
+
+    /// Retry now, hold, release or purge the parked submissions `ids`, in
+    /// one transaction with its audit row; an id that is not parked changes
+    /// nothing.
+    pub async fn parked_act(
+        &self,
+        act: ParkedAction,
+        ids: &[String],
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ParkedResult>, OpsError> {
+        // `$1` the submission id, `$2` now; they return `held` and whether
+        // an attempt is under way. Retry-now keeps a lease that has not run
+        // out: the attempt holding it is running, and a second claim would
+        // send the submission twice at once.
+        let sql = match act {
+            ParkedAction::RetryNow => {
+                "UPDATE parked SET next_attempt_at = $2, \
+                 lease_until = CASE WHEN lease_until > $2 THEN lease_until ELSE NULL END \
+                 WHERE submission_id = $1 RETURNING held, (lease_until IS NOT NULL) AS in_flight"
+            }
+            ParkedAction::Hold => {
+                "UPDATE parked SET held = TRUE WHERE submission_id = $1 \
+                 RETURNING held, (lease_until IS NOT NULL AND lease_until > $2) AS in_flight"
+            }
+            ParkedAction::Release => {
+                "UPDATE parked SET held = FALSE WHERE submission_id = $1 \
+                 RETURNING held, (lease_until IS NOT NULL AND lease_until > $2) AS in_flight"
+            }
+            ParkedAction::Purge => return self.purge_parked(ids, actor, why).await,
+        };
+        let ids = submission_ids(ids)?;
+        let at = now();
+        let mut results = Vec::with_capacity(ids.len());
+        let mut missing = None;
+        in_tx!(&self.store, tx => {
+            for id in &ids {
+                let row: Option<(bool, bool)> = sqlx::query_as(sql)
+                    .bind(id)
+                    .bind(&at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((held, in_flight)) = row else {
+                    missing = Some(id.clone());
+                    break;
+                };
+                results.push(act.result(id, held, in_flight));
+            }
+            if let Some(id) = &missing {
+                // Dropping the transaction rolls back what was changed.
+                return Err(self.not_parked(id).await);
+            }
+            let outcome = format!("{} {}", results.len(), act.outcome());
+            audit_row!(tx, actor, act.audit_action(), &ids.join(" "), &outcome, why)
+        });
+        tracing::info!(action = act.audit_action(), submissions = results.len(), operator = %actor.0, "parked submissions changed");
+        Ok(results)
+    }
+
+    /// Purge (shred) the parked submissions `ids`, all in one transaction:
+    /// the parked row goes with its sealed payload and data key; the
+    /// receipt says `dead_lettered` / `withdrawn_by_operator`; a dead letter
+    /// keeps metadata only; the portal's receipt event waits in the outbox.
+    /// An id that is not parked, or whose attempt is under way, changes
+    /// nothing.
+    async fn purge_parked(
+        &self,
+        ids: &[String],
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ParkedResult>, OpsError> {
+        const DELETE: &str = "DELETE FROM parked WHERE submission_id = $1 \
+             AND (lease_until IS NULL OR lease_until <= $2) \
+             RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
+             received_at, events";
+        const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, \
+             portal, status, reason_code, reason_detail, attempts, received_sha256, received_at, \
+             completed_at, events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (submission_id) DO UPDATE SET service = excluded.service, \
+             destination = excluded.destination, portal = excluded.portal, status = excluded.status, \
+             reason_code = excluded.reason_code, reason_detail = excluded.reason_detail, \
+             http_status = NULL, reference = NULL, attempts = excluded.attempts, \
+             received_sha256 = excluded.received_sha256, sent_sha256 = NULL, \
+             received_at = excluded.received_at, completed_at = excluded.completed_at, \
+             events = excluded.events WHERE receipts.status <> 'delivered'";
+        // Metadata only: no key, no sealed payload, nothing to replay.
+        const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (submission_id, service, \
+             destination, portal, reason_code, reason_detail, received_sha256, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        const INSERT_OUTBOX: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, \
+             created_at) VALUES ($1, $2, $3, $4, $5)";
+        let ids = submission_ids(ids)?;
+        let at = now();
+        let code = ReasonCode::WithdrawnByOperator.as_str();
+        // The operator's name only: the detail never carries submission values.
+        let detail = format!("withdrawn by operator {}", actor.0);
+        let mut results = Vec::with_capacity(ids.len());
+        let mut refused = None;
+        in_tx!(&self.store, tx => {
+            for id in &ids {
+                let row: Option<Withdrawn> = sqlx::query_as(DELETE)
+                    .bind(id)
+                    .bind(&at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(w) = row else {
+                    refused = Some(id.clone());
+                    break;
+                };
+                let seq = w.events + 1;
+                let event = serde_json::json!({
+                    "submission_id": w.submission_id,
+                    "status": status::DEAD_LETTERED,
+                    "service": w.service,
+                    "destination": w.destination,
+                    "attempts": w.attempts,
+                    "at": at,
+                    "reason": code,
+                    "seq": seq,
+                });
+                let written = sqlx::query(UPSERT_RECEIPT)
+                    .bind(id)
+                    .bind(&w.service)
+                    .bind(&w.destination)
+                    .bind(&w.portal)
+                    .bind(status::DEAD_LETTERED)
+                    .bind(code)
+                    .bind(&detail)
+                    .bind(w.attempts)
+                    .bind(&w.received_sha256)
+                    .bind(&w.received_at)
+                    .bind(&at)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                if written.rows_affected() == 0 {
+                    return Err(OpsError::Invalid(format!(
+                        "{id} is already delivered; nothing was purged"
+                    )));
+                }
+                sqlx::query(INSERT_DEAD_LETTER)
+                    .bind(id)
+                    .bind(&w.service)
+                    .bind(&w.destination)
+                    .bind(&w.portal)
+                    .bind(code)
+                    .bind(&detail)
+                    .bind(&w.received_sha256)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(INSERT_OUTBOX)
+                    .bind(id)
+                    .bind(seq)
+                    .bind(&w.portal)
+                    .bind(event.to_string().into_bytes())
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                results.push(ParkedAction::Purge.result(id, false, false));
+            }
+            if let Some(id) = &refused {
+                // Rolls back the ones purged before it: all or nothing.
+                return Err(match self.parked_show(id).await {
+                    Ok(p) if p.in_flight => OpsError::InFlight(id.clone()),
+                    _ => self.not_parked(id).await,
+                });
+            }
+            let outcome = format!("{} purged", results.len());
+            audit_row!(tx, actor, action::PURGE_PARKED, &ids.join(" "), &outcome, why)
+        });
+        tracing::info!(purged = results.len(), operator = %actor.0, "parked submissions purged");
+        Ok(results)
+    }
+
+    /// Configured destinations (and pauses left over from removed ones) with
+    /// their pause and parked backlog.
+    pub async fn destinations(&self) -> Result<Vec<DestinationInfo>, OpsError> {
+        const SQL: &str = "SELECT destination, paused_at, operator, reason \
+             FROM destination_pauses ORDER BY destination";
+        let pauses: Vec<Pause> =
+            on_pool!(&self.store, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
+        let backlog = self.parked(None).await?;
+        let mut names = self.configured.clone();
+        for p in &pauses {
+            if !names.contains(&p.destination) {
+                names.push(p.destination.clone());
+            }
+        }
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let pause = pauses.iter().find(|p| p.destination == name);
+                let b = backlog.iter().find(|b| b.destination == name);
+                DestinationInfo {
+                    configured: self.configured.contains(&name),
+                    paused: pause.is_some(),
+                    paused_at: pause.map(|p| p.paused_at.clone()),
+                    paused_by: pause.map(|p| p.operator.clone()),
+                    pause_reason: pause.and_then(|p| p.reason.clone()),
+                    parked: b.map_or(0, |b| b.count),
+                    held: b.map_or(0, |b| b.held),
+                    destination: name,
+                }
+            })
+            .collect())
+    }
+
+    /// Pause a configured destination: its submissions are parked without
+    /// an attempt until it is resumed.
+    pub async fn pause(
+        &self,
+        destination: &str,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PauseResult, OpsError> {
+        self.set_paused(destination, true, actor, why).await
+    }
+
+    /// Resume a paused destination: its parked submissions follow their
+    /// schedule again. A pause left over from a destination no longer
+    /// configured can be resumed too.
+    pub async fn resume(
+        &self,
+        destination: &str,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PauseResult, OpsError> {
+        self.set_paused(destination, false, actor, why).await
+    }
+
+    async fn set_paused(
+        &self,
+        destination: &str,
+        pause: bool,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PauseResult, OpsError> {
+        const PAUSE: &str = "INSERT INTO destination_pauses (destination, paused_at, operator, reason) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (destination) DO NOTHING";
+        const RESUME: &str = "DELETE FROM destination_pauses WHERE destination = $1";
+        // Resumed: its backlog is due now (oldest first), held rows excepted.
+        const DUE_NOW: &str = "UPDATE parked SET next_attempt_at = $2 \
+             WHERE destination = $1 AND NOT held";
+        let destination = destination.trim();
+        let configured = self.configured.iter().any(|d| d == destination);
+        if pause && !configured {
+            return Err(self.unknown_destination(destination));
+        }
+        let (action, done, not_done) = if pause {
+            (action::PAUSE_DESTINATION, "paused", "already_paused")
+        } else {
+            (action::RESUME_DESTINATION, "resumed", "not_paused")
+        };
+        let changed;
+        in_tx!(&self.store, tx => {
+            let query = if pause {
+                sqlx::query(PAUSE)
+                    .bind(destination)
+                    .bind(now())
+                    .bind(&actor.0)
+                    .bind(why_text(why))
+            } else {
+                sqlx::query(RESUME).bind(destination)
+            };
+            changed = query.execute(&mut *tx).await?.rows_affected() > 0;
+            if changed && !pause {
+                sqlx::query(DUE_NOW)
+                    .bind(destination)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if !changed && !configured {
+                return Err(self.unknown_destination(destination));
+            }
+            let outcome = if changed { done } else { not_done };
+            audit_row!(tx, actor, action, "", &format!("{destination} {outcome}"), why)
+        });
+        let message = match (pause, changed) {
+            (true, true) => format!(
+                "{destination} is paused: its submissions are parked without an attempt until `kurier destinations resume {destination}`"
+            ),
+            (true, false) => format!("{destination} was already paused"),
+            (false, true) => format!(
+                "{destination} is resumed: its parked submissions follow their schedule again"
+            ),
+            (false, false) => format!("{destination} was not paused"),
+        };
+        let outcome = if changed { done } else { not_done };
+        tracing::info!(destination, outcome, operator = %actor.0, "destination pause");
+        Ok(PauseResult {
+            destination: destination.to_owned(),
+            outcome: outcome.to_owned(),
+            message,
+        })
+    }
+
+    fn unknown_destination(&self, destination: &str) -> OpsError {
+        OpsError::UnknownDestination(destination.to_owned(), self.configured.join(", "))
+    }
+
+    /// Why `id` is not parked, as far as its receipt tells.
+    async fn not_parked(&self, id: &str) -> OpsError {
+        let hint = match self.store.receipt(id).await {
+            Ok(Some(r)) => format!(" (its receipt says {})", r.status),
+            _ => String::new(),
+        };
+        OpsError::NotParked(id.to_owned(), hint)
+    }
+}
+
+/// A submission id (UUID) in its stored form.
+fn submission_id(id: &str) -> Result<String, OpsError> {
+    uuid::Uuid::parse_str(id.trim())
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| {
+            OpsError::Invalid(format!(
+                "{:?} is not a submission id (UUID); see `kurier parked list --each`",
+                id.trim()
+            ))
+        })
+}
+
+/// Submission ids, checked and without repeats.
+fn submission_ids(ids: &[String]) -> Result<Vec<String>, OpsError> {
+    if ids.is_empty() {
+        return Err(OpsError::Invalid("name at least one submission id".into()));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = submission_id(id)?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+fn why_text(why: Option<&str>) -> Option<&str> {
+    why.map(str::trim).filter(|w| !w.is_empty())
 }
 
 const LIST_DEAD_LETTERS: &str = "SELECT id, submission_id, service, destination, portal, reason_code, \

@@ -22,10 +22,12 @@ pub enum ReasonCode {
     AuthorityRejected,
     DeliveryExpired,
     MessageTooLarge,
+    /// An operator purged a parked submission (`kurier parked purge`).
+    WithdrawnByOperator,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 12] = [
+    pub const ALL: [ReasonCode; 13] = [
         ReasonCode::MalformedEnvelope,
         ReasonCode::UnknownService,
         ReasonCode::UnknownDestination,
@@ -38,6 +40,7 @@ impl ReasonCode {
         ReasonCode::AuthorityRejected,
         ReasonCode::DeliveryExpired,
         ReasonCode::MessageTooLarge,
+        ReasonCode::WithdrawnByOperator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +57,7 @@ impl ReasonCode {
             ReasonCode::AuthorityRejected => "authority_rejected",
             ReasonCode::DeliveryExpired => "delivery_expired",
             ReasonCode::MessageTooLarge => "message_too_large",
+            ReasonCode::WithdrawnByOperator => "withdrawn_by_operator",
         }
     }
 
@@ -75,7 +79,9 @@ impl ReasonCode {
             | ReasonCode::ForbiddenDocument
             | ReasonCode::AttachmentTooLarge
             | ReasonCode::AttachmentHashMismatch
-            | ReasonCode::MessageTooLarge => false,
+            | ReasonCode::MessageTooLarge
+            // Purged by an operator: shredded.
+            | ReasonCode::WithdrawnByOperator => false,
         }
     }
 
@@ -147,6 +153,7 @@ mod tests {
             "authority_rejected",
             "delivery_expired",
             "message_too_large",
+            "withdrawn_by_operator",
         ];
         let ours: Vec<&str> = ReasonCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(ours, contract);
@@ -170,7 +177,8 @@ mod tests {
                 "forbidden_document",
                 "attachment_too_large",
                 "attachment_hash_mismatch",
-                "message_too_large"
+                "message_too_large",
+                "withdrawn_by_operator"
             ]
         );
     }

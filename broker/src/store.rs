@@ -556,7 +556,7 @@ impl Store {
 
     /// Destinations an operator paused.
     pub async fn paused_destinations(&self) -> Result<Vec<String>, StoreError> {
-        const SQL: &str = "SELECT destination FROM destination_pauses";
+        const SQL: &str = "SELECT destination FROM destination_pauses ORDER BY destination";
         let rows: Vec<(String,)> =
             on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(|(d,)| d).collect())

@@ -946,6 +946,29 @@ pub fn fresh(sample_name: &str) -> serde_json::Value {
     e
 }
 
+/// A canary that must never show where no payload may be: unique per world.
+pub fn canary(world: &World) -> String {
+    format!("kanarie{}", world.tag)
+}
+
+/// An hzl envelope for `destination` with the canary as the applicant's name.
+pub fn envelope_for(world: &World, destination: &str) -> serde_json::Value {
+    let mut e = fresh("hzl-minimal.json");
+    e["destination"] = serde_json::json!(destination);
+    e["form"]["applicant"]["given_names"] = serde_json::json!(canary(world));
+    e
+}
+
+/// A command's stdout, as text.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's stderr, as text.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Generate one test per backend from a scenario `async fn(Backend)`.
 #[macro_export]
 macro_rules! on_both_backends {

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use kurier_e2e::{Backend, World, WorldOptions, fresh, json, on_both_backends};
+use kurier_e2e::{
+    Backend, World, WorldOptions, canary, envelope_for, fresh, json, on_both_backends, stderr,
+    stdout,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -12,27 +15,6 @@ on_both_backends!(
     a_dead_letter_is_replayed_after_the_route_is_fixed_and_every_action_is_audited,
     the_admin_api_needs_a_token_and_serves_what_the_cli_does,
 );
-
-/// A canary that must never show where no payload may be.
-fn canary(world: &World) -> String {
-    format!("kanarie{}", world.tag)
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// An hzl envelope for `destination` with the canary as the applicant's name.
-fn envelope_for(world: &World, destination: &str) -> serde_json::Value {
-    let mut e = fresh("hzl-minimal.json");
-    e["destination"] = json!(destination);
-    e["form"]["applicant"]["given_names"] = json!(canary(world));
-    e
-}
 
 /// Poll the receipt until it has `status`.
 async fn await_status(world: &World, id: &str, status: &str) -> kurier::store::Receipt {
