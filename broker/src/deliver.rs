@@ -24,7 +24,7 @@ use crate::queue::limit::{Limiter, Signal};
 use crate::tls::{self, TlsError};
 
 /// How much of an answer body is read (for the `reference` field).
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
+const MAX_ANSWER_BYTES: usize = 128 * 1024;
 /// A paused destination is looked at again after this long.
 const PAUSE_RECHECK: Duration = Duration::from_secs(5);
 

@@ -9,7 +9,80 @@ use kurier_e2e::{Backend, World, WorldOptions, fresh, json, on_both_backends, rs
 
 const WAIT: Duration = Duration::from_secs(120);
 
-on_both_backends!(a_hostile_reference_is_cut_and_the_receipts_around_it_are_committed,);
+on_both_backends!(
+    a_hostile_reference_is_cut_and_the_receipts_around_it_are_committed,
+    one_record_the_database_refuses_does_not_fail_its_group_commit,
+);
+
+/// A record the database refuses (here a status outside the CHECK
+/// constraint) fails alone; the records committed in the same group go in.
+async fn one_record_the_database_refuses_does_not_fail_its_group_commit(backend: Backend) {
+    let world = World::start(WorldOptions::new(backend)).await.unwrap();
+    let store = world.store().await.unwrap();
+    store.migrate().await.unwrap();
+    let recorder = kurier::store::Recorder::spawn(store.clone());
+    let receipt = |status: &str| kurier::store::Receipt {
+        submission_id: uuid::Uuid::new_v4().to_string(),
+        service: Some("hzl".into()),
+        destination: Some("sozialamt-koeln".into()),
+        portal: Some("sozialplattform".into()),
+        status: status.into(),
+        reason_code: None,
+        reason_detail: None,
+        http_status: Some(201),
+        reference: Some("2026-HzL-1".into()),
+        attempts: 1,
+        received_sha256: "00".into(),
+        sent_sha256: None,
+        submitted_at: None,
+        received_at: "2026-12-02T00:00:00.000000Z".into(),
+        completed_at: "2026-12-02T00:00:01.000000Z".into(),
+    };
+    let good: Vec<_> = (0..20).map(|_| receipt("delivered")).collect();
+    let bad = receipt("not-a-status");
+    let mut writes = Vec::new();
+    for (i, r) in good.iter().enumerate() {
+        if i == 10 {
+            let recorder = recorder.clone();
+            let bad = bad.clone();
+            writes.push(tokio::spawn(async move {
+                recorder
+                    .record(kurier::store::Record::Receipt(bad))
+                    .await
+                    .is_ok()
+            }));
+        }
+        let recorder = recorder.clone();
+        let r = r.clone();
+        writes.push(tokio::spawn(async move {
+            recorder
+                .record(kurier::store::Record::Receipt(r))
+                .await
+                .is_ok()
+        }));
+    }
+    let mut ok = 0;
+    for w in writes {
+        ok += usize::from(w.await.unwrap());
+    }
+    assert_eq!(
+        ok,
+        good.len(),
+        "every good record committed, the bad one alone failed"
+    );
+    for r in &good {
+        assert_eq!(
+            store
+                .receipt(&r.submission_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "delivered"
+        );
+    }
+    assert!(store.receipt(&bad.submission_id).await.unwrap().is_none());
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_are_dead_lettered_unread_and_the_rest_flows() {
