@@ -246,6 +246,13 @@ fn retry_problem(r: &RetryConfig) -> Option<String> {
         "circuit_open_secs must be at least 1"
     } else if r.max_age_secs > 10 * 365 * 86_400 || r.max_delay_ms > 30 * 86_400_000 {
         "max_age_secs is at most ten years and max_delay_ms at most 30 days"
+    } else if r.circuit_open_max_secs > 86_400
+        || r.circuit_window_secs > 86_400
+        || r.max_in_place_delay_ms > 3_600_000
+        || r.request_timeout_ms > 3_600_000
+        || r.connect_timeout_ms > 3_600_000
+    {
+        "circuit_open_max_secs and circuit_window_secs are at most a day; max_in_place_delay_ms, request_timeout_ms and connect_timeout_ms at most an hour"
     } else {
         return None;
     };

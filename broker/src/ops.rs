@@ -644,7 +644,9 @@ impl Ops {
         why: Option<&str>,
     ) -> Result<PurgeResult, OpsError> {
         const SQL: &str = "SELECT id, submission_id FROM dead_letters WHERE created_at < $1";
-        let cutoff = format_time(time::OffsetDateTime::now_utc() - age);
+        let cutoff = crate::receipt::time_before(age).ok_or_else(|| {
+            OpsError::Invalid("that age reaches before the year 1; nothing would match".into())
+        })?;
         let rows: Vec<(i64, Option<String>)> = on_pool!(&self.store, pool => sqlx::query_as(SQL)
             .bind(&cutoff)
             .fetch_all(pool)
@@ -726,31 +728,46 @@ impl Ops {
         let dead: Vec<(String, i64)> =
             on_pool!(&self.store, pool => sqlx::query_as(DEAD).fetch_all(pool).await)?;
         let parked = self.parked(None).await?;
-        let mut names: Vec<String> = self.configured.clone();
-        for n in parked
+        // Only configured destinations are listed by name: what envelopes
+        // named otherwise (any string a portal sent) is summed as `unknown`,
+        // so neither the console nor the metrics grow with it.
+        let mut destinations: Vec<DestinationStatus> = self
+            .configured
             .iter()
-            .map(|b| &b.destination)
-            .chain(dead.iter().map(|(d, _)| d))
-        {
-            if !names.contains(n) {
-                names.push(n.clone());
-            }
-        }
-        let destinations: Vec<DestinationStatus> = names
-            .into_iter()
             .map(|name| {
-                let backlog = parked.iter().find(|b| b.destination == name);
+                let backlog = parked.iter().find(|b| &b.destination == name);
                 DestinationStatus {
-                    configured: self.configured.contains(&name),
+                    configured: true,
                     parked: backlog.map_or(0, |b| b.count),
                     next_attempt_at: backlog.map(|b| b.next_attempt_at.clone()),
                     last_cause: backlog.map(|b| b.last_cause.clone()),
-                    dead_letters: dead.iter().find(|(d, _)| *d == name).map_or(0, |(_, n)| *n),
+                    dead_letters: dead.iter().find(|(d, _)| d == name).map_or(0, |(_, n)| *n),
                     circuit: None,
-                    destination: name,
+                    destination: name.clone(),
                 }
             })
             .collect();
+        let unknown_parked: i64 = parked
+            .iter()
+            .filter(|b| !self.configured.contains(&b.destination))
+            .map(|b| b.count)
+            .sum();
+        let unknown_dead: i64 = dead
+            .iter()
+            .filter(|(d, _)| !self.configured.contains(d))
+            .map(|(_, n)| *n)
+            .sum();
+        if unknown_parked + unknown_dead > 0 {
+            destinations.push(DestinationStatus {
+                configured: false,
+                parked: unknown_parked,
+                next_attempt_at: None,
+                last_cause: None,
+                dead_letters: unknown_dead,
+                circuit: None,
+                destination: "unknown".into(),
+            });
+        }
         Ok(Status {
             parked: destinations.iter().map(|d| d.parked).sum(),
             dead_letters: destinations.iter().map(|d| d.dead_letters).sum(),
@@ -1429,7 +1446,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, OpsError> {
         "w" => 7 * 86_400,
         _ => return Err(bad()),
     };
-    Ok(Duration::from_secs(n.saturating_mul(secs)))
+    // More than a thousand years is a typo, not a retention.
+    const MAX_SECS: u64 = 1000 * 366 * 86_400;
+    match n.checked_mul(secs) {
+        Some(total) if total <= MAX_SECS => Ok(Duration::from_secs(total)),
+        _ => Err(OpsError::Invalid(format!(
+            "{text:?} is longer than a thousand years; write a shorter duration"
+        ))),
+    }
 }
 
 /// An RFC 3339 time or a duration ago → the stored time form (UTC, µs).
@@ -1440,7 +1464,8 @@ pub fn parse_since(text: &str) -> Result<String, OpsError> {
         return Ok(format_time(t));
     }
     match parse_duration(text) {
-        Ok(ago) => Ok(format_time(time::OffsetDateTime::now_utc() - ago)),
+        Ok(ago) => crate::receipt::time_before(ago)
+            .ok_or_else(|| OpsError::Invalid(format!("{text:?} reaches before the year 1"))),
         Err(_) => Err(OpsError::Invalid(format!(
             "{text:?} is neither an RFC 3339 time such as 2026-11-23T00:00:00Z nor a duration such as 24h or 7d"
         ))),
@@ -1461,6 +1486,12 @@ mod tests {
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         for bad in ["", "7", "d", "7y", "-1d", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        // Overflow is a clear error, not a panic.
+        for huge in ["99999999999d", "18446744073709551615s", "999999w"] {
+            let err = parse_duration(huge).unwrap_err().to_string();
+            assert!(err.contains("thousand years"), "{huge}: {err}");
+            assert!(parse_since(huge).is_err(), "{huge}");
         }
     }
 

@@ -299,7 +299,7 @@ impl Pipeline {
             let record = Record::Reschedule {
                 submission_id: id.clone(),
                 attempts: parked.attempts,
-                next_attempt_at: format_time(time::OffsetDateTime::now_utc() + wait),
+                next_attempt_at: crate::receipt::time_after(wait),
                 last_cause: outcome.cause(),
             };
             if let Err(e) = self.recorder.record(record).await {
@@ -343,7 +343,7 @@ impl Pipeline {
                 } => Record::Reschedule {
                     submission_id: id.clone(),
                     attempts,
-                    next_attempt_at: format_time(time::OffsetDateTime::now_utc() + wait),
+                    next_attempt_at: crate::receipt::time_after(wait),
                     last_cause: cause,
                 },
             },
@@ -610,7 +610,7 @@ impl Pipeline {
             received_at: received.at.clone(),
             first_failure_at: now(),
             last_cause: cause.to_owned(),
-            next_attempt_at: format_time(time::OffsetDateTime::now_utc() + wait),
+            next_attempt_at: crate::receipt::time_after(wait),
             expires_at: format_time(expires),
             lease_until: None,
             key_id: sealed.key_id,

@@ -15,6 +15,26 @@ pub fn now() -> String {
     format_time(time::OffsetDateTime::now_utc())
 }
 
+/// Now plus `wait`, formatted; a wait beyond the calendar saturates at
+/// its end instead of panicking.
+pub fn time_after(wait: std::time::Duration) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format_time(
+        time::Duration::try_from(wait)
+            .ok()
+            .and_then(|w| now.checked_add(w))
+            .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc()),
+    )
+}
+
+/// Now minus `ago`, formatted; `None` if that is before the calendar starts.
+pub fn time_before(ago: std::time::Duration) -> Option<String> {
+    let ago = time::Duration::try_from(ago).ok()?;
+    time::OffsetDateTime::now_utc()
+        .checked_sub(ago)
+        .map(format_time)
+}
+
 pub fn format_time(t: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"

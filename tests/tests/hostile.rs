@@ -207,3 +207,69 @@ client_key_file = "{KEY}"
         }
     }
 }
+
+/// Destinations named by envelopes are any string a portal sent: they are
+/// counted as `unknown` in status and metrics, never listed by name; an
+/// operator's absurd duration is a clear error, not a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_from_envelopes_never_become_labels_and_absurd_durations_are_refused() {
+    let mut world = World::start(WorldOptions::new(Backend::Sqlite))
+        .await
+        .unwrap();
+    world.start_kurier().unwrap();
+    let mut strangers = Vec::new();
+    for i in 0..3 {
+        let mut e = fresh("hzl-minimal.json");
+        let name = format!("amt-{i}-{}", uuid::Uuid::new_v4().simple());
+        e["destination"] = json!(name);
+        strangers.push(name);
+        world.publish_envelope(&e).await.unwrap();
+    }
+    world.await_dead_letters(3, WAIT).await.unwrap();
+    let out = world.kurier_cli(&["status", "--json"]).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = status["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["destination"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"sozialamt-koeln") && names.contains(&"unknown"),
+        "{names:?}"
+    );
+    let unknown = status["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == "unknown")
+        .unwrap();
+    assert_eq!(unknown["dead_letters"], 3);
+    // The metrics are refreshed every few seconds.
+    let mut metrics = String::new();
+    for _ in 0..30 {
+        metrics = world
+            .admin_request("GET", "/metrics", false, None)
+            .await
+            .unwrap()
+            .body;
+        if metrics.contains("destination=\"unknown\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(metrics.contains("destination=\"unknown\""), "{metrics}");
+    for name in &strangers {
+        assert!(!metrics.contains(name.as_str()), "{name} became a label");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(name.as_str()));
+    }
+    for huge in ["99999999999d", "18446744073709551615s"] {
+        let out = world
+            .kurier_cli(&["dead-letters", "purge", "--older-than", huge])
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{huge}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("thousand years"), "{huge}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
