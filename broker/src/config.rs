@@ -74,7 +74,18 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct AmqpConfig {
     /// AMQP URI of RabbitMQ, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// `amqps://` means TLS, always: the server is verified against `ca_file`
+    /// (else the system's roots) and the URL's host name.
     pub url: String,
+    /// CA certificate(s) (PEM) RabbitMQ's certificate must chain to (`amqps://`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) and its PKCS#8 key for `amqps://`, if RabbitMQ
+    /// asks for one.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
     /// Topic exchange portals publish to.
     #[serde(default = "default_exchange")]
     pub exchange: String,
@@ -225,6 +236,67 @@ impl Default for DeadLetterConfig {
         DeadLetterConfig {
             retention_days: default_retention_days(),
         }
+    }
+}
+
+enum AmqpProblem {
+    Error(String),
+    Warning(String),
+}
+
+/// The AMQP URL's scheme and TLS material: `amqps://` is TLS with its files
+/// present; any other scheme is an error; plaintext to a host that is not
+/// loopback is a loud warning.
+fn amqp_url_problem(amqp: &AmqpConfig) -> Option<AmqpProblem> {
+    let url = amqp.url.trim();
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest
+        .rsplit_once('@')
+        .map_or(rest, |(_, h)| h)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("");
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.split_once(']'))
+        .map_or_else(
+            || host.rsplit_once(':').map_or(host, |(h, _)| h),
+            |(h, _)| h,
+        );
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match scheme {
+        "amqps" => {
+            for (key, file) in [
+                ("ca_file", &amqp.ca_file),
+                ("client_cert_file", &amqp.client_cert_file),
+                ("client_key_file", &amqp.client_key_file),
+            ] {
+                if let Some(f) = file
+                    && !f.is_file()
+                {
+                    return Some(AmqpProblem::Error(format!(
+                        "{key} {} not found",
+                        f.display()
+                    )));
+                }
+            }
+            if amqp.client_cert_file.is_some() != amqp.client_key_file.is_some() {
+                return Some(AmqpProblem::Error(
+                    "client_cert_file and client_key_file go together".into(),
+                ));
+            }
+            None
+        }
+        "amqp" if loopback => None,
+        "amqp" => Some(AmqpProblem::Warning(format!(
+            "PLAINTEXT AMQP to {host}: submissions and credentials cross the network unencrypted; use amqps://"
+        ))),
+        other => Some(AmqpProblem::Error(format!(
+            "url scheme {other}:// is not supported; use amqps:// (TLS) or amqp:// (loopback)"
+        ))),
     }
 }
 
@@ -625,6 +697,9 @@ impl Config {
             d.client_key_file.as_mut().map(resolve);
         }
         self.admin.token_file.as_mut().map(resolve);
+        self.amqp.ca_file.as_mut().map(resolve);
+        self.amqp.client_cert_file.as_mut().map(resolve);
+        self.amqp.client_key_file.as_mut().map(resolve);
         resolve(&mut self.vault.key_file);
         self.vault.previous_key_files.iter_mut().for_each(resolve);
         self.schemas_dir.as_mut().map(resolve);
@@ -658,6 +733,11 @@ impl Config {
         let mut warnings = Vec::new();
         if self.amqp.prefetch == 0 {
             return Err(invalid("[amqp] prefetch must be at least 1".into()));
+        }
+        match amqp_url_problem(&self.amqp) {
+            Some(AmqpProblem::Error(e)) => return Err(invalid(format!("[amqp] {e}"))),
+            Some(AmqpProblem::Warning(w)) => warnings.push(format!("[amqp] {w}")),
+            None => {}
         }
         if self.intake.max_message_bytes == 0
             || self.intake.max_bytes_in_flight < self.intake.max_message_bytes
@@ -809,6 +889,46 @@ allow_insecure_http = true
             .unwrap_err()
             .to_string();
         assert!(err.contains("[retry] initial_in_flight"), "{err}");
+    }
+
+    #[test]
+    fn amqp_schemes_are_checked() {
+        let with_url = |url: &str| MINIMAL.replace("amqp://guest:guest@127.0.0.1:5672/%2f", url);
+        let check = |url: &str| {
+            Config::parse(&with_url(url), Path::new("k.toml"))
+                .unwrap()
+                .check()
+        };
+        let err = check("http://rabbit:5672/").unwrap_err().to_string();
+        assert!(err.contains("http:// is not supported"), "{err}");
+        let warnings = check("amqp://kurier:x@rabbit.example:5672/%2f").unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("PLAINTEXT AMQP to rabbit.example")),
+            "{warnings:?}"
+        );
+        for quiet in [
+            "amqp://guest:guest@localhost:5672/%2f",
+            "amqp://[::1]:5672/%2f",
+        ] {
+            let warnings = check(quiet).unwrap();
+            assert!(
+                !warnings.iter().any(|w| w.contains("PLAINTEXT")),
+                "{quiet}: {warnings:?}"
+            );
+        }
+        let text = with_url("amqps://rabbit.example:5671/%2f")
+            .replace("[amqp]", "[amqp]\nca_file = \"/nonexistent/ca.pem\"");
+        let err = Config::parse(&text, Path::new("k.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ca_file /nonexistent/ca.pem not found"),
+            "{err}"
+        );
     }
 
     #[test]

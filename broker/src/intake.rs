@@ -34,6 +34,8 @@ use crate::shutdown::Shutdown;
 pub enum IntakeError {
     #[error("AMQP: {0}")]
     Amqp(#[from] lapin::Error),
+    #[error("AMQP TLS material: {0}")]
+    Tls(String),
     #[error("AMQP: the consumer stream ended (connection or channel closed)")]
     ConsumerEnded,
     #[error("AMQP: RabbitMQ did not confirm the publication (nack)")]
@@ -63,9 +65,38 @@ impl Drop for ConsumingGuard {
     }
 }
 
+/// Where the system keeps its trusted roots (Debian's ca-certificates).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Connect to RabbitMQ. An `amqps://` URL is always TLS: RabbitMQ's
+/// certificate is verified against `[amqp] ca_file` (else the system's
+/// roots) and the URL's host name; a client certificate is presented when
+/// one is configured. Never plaintext for `amqps://`.
 pub async fn connect(amqp: &AmqpConfig, name: &str) -> Result<Connection, IntakeError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Ok(Connection::connect(&amqp.url, properties).await?)
+    if !amqp.url.trim_start().starts_with("amqps://") {
+        return Ok(Connection::connect(&amqp.url, properties).await?);
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| IntakeError::Tls(format!("{}: {e}", path.display())))
+    };
+    let roots = match &amqp.ca_file {
+        Some(ca) => read(ca)?,
+        None => read(std::path::Path::new(SYSTEM_ROOTS))?,
+    };
+    let identity = match (&amqp.client_cert_file, &amqp.client_key_file) {
+        (Some(cert), Some(key)) => Some(lapin::tcp::OwnedIdentity::PKCS8 {
+            pem: read(cert)?,
+            key: read(key)?,
+        }),
+        _ => None,
+    };
+    let tls = lapin::tcp::OwnedTLSConfig {
+        identity,
+        cert_chain: Some(String::from_utf8_lossy(&roots).into_owned()),
+    };
+    let runtime = lapin::runtime::default_runtime()?;
+    Ok(Connection::connect_with_config(&amqp.url, properties, tls, runtime).await?)
 }
 
 /// Declare exchanges, the quorum queue and its binding. Idempotent.

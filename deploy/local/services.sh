@@ -14,6 +14,8 @@ set -euo pipefail
 
 RUN_DIR=${KURIER_RUN_DIR:-/tmp/kurier-local}
 AMQP_PORT=${KURIER_AMQP_PORT:-5672}
+# A TLS listener beside the plaintext one, for amqps:// (certificates made here).
+AMQPS_PORT=${KURIER_AMQPS_PORT:-$((AMQP_PORT + 1))}
 PG_PORT=${KURIER_PG_PORT:-5433}
 # A second private set of services beside the first needs its own node name
 # and ports: KURIER_RABBIT_NODE, KURIER_AMQP_PORT, KURIER_PG_PORT.
@@ -33,7 +35,7 @@ ensure_packages() {
   local missing=() pkg
   # Building the `libxml` crate (XSD validation of rendered documents) needs
   # libxml2's headers found through pkg-config, and libclang for bindgen.
-  local wanted=(rabbitmq-server libxml2-utils curl pkg-config libxml2-dev libclang-dev)
+  local wanted=(rabbitmq-server libxml2-utils curl openssl pkg-config libxml2-dev libclang-dev)
   [[ $WANT_PG -eq 1 ]] && wanted+=(postgresql)
   for pkg in "${wanted[@]}"; do installed "$pkg" || missing+=("$pkg"); done
   if ((${#missing[@]})); then
@@ -60,6 +62,26 @@ rabbit_env() {
   export ERL_EPMD_ADDRESS=127.0.0.1
 }
 
+# A private CA and a server certificate for localhost/127.0.0.1, made once.
+# (RabbitMQ reads them at start, before any test runs; tests make their own
+# certificates with rcgen for everything else.)
+rabbit_tls_certs() {
+  local tls="$RUN_DIR/rabbitmq/tls"
+  [[ -f "$tls/server.pem" ]] && return
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj "/CN=Kurier local RabbitMQ CA" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+      -days 3650 -extfile server.ext 2>/dev/null
+    chmod 644 ca.pem server.pem
+  )
+}
+
 start_rabbitmq() {
   mkdir -p "$RUN_DIR/rabbitmq/log" "$RUN_DIR/rabbitmq/mnesia"
   rabbit_env
@@ -67,7 +89,18 @@ start_rabbitmq() {
     log "RabbitMQ $NODE already running on 127.0.0.1:$AMQP_PORT"
     return
   fi
-  printf 'loopback_users = none\nlisteners.tcp.default = 127.0.0.1:%s\n' "$AMQP_PORT" > "$RUN_DIR/rabbitmq/rabbitmq.conf"
+  rabbit_tls_certs
+  local tls="$RUN_DIR/rabbitmq/tls"
+  cat > "$RUN_DIR/rabbitmq/rabbitmq.conf" <<CONF
+loopback_users = none
+listeners.tcp.default = 127.0.0.1:$AMQP_PORT
+listeners.ssl.default = 127.0.0.1:$AMQPS_PORT
+ssl_options.cacertfile = $tls/ca.pem
+ssl_options.certfile = $tls/server.pem
+ssl_options.keyfile = $tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+CONF
   echo '[].' > "$RUN_DIR/rabbitmq/enabled_plugins"
   log "starting RabbitMQ $NODE on 127.0.0.1:$AMQP_PORT"
   /usr/lib/rabbitmq/bin/rabbitmq-server -detached
@@ -112,6 +145,8 @@ if [[ $WANT_PG -eq 1 ]]; then start_postgres; fi
 
 cat > "$RUN_DIR/env.sh" <<ENV
 export KURIER_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
+export KURIER_TEST_AMQPS_URL=amqps://guest:guest@localhost:$AMQPS_PORT/%2f
+export KURIER_TEST_AMQPS_CA=$RUN_DIR/rabbitmq/tls/ca.pem
 export KURIER_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export KURIER_RABBITMQCTL="env HOME=$RUN_DIR/rabbitmq RABBITMQ_NODENAME=$NODE /usr/lib/rabbitmq/bin/rabbitmqctl -n $NODE"
 export KURIER_PG_CTL="runuser -u postgres -- $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/pg_ctl -s -D $RUN_DIR/postgres -w"
