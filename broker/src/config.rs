@@ -50,6 +50,9 @@ pub struct Config {
     /// How long dead letters keep their (encrypted) payload for replay.
     #[serde(default)]
     pub dead_letters: DeadLetterConfig,
+    /// How long receipts and the audit trail are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// Directory with `envelope.schema.json` and `forms/<service>.schema.json`.
     /// Unset: the schemas compiled into the binary.
     #[serde(default)]
@@ -225,8 +228,8 @@ impl Default for VaultConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterConfig {
-    /// Days a dead letter keeps its encrypted payload for replay; then it is
-    /// purged (the receipt keeps the metadata).
+    /// Days a dead letter (and its encrypted payload, where it may keep one)
+    /// is kept for replay; then it is purged (the receipt keeps the metadata).
     #[serde(default = "default_retention_days")]
     pub retention_days: u64,
 }
@@ -237,6 +240,38 @@ impl Default for DeadLetterConfig {
             retention_days: default_retention_days(),
         }
     }
+}
+
+/// How long Kurier keeps what it knows about submissions (no payload):
+/// receipts are the proof of the application date in objection and court
+/// proceedings, so they are kept for years.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days a receipt is kept after its submission finished (default ten
+    /// years). Never shorter than a copy of a submission could still arrive
+    /// (its destination's `max_age_secs` plus the dead-letter retention).
+    #[serde(default = "default_receipts_days")]
+    pub receipts_days: u64,
+    /// Days an audit-trail row is kept (default ten years).
+    #[serde(default = "default_audit_days")]
+    pub audit_days: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            receipts_days: default_receipts_days(),
+            audit_days: default_audit_days(),
+        }
+    }
+}
+
+fn default_receipts_days() -> u64 {
+    3650
+}
+fn default_audit_days() -> u64 {
+    3650
 }
 
 enum AmqpProblem {
@@ -759,6 +794,29 @@ impl Config {
         if let Some(problem) = retry_problem(&self.retry) {
             return Err(invalid(format!("[retry] {problem}")));
         }
+        let longest_age_days = self
+            .destinations
+            .iter()
+            .map(|d| self.retry.with_overrides(&d.retry).max_age_secs)
+            .chain([self.retry.max_age_secs])
+            .max()
+            .unwrap_or(0)
+            .div_ceil(86_400);
+        let floor = longest_age_days.saturating_add(self.dead_letters.retention_days);
+        if self.retention.receipts_days < floor {
+            return Err(invalid(format!(
+                "[retention] receipts_days = {} is shorter than a copy of a submission could still arrive ({floor} days: the longest max_age_secs plus [dead_letters] retention_days); a receipt must outlive it, or a late copy would be sent again",
+                self.retention.receipts_days
+            )));
+        }
+        if self.retention.receipts_days > 100 * 366
+            || self.retention.audit_days > 100 * 366
+            || self.dead_letters.retention_days > 100 * 366
+        {
+            return Err(invalid(
+                "[retention] and [dead_letters] keep at most a hundred years".into(),
+            ));
+        }
         let mut seen = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             let at = format!("[[destinations]] #{} (id = {:?})", i + 1, d.id);
@@ -889,6 +947,21 @@ allow_insecure_http = true
             .unwrap_err()
             .to_string();
         assert!(err.contains("[retry] initial_in_flight"), "{err}");
+    }
+
+    #[test]
+    fn receipts_must_outlive_every_copy_that_could_still_arrive() {
+        let text = MINIMAL.replace(
+            "[amqp]",
+            "[retention]\nreceipts_days = 30\n\n[retry]\nmax_age_secs = 864000\n\n[amqp]",
+        );
+        let err = Config::parse(&text, Path::new("k.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[retention] receipts_days = 30"), "{err}");
+        assert!(err.contains("40 days"), "{err}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ const BATCH: i64 = 256;
 pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let tracker = TaskTracker::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
-    let mut rounds: u64 = 0;
+    let mut last_purge: Option<std::time::Instant> = None;
     let lease = lease(&pipeline);
     let mut closings: HashMap<String, u64> = HashMap::new();
     let mut more_due = false;
@@ -57,13 +57,9 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.cancelled() => break,
         }
-        rounds += 1;
-        if rounds % 5 == 1 {
-            match pipeline.store.purge_expired_dead_letters(&now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(purged = n, "dead letters past their retention purged"),
-                Err(e) => tracing::warn!(error = %e, "purging expired dead letters failed"),
-            }
+        if last_purge.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
+            last_purge = Some(std::time::Instant::now());
+            purge(&pipeline).await;
         }
         refresh_pauses(&pipeline).await;
         bring_forward_closed(&pipeline, &mut closings).await;
@@ -97,6 +93,33 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     tracker.close();
     let grace = Duration::from_secs(pipeline.config.shutdown_grace_secs);
     let _ = tokio::time::timeout(grace, tracker.wait()).await;
+}
+
+/// Retention: dead letters (with their sealed payloads), receipts and audit
+/// rows past their configured time go.
+async fn purge(pipeline: &Pipeline) {
+    match pipeline.store.purge_expired_dead_letters(&now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(purged = n, "dead letters past their retention purged"),
+        Err(e) => tracing::warn!(error = %e, "purging expired dead letters failed"),
+    }
+    let retention = &pipeline.config.retention;
+    let days = |d: u64| Duration::from_secs(d.saturating_mul(86_400));
+    let (Some(receipts), Some(audit)) = (
+        crate::receipt::time_before(days(retention.receipts_days)),
+        crate::receipt::time_before(days(retention.audit_days)),
+    ) else {
+        return;
+    };
+    match pipeline.store.prune(&receipts, &audit).await {
+        Ok((0, 0)) => {}
+        Ok((r, a)) => tracing::info!(
+            receipts = r,
+            audit = a,
+            "receipts and audit rows past their retention deleted"
+        ),
+        Err(e) => tracing::warn!(error = %e, "pruning receipts and audit rows failed"),
+    }
 }
 
 /// Tell each destination whether an operator paused it.

@@ -775,7 +775,8 @@ impl Pipeline {
                 http_status,
                 received_sha256: received.sha256.clone(),
                 created_at,
-                expires_at: sealed.as_ref().map(|_| format_time(created + retention)),
+                // Every dead letter goes after its retention, payload or not.
+                expires_at: Some(format_time(created + retention)),
                 key_id: sealed.as_ref().map(|s| s.key_id.clone()),
                 sealed_key: sealed.as_ref().map(|s| s.sealed_key.clone()),
                 sealed_payload: sealed.map(|s| s.sealed_payload),

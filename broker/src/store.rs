@@ -662,6 +662,17 @@ impl Store {
         Ok(done)
     }
 
+    /// Delete receipts of submissions finished before `cutoff`, and audit
+    /// rows written before `audit_cutoff` (retention; receipts of parked
+    /// submissions do not exist, so none is touched).
+    pub async fn prune(&self, cutoff: &str, audit_cutoff: &str) -> Result<(u64, u64), StoreError> {
+        const RECEIPTS: &str = "DELETE FROM receipts WHERE completed_at < $1";
+        const AUDIT: &str = "DELETE FROM audit WHERE at < $1";
+        let receipts = on_pool!(self, pool => sqlx::query(RECEIPTS).bind(cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
+        let audit = on_pool!(self, pool => sqlx::query(AUDIT).bind(audit_cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok((receipts, audit))
+    }
+
     /// Write `records` in one transaction.
     pub async fn write(&self, records: &[Record]) -> Result<(), StoreError> {
         match self {

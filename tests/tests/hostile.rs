@@ -273,3 +273,55 @@ async fn names_from_envelopes_never_become_labels_and_absurd_durations_are_refus
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// Receipts are kept for years (the proof of the application date), then
+/// Kurier deletes them itself; a younger receipt stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_past_their_retention_are_deleted_by_kurier_itself() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let mut world = World::start(WorldOptions::new(backend)).await.unwrap();
+        let store = world.store().await.unwrap();
+        store.migrate().await.unwrap();
+        let receipt = |completed_at: &str| kurier::store::Receipt {
+            submission_id: uuid::Uuid::new_v4().to_string(),
+            service: Some("hzl".into()),
+            destination: Some("sozialamt-koeln".into()),
+            portal: None,
+            status: "delivered".into(),
+            reason_code: None,
+            reason_detail: None,
+            http_status: Some(201),
+            reference: Some("2015-HzL-1".into()),
+            attempts: 1,
+            received_sha256: "00".into(),
+            sent_sha256: None,
+            submitted_at: None,
+            received_at: completed_at.into(),
+            completed_at: completed_at.into(),
+        };
+        // Eleven years old (the default keeps ten), and one from last year.
+        let old = receipt("2015-11-30T10:00:00.000000Z");
+        let young = receipt("2025-11-30T10:00:00.000000Z");
+        store
+            .write(&[
+                kurier::store::Record::Receipt(old.clone()),
+                kurier::store::Record::Receipt(young.clone()),
+            ])
+            .await
+            .unwrap();
+        world.start_kurier().unwrap();
+        let mut gone = false;
+        for _ in 0..40 {
+            if store.receipt(&old.submission_id).await.unwrap().is_none() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(gone, "{backend:?}: the eleven-year-old receipt was deleted");
+        assert!(
+            store.receipt(&young.submission_id).await.unwrap().is_some(),
+            "{backend:?}"
+        );
+    }
+}
