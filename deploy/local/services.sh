@@ -62,9 +62,10 @@ rabbit_env() {
   export ERL_EPMD_ADDRESS=127.0.0.1
 }
 
-# A private CA and a server certificate for localhost/127.0.0.1, made once.
-# (RabbitMQ reads them at start, before any test runs; tests make their own
-# certificates with rcgen for everything else.)
+# A private CA and a server certificate for localhost/127.0.0.1, made once,
+# for RabbitMQ's TLS listener and PostgreSQL's TLS. (The services read them
+# at start, before any test runs; tests make their own certificates with
+# rcgen for everything else.)
 rabbit_tls_certs() {
   local tls="$RUN_DIR/rabbitmq/tls"
   [[ -f "$tls/server.pem" ]] && return
@@ -132,9 +133,15 @@ start_postgres() {
   if [[ ! -f "$data/PG_VERSION" ]]; then
     pg "$bin/initdb" -D "$data" -A trust -U postgres >/dev/null
   fi
+  # TLS for sslmode=verify-full, with the local CA's certificate for localhost.
+  rabbit_tls_certs
+  install -o postgres -g postgres -m 600 "$RUN_DIR/rabbitmq/tls/server.pem" "$data/server.crt" 2>/dev/null \
+    || install -m 600 "$RUN_DIR/rabbitmq/tls/server.pem" "$data/server.crt"
+  install -o postgres -g postgres -m 600 "$RUN_DIR/rabbitmq/tls/server.key" "$data/server.key" 2>/dev/null \
+    || install -m 600 "$RUN_DIR/rabbitmq/tls/server.key" "$data/server.key"
   log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
   pg "$bin/pg_ctl" -s -D "$data" -l "$data/server.log" -w \
-    -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on" start
+    -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on -c ssl=on" start
 }
 
 ensure_packages
@@ -147,6 +154,7 @@ cat > "$RUN_DIR/env.sh" <<ENV
 export KURIER_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
 export KURIER_TEST_AMQPS_URL=amqps://guest:guest@localhost:$AMQPS_PORT/%2f
 export KURIER_TEST_AMQPS_CA=$RUN_DIR/rabbitmq/tls/ca.pem
+export KURIER_TEST_TLS_CA=$RUN_DIR/rabbitmq/tls/ca.pem
 export KURIER_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/postgres
 export KURIER_RABBITMQCTL="env HOME=$RUN_DIR/rabbitmq RABBITMQ_NODENAME=$NODE /usr/lib/rabbitmq/bin/rabbitmqctl -n $NODE"
 export KURIER_PG_CTL="runuser -u postgres -- $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/pg_ctl -s -D $RUN_DIR/postgres -w"

@@ -1,8 +1,8 @@
-//! `amqps://` means TLS (CONTRACT.md § 1): Kurier consumes over TLS from
-//! RabbitMQ's TLS listener, verified against the configured CA and the host
-//! name, and never talks plaintext for an `amqps://` URL.
-//! deploy/local/services.sh starts the TLS listener and exports its URL
-//! and CA.
+//! TLS to the services Kurier depends on. `amqps://` means TLS (CONTRACT.md
+//! § 1): Kurier consumes over TLS from RabbitMQ's TLS listener, verified
+//! against the configured CA and the host name, and never talks plaintext
+//! for an `amqps://` URL. PostgreSQL with `sslmode=verify-full`.
+//! deploy/local/services.sh starts both with TLS and exports the URL and CA.
 
 use std::time::Duration;
 
@@ -112,4 +112,48 @@ async fn amqps_never_falls_back_to_plaintext_nor_trusts_another_ca() {
             "{case}: {log}"
         );
     }
+}
+
+/// PostgreSQL over TLS with `sslmode=verify-full`: the server's certificate
+/// must chain to `sslrootcert` and name the host; another CA is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_with_sslmode_verify_full() {
+    let mut world = World::start(WorldOptions::new(Backend::Postgres))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&world.config_path).unwrap();
+    let url = world.config.database.url.clone();
+    assert!(url.contains("@127.0.0.1:"), "{url}");
+    let tls_url = |ca: &str| {
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={ca}",
+            url.replace("@127.0.0.1:", "@localhost:")
+        )
+    };
+    let good = text.replace(
+        &url,
+        &tls_url(&std::env::var("KURIER_TEST_TLS_CA").unwrap()),
+    );
+    let wrong = text.replace(
+        &url,
+        &tls_url(&world.pki.authority_ca.display().to_string()),
+    );
+
+    std::fs::write(&world.config_path, &wrong).unwrap();
+    let out = world.kurier_cli(&["receipts", "list"]).unwrap();
+    assert!(!out.status.success(), "another CA is refused");
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("certificate") || err.contains("tls"), "{err}");
+
+    std::fs::write(&world.config_path, &good).unwrap();
+    world.start_kurier().unwrap();
+    let e = fresh("hzl-minimal.json");
+    world.publish_envelope(&e).await.unwrap();
+    let r = world
+        .await_receipt(e["submission_id"].as_str().unwrap(), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.status, "delivered");
+    let log = std::fs::read_to_string(world.log_path()).unwrap();
+    assert!(!log.contains("connecting to the database"), "{log}");
 }
