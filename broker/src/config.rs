@@ -65,6 +65,12 @@ pub struct Config {
     pub xsd_dir: Option<PathBuf>,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
+    /// Which AMQP users may speak for which portal. When any is configured,
+    /// every submission must carry the AMQP `user_id` property (RabbitMQ
+    /// checks it against the publishing connection's user) of a user of the
+    /// portal its envelope names; others are refused.
+    #[serde(default)]
+    pub portals: Vec<PortalConfig>,
     /// Seconds that in-flight submissions get to finish after SIGTERM.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
@@ -107,6 +113,15 @@ pub struct AmqpConfig {
     /// Longest wait between reconnection attempts, in seconds.
     #[serde(default = "default_reconnect_max_secs")]
     pub reconnect_max_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// The envelope's `portal` and the routing key of its receipt events.
+    pub id: String,
+    /// AMQP users that publish for this portal.
+    pub amqp_users: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -816,6 +831,20 @@ impl Config {
             return Err(invalid(
                 "[retention] and [dead_letters] keep at most a hundred years".into(),
             ));
+        }
+        let mut users = HashSet::new();
+        for (i, p) in self.portals.iter().enumerate() {
+            let at = format!("[[portals]] #{} (id = {:?})", i + 1, p.id);
+            if p.amqp_users.is_empty() {
+                return Err(invalid(format!(
+                    "{at}: amqp_users must name at least one user"
+                )));
+            }
+            if let Some(u) = p.amqp_users.iter().find(|u| !users.insert(u.as_str())) {
+                return Err(invalid(format!(
+                    "{at}: AMQP user {u:?} speaks for two portals"
+                )));
+            }
         }
         let mut seen = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {

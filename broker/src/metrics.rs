@@ -117,6 +117,7 @@ pub fn finished(record: &Record, configured: impl Fn(&str) -> bool) {
         Record::DeadLetter {
             dead_letter,
             receipt: None,
+            ..
         } => (
             dead_letter.destination.clone().unwrap_or_default(),
             crate::store::status::DEAD_LETTERED.to_owned(),

@@ -219,6 +219,13 @@ impl Pipeline {
                 return;
             }
         };
+        // Portals kept apart: the envelope's portal must be the publisher's.
+        if let Err(reason) = self.check_portal(&envelope, &delivery) {
+            let true_portal = self.portal_of(&delivery);
+            let record = self.refusal(&envelope, &received, &reason, true_portal);
+            self.finish(&delivery, record, shutdown, started).await;
+            return;
+        }
         // Effectively once: what is finished or parked is not run again.
         // While the database cannot say, the message is held (not returned:
         // each return counts towards a quorum queue's delivery limit).
@@ -252,6 +259,18 @@ impl Pipeline {
             Handled::Parked => {
                 tracing::info!(submission_id = %envelope.submission_id, "submission is already parked; acked");
                 ack(&delivery, &envelope.submission_id).await;
+                return;
+            }
+            Handled::OtherPortal => {
+                // The id is another portal's: neither silence that portal's
+                // submission nor answer for it; tell this one.
+                let reason = Reason::new(
+                    ReasonCode::MalformedEnvelope,
+                    "/submission_id: already used by a submission of another portal",
+                );
+                let portal = Some(envelope.portal.clone());
+                let record = self.refusal(&envelope, &received, &reason, portal);
+                self.finish(&delivery, record, shutdown, started).await;
                 return;
             }
         }
@@ -377,6 +396,10 @@ impl Pipeline {
         // One round trip on the happy path; the whole receipt is read only
         // for a duplicate, whose event is repeated.
         let seen = self.store.seen(id).await.map_err(|e| e.to_string())?;
+        // Another portal's submission id: neither a duplicate nor new.
+        if seen.portal.as_deref().is_some_and(|p| p != envelope.portal) {
+            return Ok(Handled::OtherPortal);
+        }
         let terminal = seen.status.as_deref() == Some(status::DELIVERED)
             || seen.received_sha256.as_deref() == Some(received_sha256);
         if terminal {
@@ -391,6 +414,64 @@ impl Pipeline {
         } else {
             Handled::No
         })
+    }
+
+    /// With `[[portals]]` configured, the AMQP `user_id` that published the
+    /// message (RabbitMQ vouches for it) must be a user of the envelope's
+    /// portal.
+    fn check_portal(&self, envelope: &Envelope, delivery: &Delivery) -> Result<(), Reason> {
+        if self.config.portals.is_empty() {
+            return Ok(());
+        }
+        match self.portal_of(delivery) {
+            Some(p) if p == envelope.portal => Ok(()),
+            Some(_) => Err(Reason::new(
+                ReasonCode::MalformedEnvelope,
+                "/portal: not the portal of the AMQP user that published the submission",
+            )),
+            None => Err(Reason::new(
+                ReasonCode::MalformedEnvelope,
+                "the AMQP user_id property is missing or names no configured portal's user",
+            )),
+        }
+    }
+
+    /// The configured portal whose AMQP user published `delivery`.
+    fn portal_of(&self, delivery: &Delivery) -> Option<String> {
+        let user = delivery.properties.user_id().as_ref()?.as_str().to_owned();
+        self.config
+            .portals
+            .iter()
+            .find(|p| p.amqp_users.contains(&user))
+            .map(|p| p.id.clone())
+    }
+
+    /// A dead letter that leaves the submission id's receipt alone (it may
+    /// be another portal's): metadata only, its event to `portal` if known.
+    fn refusal(
+        &self,
+        envelope: &Envelope,
+        received: &Received<'_>,
+        reason: &Reason,
+        portal: Option<String>,
+    ) -> Record {
+        let mut ids = Ids::of(envelope);
+        ids.portal = portal.clone();
+        let record = self.dead_letter(&ids, received, reason, None, status::DEAD_LETTERED, 0, None);
+        let Record::DeadLetter {
+            dead_letter,
+            receipt: Some(receipt),
+            ..
+        } = record
+        else {
+            return record;
+        };
+        let notify = portal.map(|p| (p, crate::receipt::terminal_event(&receipt)));
+        Record::DeadLetter {
+            dead_letter,
+            receipt: None,
+            notify,
+        }
     }
 
     /// Validate, apply the policy, route, render, deliver.
@@ -675,6 +756,19 @@ impl Pipeline {
             Record::DeadLetter {
                 dead_letter,
                 receipt: None,
+                notify: Some(_),
+            } => tracing::warn!(
+                submission_id = dead_letter.submission_id.as_deref().unwrap_or(""),
+                portal = dead_letter.portal.as_deref().unwrap_or(""),
+                outcome = status::DEAD_LETTERED,
+                reason = %dead_letter.reason_code,
+                elapsed_ms,
+                "submission refused: its portal is not the publisher's, or its id is another portal's"
+            ),
+            Record::DeadLetter {
+                dead_letter,
+                receipt: None,
+                ..
             } => tracing::info!(
                 amqp_message_id = dead_letter.amqp_message_id.as_deref().unwrap_or(""),
                 outcome = status::DEAD_LETTERED,
@@ -782,6 +876,7 @@ impl Pipeline {
                 sealed_payload: sealed.map(|s| s.sealed_payload),
             },
             receipt,
+            notify: None,
         }
     }
 }
@@ -790,6 +885,8 @@ enum Handled {
     No,
     Terminal(Box<Receipt>),
     Parked,
+    /// The submission id belongs to another portal's submission.
+    OtherPortal,
 }
 
 async fn ack(delivery: &Delivery, submission_id: &str) {

@@ -97,6 +97,8 @@ pub struct Seen {
     pub status: Option<String>,
     pub received_sha256: Option<String>,
     pub parked: bool,
+    /// The portal of the receipt or parked row, if there is one.
+    pub portal: Option<String>,
 }
 
 /// One row of `outbox`: a receipt event waiting to be published.
@@ -168,6 +170,10 @@ pub enum Record {
     DeadLetter {
         dead_letter: DeadLetter,
         receipt: Option<Receipt>,
+        /// A dead letter that must not touch the submission id's receipt (it
+        /// belongs to another portal, or the sender is not who it claims):
+        /// its event goes to this portal directly, as `(portal, event body)`.
+        notify: Option<(String, Vec<u8>)>,
     },
     /// Not finished: park (or re-park) the sealed submission.
     Park(Parked),
@@ -226,6 +232,10 @@ const OUTBOX_RECEIPT_EVENT: &str = "INSERT INTO outbox (submission_id, seq, rout
 const OUTBOX_PARKED_EVENT: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, created_at) \
      SELECT submission_id, events, portal, $2, $3 FROM parked WHERE submission_id = $1";
 
+/// The event of a dead letter that has no receipt of its own (seq 1).
+const OUTBOX_NOTICE: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, created_at) \
+     VALUES ($1, 1, $2, $3, $4)";
+
 const IS_PARKED: &str = "SELECT COUNT(*) FROM parked WHERE submission_id = $1";
 
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (submission_id, amqp_message_id, service, \
@@ -255,7 +265,19 @@ macro_rules! write_records {
                 Record::DeadLetter {
                     dead_letter,
                     receipt,
-                } => (Some(dead_letter), receipt.as_ref()),
+                    notify,
+                } => {
+                    if let Some((portal, body)) = notify {
+                        sqlx::query(OUTBOX_NOTICE)
+                            .bind(&dead_letter.submission_id)
+                            .bind(portal)
+                            .bind(body)
+                            .bind(&dead_letter.created_at)
+                            .execute(&mut *$conn)
+                            .await?;
+                    }
+                    (Some(dead_letter), receipt.as_ref())
+                }
                 Record::Park(p) => {
                     let (already,): (i64,) = sqlx::query_as(IS_PARKED)
                         .bind(&p.submission_id)
@@ -473,7 +495,9 @@ impl Store {
         const SQL: &str = "SELECT \
              (SELECT status FROM receipts WHERE submission_id = $1) AS status, \
              (SELECT received_sha256 FROM receipts WHERE submission_id = $1) AS received_sha256, \
-             EXISTS (SELECT 1 FROM parked WHERE submission_id = $1) AS parked";
+             EXISTS (SELECT 1 FROM parked WHERE submission_id = $1) AS parked, \
+             COALESCE((SELECT portal FROM receipts WHERE submission_id = $1), \
+                      (SELECT portal FROM parked WHERE submission_id = $1)) AS portal";
         let seen = on_pool!(self, pool => sqlx::query_as::<_, Seen>(SQL)
             .bind(submission_id)
             .fetch_one(pool)

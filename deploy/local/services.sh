@@ -109,6 +109,10 @@ CONF
   for _ in $(seq 1 60); do
     if /usr/lib/rabbitmq/bin/rabbitmqctl -q -n $NODE await_startup --timeout 5 >/dev/null 2>&1; then
       log "RabbitMQ is up"
+      # The portals' and Kurier's users and permissions (the guest user stays
+      # for the tests' own connections on loopback).
+      /usr/lib/rabbitmq/bin/rabbitmqctl -q -n $NODE import_definitions \
+        "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/rabbitmq/definitions.json" >/dev/null
       return
     fi
     sleep 1

@@ -224,6 +224,11 @@ pub struct WorldOptions {
     pub log: &'static str,
     /// Run Kurier with `--log-format json`.
     pub json_logs: bool,
+    /// Use the contract's exchange names (`kurier.submissions`,
+    /// `kurier.receipts`) instead of tagged ones: RabbitMQ's topic
+    /// permissions name exchanges exactly (tests/tests/portals.rs). The
+    /// queue stays this world's own.
+    pub contract_exchanges: bool,
 }
 
 impl WorldOptions {
@@ -238,6 +243,7 @@ impl WorldOptions {
             prefetch: 32,
             log: "debug",
             json_logs: false,
+            contract_exchanges: false,
         }
     }
 }
@@ -294,9 +300,9 @@ token_file = "{token_file}"
 
 [amqp]
 url = "{amqp}"
-exchange = "kurier.submissions.{tag}"
+exchange = "kurier.submissions{exchange_tag}"
 queue = "kurier.intake.{tag}"
-receipts_exchange = "kurier.receipts.{tag}"
+receipts_exchange = "kurier.receipts{exchange_tag}"
 prefetch = {prefetch}
 reconnect_max_secs = 2
 
@@ -341,6 +347,11 @@ client_key_file = "{key}"
             amqp = amqp_url(),
             token_file = c(&token_file),
             prefetch = options.prefetch,
+            exchange_tag = if options.contract_exchanges {
+                String::new()
+            } else {
+                format!(".{tag}")
+            },
             top = options.top_config,
             policy = options.policy,
             retry = options.retry,
