@@ -1,11 +1,18 @@
 //! A RabbitMQ restart in the middle of a run loses nothing and creates no
-//! second case at the authority. Its own test binary: it restarts the shared
-//! RabbitMQ node, and cargo runs test binaries one after another.
+//! second case at the authority, also while a parked backlog is being
+//! delivered (each submission then has exactly one terminal receipt event).
+//! Its own test binary: it restarts the shared RabbitMQ node, and cargo runs
+//! test binaries one after another; the tests in it take turns ([`NODE`]).
 
+use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kurier_e2e::evidence::{self, EventLog, Expect};
 use kurier_e2e::{Backend, World, WorldOptions, fresh, json};
+
+/// The tests of this binary restart the same node: one at a time.
+static NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const SUBMISSIONS: usize = 300;
 
@@ -100,8 +107,157 @@ async fn restart_during_a_run(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rabbitmq_restart_loses_nothing() {
+    let _node = NODE.lock().await;
     // Both backends in one test, one after the other: the restart affects
     // every connection to the node.
     restart_during_a_run(Backend::Sqlite).await;
     restart_during_a_run(Backend::Postgres).await;
+}
+
+/// Park a backlog (the authority down), let the parked submissions be
+/// delivered again at a rate the authority sets (1.5 s per answer: at 32 in
+/// flight the drain takes about 15 s), and restart the RabbitMQ node once the
+/// first of them is delivered. With Kurier's delivery defaults.
+async fn restart_while_parked_backlog_drains(backend: Backend) {
+    const N: usize = 300;
+    let b = format!("{backend:?}").to_lowercase();
+    let mut world = World::start(WorldOptions::shipped(backend)).await.unwrap();
+    let events = EventLog::start(&world).await.unwrap();
+    world
+        .authority
+        .set_mode(json!({"mode": "fail", "status": 503}))
+        .await
+        .unwrap();
+    world.start_kurier().unwrap();
+    let mut ids = HashSet::new();
+    let envelopes: Vec<serde_json::Value> = (0..N)
+        .map(|_| {
+            let e = fresh("hzl-minimal.json");
+            ids.insert(e["submission_id"].as_str().unwrap().to_owned());
+            e
+        })
+        .collect();
+    world.publish_many(&envelopes).await.unwrap();
+
+    // All parked.
+    let store = world.store().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let parked = store
+            .parked(None, 100_000)
+            .await
+            .map(|p| p.len())
+            .unwrap_or(0);
+        if parked == N {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{b}: {parked} of {N} parked; log {}",
+            world.log_path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The authority is back, slowly; restart once the backlog drains.
+    world
+        .authority
+        .set_mode(json!({"mode": "slow", "delay_ms": 1500}))
+        .await
+        .unwrap();
+    let back = Instant::now();
+    let delivered =
+        |rows: &[kurier::store::Receipt]| rows.iter().filter(|r| r.status == "delivered").count();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let before_restart = loop {
+        let n = delivered(&store.receipts(None, 100_000).await.unwrap_or_default());
+        if n > 0 {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{b}: no parked submission delivered within 180 s of the authority's return; log {}",
+            world.log_path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let first_after = back.elapsed();
+    let when_stopped = delivered(&store.receipts(None, 100_000).await.unwrap_or_default());
+    rabbitmqctl("stop_app");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rabbitmqctl("start_app");
+    rabbitmqctl("await_startup");
+    let restarted = Instant::now();
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let after = loop {
+        let n = delivered(&store.receipts(None, 100_000).await.unwrap_or_default());
+        if n == N || Instant::now() >= deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let seconds = if after == N {
+        format!("{:.1}", restarted.elapsed().as_secs_f64())
+    } else {
+        "NA".into()
+    };
+    println!(
+        "FIGURE rabbitmq_restart_parked backend={b} delivered={after}/{N} delivered_at_first_check={before_restart} delivered_when_stopped={when_stopped} first_delivery_after_back_seconds={:.1} seconds_after_restart={seconds}",
+        first_after.as_secs_f64()
+    );
+    let missing = events.await_terminal(&ids, Duration::from_secs(60)).await;
+    events
+        .settle(Duration::from_secs(2), Duration::from_secs(15))
+        .await;
+    let receipts = evidence::receipts(&world).await;
+    let stats = world.authority.stats().await.unwrap();
+    let verdict = evidence::check(
+        &ids,
+        &receipts,
+        &events.snapshot(),
+        &stats,
+        Expect { parked_event: true },
+    );
+    println!(
+        "FIGURE rabbitmq_restart_parked_events backend={b} events={} without_terminal_event={missing} terminal_copies={}",
+        verdict.events, verdict.terminal_copies
+    );
+    for line in verdict.lines() {
+        println!("{b}: {line}");
+    }
+    events.close().await;
+    let parked_left = store
+        .parked(None, 100_000)
+        .await
+        .map(|p| p.len())
+        .unwrap_or(0);
+    store.close().await;
+    if let Some(k) = world.kurier.as_mut() {
+        k.terminate(Duration::from_secs(20));
+    }
+    assert_eq!(
+        after,
+        N,
+        "{b}: {after} of {N} delivered within 180 s of the restart; log {}",
+        world.log_path().display()
+    );
+    assert_eq!(parked_left, 0, "{b}: parked rows left");
+    assert!(
+        when_stopped < N,
+        "{b}: the backlog was delivered before RabbitMQ stopped; slow the authority"
+    );
+    verdict.assert_ok(&format!("restart while the parked backlog drains ({b})"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_the_parked_backlog_drains_sqlite() {
+    let _node = NODE.lock().await;
+    restart_while_parked_backlog_drains(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_the_parked_backlog_drains_postgres() {
+    let _node = NODE.lock().await;
+    restart_while_parked_backlog_drains(Backend::Postgres).await;
 }
