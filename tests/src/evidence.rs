@@ -285,7 +285,7 @@ pub async fn receipts(world: &World) -> HashMap<String, Receipt> {
 /// Check that each of `ids` was delivered exactly once: a `delivered`
 /// receipt; accepted as new by the authority exactly once (`stats` from
 /// `GET /stats`); exactly one distinct terminal event, `delivered`, matching
-/// the receipt's reference; every event numbered (`seq` 1, 2, … without gaps,
+/// the receipt's reference and attempts; every event numbered (`seq` 1, 2, … without gaps,
 /// message id `<submission_id>.<seq>`), the terminal one last.
 pub fn check(
     ids: &HashSet<String>,
@@ -349,6 +349,14 @@ pub fn check(
                     v.problem(
                         "event reference differs from the receipt",
                         format!("{id}: {} vs {:?}", t.body["reference"], r.reference),
+                    );
+                }
+                if let Some(r) = receipt
+                    && t.body["attempts"].as_i64() != Some(r.attempts)
+                {
+                    v.problem(
+                        "event attempts differ from the receipt",
+                        format!("{id}: {} vs {}", t.body["attempts"], r.attempts),
                     );
                 }
             }

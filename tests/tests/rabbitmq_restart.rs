@@ -27,6 +27,41 @@ fn rabbitmqctl(command: &str) {
     assert!(status.success(), "rabbitmqctl {command} failed");
 }
 
+/// Stop the node's application for 2 s, start it again, wait until it runs.
+fn restart_node() {
+    rabbitmqctl("stop_app");
+    std::thread::sleep(Duration::from_secs(2));
+    rabbitmqctl("start_app");
+    rabbitmqctl("await_startup");
+}
+
+/// Submissions with a `delivered` receipt.
+async fn delivered(store: &kurier::store::Store) -> usize {
+    store
+        .receipts(None, 100_000)
+        .await
+        .map(|rows| rows.iter().filter(|r| r.status == "delivered").count())
+        .unwrap_or(0)
+}
+
+/// Count with `count` every `every` until `enough` or `timeout`; the last
+/// count and whether it was enough.
+async fn poll(
+    timeout: Duration,
+    every: Duration,
+    mut count: impl AsyncFnMut() -> usize,
+    enough: impl Fn(usize) -> bool,
+) -> (usize, bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = count().await;
+        if enough(n) || Instant::now() >= deadline {
+            return (n, enough(n));
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 async fn restart_during_a_run(backend: Backend) {
     let mut options = WorldOptions::new(backend);
     options.prefetch = 16;
@@ -64,26 +99,21 @@ async fn restart_during_a_run(backend: Backend) {
         assert!(Instant::now() < deadline, "the run does not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    rabbitmqctl("stop_app");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    rabbitmqctl("start_app");
-    rabbitmqctl("await_startup");
+    restart_node();
 
     // Every submission ends delivered, each created exactly once.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let receipts = store.receipts(None, 100_000).await.unwrap();
-        let delivered = receipts.iter().filter(|r| r.status == "delivered").count();
-        if delivered == SUBMISSIONS {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{delivered} of {SUBMISSIONS} delivered after the restart; log {}",
-            world.log_path().display()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (n, all) = poll(
+        Duration::from_secs(180),
+        Duration::from_millis(200),
+        async || delivered(&store).await,
+        |n| n == SUBMISSIONS,
+    )
+    .await;
+    assert!(
+        all,
+        "{n} of {SUBMISSIONS} delivered after the restart; log {}",
+        world.log_path().display()
+    );
     for id in &ids {
         let r = store
             .receipt(id)
@@ -141,23 +171,24 @@ async fn restart_while_parked_backlog_drains(backend: Backend) {
 
     // All parked.
     let store = world.store().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let parked = store
-            .parked(None, 100_000)
-            .await
-            .map(|p| p.len())
-            .unwrap_or(0);
-        if parked == N {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{b}: {parked} of {N} parked; log {}",
-            world.log_path().display()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (parked, all) = poll(
+        Duration::from_secs(180),
+        Duration::from_millis(200),
+        async || {
+            store
+                .parked(None, 100_000)
+                .await
+                .map(|p| p.len())
+                .unwrap_or(0)
+        },
+        |n| n == N,
+    )
+    .await;
+    assert!(
+        all,
+        "{b}: {parked} of {N} parked; log {}",
+        world.log_path().display()
+    );
 
     // The authority is back, slowly; restart once the backlog drains.
     world
@@ -166,37 +197,30 @@ async fn restart_while_parked_backlog_drains(backend: Backend) {
         .await
         .unwrap();
     let back = Instant::now();
-    let delivered =
-        |rows: &[kurier::store::Receipt]| rows.iter().filter(|r| r.status == "delivered").count();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let before_restart = loop {
-        let n = delivered(&store.receipts(None, 100_000).await.unwrap_or_default());
-        if n > 0 {
-            break n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{b}: no parked submission delivered within 180 s of the authority's return; log {}",
-            world.log_path().display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (before_restart, started) = poll(
+        Duration::from_secs(180),
+        Duration::from_millis(50),
+        async || delivered(&store).await,
+        |n| n > 0,
+    )
+    .await;
+    assert!(
+        started,
+        "{b}: no parked submission delivered within 180 s of the authority's return; log {}",
+        world.log_path().display()
+    );
     let first_after = back.elapsed();
-    let when_stopped = delivered(&store.receipts(None, 100_000).await.unwrap_or_default());
-    rabbitmqctl("stop_app");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    rabbitmqctl("start_app");
-    rabbitmqctl("await_startup");
+    let when_stopped = delivered(&store).await;
+    restart_node();
     let restarted = Instant::now();
 
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let after = loop {
-        let n = delivered(&store.receipts(None, 100_000).await.unwrap_or_default());
-        if n == N || Instant::now() >= deadline {
-            break n;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (after, _) = poll(
+        Duration::from_secs(180),
+        Duration::from_millis(200),
+        async || delivered(&store).await,
+        |n| n == N,
+    )
+    .await;
     let seconds = if after == N {
         format!("{:.1}", restarted.elapsed().as_secs_f64())
     } else {

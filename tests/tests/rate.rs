@@ -145,22 +145,74 @@ fn delivered_of(
         .count()
 }
 
+/// What a scenario measured once its receipts arrived (or the deadline).
+struct Measured {
+    /// When each submission got its receipt, from the scenario's start.
+    done: HashMap<String, Duration>,
+    receipts: HashMap<String, kurier::store::Receipt>,
+    stats: serde_json::Value,
+}
+
+impl Measured {
+    /// Wait for the receipts of `ids` (from `t0`), then read receipts and
+    /// the authority's stats.
+    async fn after(world: &World, ids: &HashSet<String>, t0: Instant) -> Measured {
+        let done = await_receipts(world, ids, t0, deadline()).await;
+        Measured {
+            done,
+            receipts: evidence::receipts(world).await,
+            stats: world.authority.stats().await.unwrap(),
+        }
+    }
+
+    fn delivered(&self, ids: &HashSet<String>) -> usize {
+        delivered_of(&self.receipts, ids)
+    }
+
+    /// Seconds to the last receipt of `ids`, or `NA`.
+    fn seconds(&self, ids: &HashSet<String>) -> String {
+        let mine: HashMap<String, Duration> = self
+            .done
+            .iter()
+            .filter(|(id, _)| ids.contains(*id))
+            .map(|(id, d)| (id.clone(), *d))
+            .collect();
+        seconds_to_last(&mine, ids)
+    }
+
+    fn stat(&self, path: &str, field: &str) -> u64 {
+        path_stat(&self.stats, path, field)
+    }
+
+    /// Requests on `path` per delivered submission of `ids`.
+    fn per_delivery(&self, path: &str, ids: &HashSet<String>) -> String {
+        per_delivery(self.stat(path, "requests"), self.delivered(ids))
+    }
+}
+
 /// Wait for the events of `ids`, check the exactly-once evidence, print the
-/// problems and the events figure, stop Kurier. The caller asserts.
-async fn evidence_for(
-    world: &mut World,
-    events: &EventLog,
+/// problems, the events figure and the delivery gauges, stop Kurier, and
+/// assert: all `ids` delivered, the evidence sound.
+async fn conclude(
+    mut world: World,
+    events: EventLog,
     ids: &HashSet<String>,
-    expect: Expect,
+    delivered: usize,
     label: &str,
-) -> evidence::Verdict {
+) {
     let missing = events.await_terminal(ids, Duration::from_secs(30)).await;
     events
         .settle(Duration::from_secs(1), Duration::from_secs(10))
         .await;
-    let receipts = evidence::receipts(world).await;
+    let receipts = evidence::receipts(&world).await;
     let stats = world.authority.stats().await.unwrap();
-    let verdict = evidence::check(ids, &receipts, &events.snapshot(), &stats, expect);
+    let verdict = evidence::check(
+        ids,
+        &receipts,
+        &events.snapshot(),
+        &stats,
+        Expect::default(),
+    );
     println!(
         "FIGURE {label}_events submissions={} events={} without_terminal_event={missing} terminal_copies={} accepted_twice={}",
         ids.len(),
@@ -187,7 +239,16 @@ async fn evidence_for(
     if let Some(k) = world.kurier.as_mut() {
         k.terminate(Duration::from_secs(20));
     }
-    verdict
+    events.close().await;
+    assert_eq!(
+        delivered,
+        ids.len(),
+        "{label}: {delivered} of {} delivered within {:?}; log {}",
+        ids.len(),
+        deadline(),
+        world.log_path().display()
+    );
+    verdict.assert_ok(label);
 }
 
 // ---------------------------------------------------------------------------
@@ -195,29 +256,18 @@ async fn evidence_for(
 async fn fail_first_3(backend: Backend) {
     const N: usize = 30;
     let b = backend_name(backend);
-    let (mut world, events) = world_with(backend, &[("fail-first-3", "/fail/3")]).await;
+    let (world, events) = world_with(backend, &[("fail-first-3", "/fail/3")]).await;
     let (envelopes, ids) = submissions("fail-first-3", N);
     let t0 = Instant::now();
     world.publish_many(&envelopes).await.unwrap();
-    let done = await_receipts(&world, &ids, t0, deadline()).await;
-    let receipts = evidence::receipts(&world).await;
-    let delivered = delivered_of(&receipts, &ids);
-    let stats = world.authority.stats().await.unwrap();
+    let m = Measured::after(&world, &ids, t0).await;
+    let delivered = m.delivered(&ids);
     println!(
         "FIGURE fail_first_3 backend={b} delivered={delivered}/{N} seconds={} requests_per_delivery={}",
-        seconds_to_last(&done, &ids),
-        per_delivery(path_stat(&stats, "/fail/3", "requests"), delivered)
+        m.seconds(&ids),
+        m.per_delivery("/fail/3", &ids)
     );
-    let verdict = evidence_for(&mut world, &events, &ids, Expect::default(), "fail_first_3").await;
-    events.close().await;
-    assert_eq!(
-        delivered,
-        N,
-        "{b}: {delivered} of {N} delivered within {:?}; log {}",
-        deadline(),
-        world.log_path().display()
-    );
-    verdict.assert_ok(&format!("fail_first_3 {b}"));
+    conclude(world, events, &ids, delivered, &format!("fail_first_3_{b}")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +285,7 @@ async fn fail_first_3_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_20_beside_a_healthy_authority() {
     const N: usize = 300;
-    let (mut world, events) = world_with(
+    let (world, events) = world_with(
         Backend::Sqlite,
         &[("flaky-20", "/flaky/20"), ("healthy", "/healthy")],
     )
@@ -251,35 +301,18 @@ async fn flaky_20_beside_a_healthy_authority() {
     let all: HashSet<String> = flaky.union(&healthy).cloned().collect();
     let t0 = Instant::now();
     world.publish_many(&envelopes).await.unwrap();
-    let done = await_receipts(&world, &all, t0, deadline()).await;
-    let receipts = evidence::receipts(&world).await;
-    let stats = world.authority.stats().await.unwrap();
-    let split = |ids: &HashSet<String>| -> HashMap<String, Duration> {
-        done.iter()
-            .filter(|(id, _)| ids.contains(*id))
-            .map(|(id, d)| (id.clone(), *d))
-            .collect()
-    };
-    let (flaky_done, healthy_done) = (split(&flaky), split(&healthy));
-    let flaky_delivered = delivered_of(&receipts, &flaky);
-    let healthy_delivered = delivered_of(&receipts, &healthy);
+    let m = Measured::after(&world, &all, t0).await;
     println!(
-        "FIGURE flaky_20 delivered={flaky_delivered}/{N} seconds={} requests_per_delivery={} healthy_delivered={healthy_delivered}/{N} healthy_seconds={} healthy_requests_per_delivery={}",
-        seconds_to_last(&flaky_done, &flaky),
-        per_delivery(path_stat(&stats, "/flaky/20", "requests"), flaky_delivered),
-        seconds_to_last(&healthy_done, &healthy),
-        per_delivery(path_stat(&stats, "/healthy", "requests"), healthy_delivered),
+        "FIGURE flaky_20 delivered={}/{N} seconds={} requests_per_delivery={} healthy_delivered={}/{N} healthy_seconds={} healthy_requests_per_delivery={}",
+        m.delivered(&flaky),
+        m.seconds(&flaky),
+        m.per_delivery("/flaky/20", &flaky),
+        m.delivered(&healthy),
+        m.seconds(&healthy),
+        m.per_delivery("/healthy", &healthy),
     );
-    let verdict = evidence_for(&mut world, &events, &all, Expect::default(), "flaky_20").await;
-    events.close().await;
-    assert_eq!(
-        (flaky_delivered, healthy_delivered),
-        (N, N),
-        "delivered (flaky, healthy) within {:?}; log {}",
-        deadline(),
-        world.log_path().display()
-    );
-    verdict.assert_ok("flaky_20");
+    let delivered = m.delivered(&all);
+    conclude(world, events, &all, delivered, "flaky_20").await;
 }
 
 // ---------------------------------------------------------------------------
@@ -288,18 +321,17 @@ async fn flaky_20_beside_a_healthy_authority() {
 async fn capacity_8_at_20ms() {
     const N: usize = 1500;
     const PATH: &str = "/capacity/8/20";
-    let (mut world, events) = world_with(Backend::Sqlite, &[("capacity-8", PATH)]).await;
+    let (world, events) = world_with(Backend::Sqlite, &[("capacity-8", PATH)]).await;
     let (envelopes, ids) = submissions("capacity-8", N);
     let t0 = Instant::now();
     world.publish_many(&envelopes).await.unwrap();
-    let done = await_receipts(&world, &ids, t0, deadline()).await;
-    let receipts = evidence::receipts(&world).await;
-    let delivered = delivered_of(&receipts, &ids);
-    let stats = world.authority.stats().await.unwrap();
-    let requests = path_stat(&stats, PATH, "requests");
-    let served = path_stat(&stats, PATH, "served");
-    let refused = path_stat(&stats, PATH, "refused");
-    let elapsed = done.values().max().copied().unwrap_or_default();
+    let m = Measured::after(&world, &ids, t0).await;
+    let (requests, served, refused) = (
+        m.stat(PATH, "requests"),
+        m.stat(PATH, "served"),
+        m.stat(PATH, "refused"),
+    );
+    let elapsed = m.done.values().max().copied().unwrap_or_default();
     let utilisation = if elapsed.is_zero() {
         0.0
     } else {
@@ -310,23 +342,15 @@ async fn capacity_8_at_20ms() {
     } else {
         refused as f64 / requests as f64
     };
+    let delivered = m.delivered(&ids);
     println!(
         "FIGURE capacity delivered={delivered}/{N} seconds={} utilisation={utilisation:.2} refused_share={refused_share:.2} requests={requests} served={served} refused={refused} max_in_service={} max_in_flight={} requests_per_delivery={}",
-        seconds_to_last(&done, &ids),
-        path_stat(&stats, PATH, "max_in_service"),
-        path_stat(&stats, PATH, "max_in_flight"),
-        per_delivery(requests, delivered),
+        m.seconds(&ids),
+        m.stat(PATH, "max_in_service"),
+        m.stat(PATH, "max_in_flight"),
+        m.per_delivery(PATH, &ids),
     );
-    let verdict = evidence_for(&mut world, &events, &ids, Expect::default(), "capacity").await;
-    events.close().await;
-    assert_eq!(
-        delivered,
-        N,
-        "{delivered} of {N} delivered within {:?}; log {}",
-        deadline(),
-        world.log_path().display()
-    );
-    verdict.assert_ok("capacity");
+    conclude(world, events, &ids, delivered, "capacity").await;
 }
 
 // ---------------------------------------------------------------------------
@@ -342,7 +366,7 @@ fn epoch_ms() -> u64 {
 async fn down_30s_then_back() {
     const N: usize = 200;
     const PATH: &str = "/down-then-back";
-    let (mut world, events) = world_with(Backend::Sqlite, &[("down-then-back", PATH)]).await;
+    let (world, events) = world_with(Backend::Sqlite, &[("down-then-back", PATH)]).await;
     world
         .authority
         .set_mode(json!({"mode": "fail", "status": 503}))
@@ -367,11 +391,7 @@ async fn down_30s_then_back() {
         .set_mode(json!({"mode": "accept"}))
         .await
         .unwrap();
-    let t_back = Instant::now();
-    let done = await_receipts(&world, &ids, t_back, deadline()).await;
-    let receipts = evidence::receipts(&world).await;
-    let delivered = delivered_of(&receipts, &ids);
-    let stats = world.authority.stats().await.unwrap();
+    let m = Measured::after(&world, &ids, Instant::now()).await;
     let parked_seen = events
         .snapshot()
         .iter()
@@ -379,22 +399,14 @@ async fn down_30s_then_back() {
         .map(|e| e.submission_id().to_owned())
         .collect::<HashSet<_>>()
         .len();
+    let delivered = m.delivered(&ids);
     println!(
         "FIGURE down delivered={delivered}/{N} requests_per_second_down={:.2} requests_during_outage={during_outage} seconds_after_back={} requests_per_delivery={} parked_events={parked_seen}",
         in_window as f64 / 20.0,
-        seconds_to_last(&done, &ids),
-        per_delivery(path_stat(&stats, PATH, "requests"), delivered),
+        m.seconds(&ids),
+        m.per_delivery(PATH, &ids),
     );
-    let verdict = evidence_for(&mut world, &events, &ids, Expect::default(), "down").await;
-    events.close().await;
-    assert_eq!(
-        delivered,
-        N,
-        "{delivered} of {N} delivered within {:?} after the authority came back; log {}",
-        deadline(),
-        world.log_path().display()
-    );
-    verdict.assert_ok("down");
+    conclude(world, events, &ids, delivered, "down").await;
 }
 
 // ---------------------------------------------------------------------------
@@ -428,10 +440,8 @@ async fn kill9_during_flaky_postgres() {
         world.start_kurier().unwrap();
     }
     store.close().await;
-    let done = await_receipts(&world, &ids, t0, deadline()).await;
-    let receipts = evidence::receipts(&world).await;
-    let delivered = delivered_of(&receipts, &ids);
-    let stats = world.authority.stats().await.unwrap();
+    let m = Measured::after(&world, &ids, t0).await;
+    let delivered = m.delivered(&ids);
     println!(
         "FIGURE kill9_flaky backend=postgres delivered={delivered}/{N} kills={} delivered_at_kills={} seconds={} requests_per_delivery={} conflicts={}",
         KILL_AT.len(),
@@ -440,23 +450,13 @@ async fn kill9_during_flaky_postgres() {
             .map(|n| n.to_string())
             .collect::<Vec<_>>()
             .join(","),
-        seconds_to_last(&done, &ids),
-        per_delivery(path_stat(&stats, "/flaky/20", "requests"), delivered),
-        path_stat(&stats, "/flaky/20", "conflicts"),
+        m.seconds(&ids),
+        m.per_delivery("/flaky/20", &ids),
+        m.stat("/flaky/20", "conflicts"),
     );
-    let verdict = evidence_for(&mut world, &events, &ids, Expect::default(), "kill9_flaky").await;
-    events.close().await;
-    assert_eq!(
-        delivered,
-        N,
-        "{delivered} of {N} delivered within {:?} after {} kills; log {}",
-        deadline(),
-        KILL_AT.len(),
-        world.log_path().display()
-    );
+    conclude(world, events, &ids, delivered, "kill9_flaky").await;
     assert!(
         delivered_at_kill.iter().all(|n| *n < N),
         "a kill came after the last delivery ({delivered_at_kill:?}): nothing was interrupted"
     );
-    verdict.assert_ok("kill9_flaky");
 }
