@@ -9,6 +9,7 @@
 //! from `deploy/local/services.sh`, which exports `KURIER_TEST_AMQP_URL` and
 //! `KURIER_TEST_POSTGRES_URL`.
 
+pub mod evidence;
 pub mod pki;
 
 use std::io::{BufRead, BufReader};
@@ -196,6 +197,14 @@ impl Authority {
         )?)
     }
 
+    /// The request log without bodies (arrival times, paths, statuses):
+    /// light enough for thousands of requests.
+    pub async fn request_log(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        Ok(serde_json::from_str(
+            &self.control("GET", "/requests?bodies=0", None).await?,
+        )?)
+    }
+
     pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
         Ok(serde_json::from_str(
             &self.control("GET", "/stats", None).await?,
@@ -229,6 +238,11 @@ pub struct WorldOptions {
     /// permissions name exchanges exactly (tests/tests/portals.rs). The
     /// queue stays this world's own.
     pub contract_exchanges: bool,
+    /// Leave out the test suite's delivery settings (`prefetch`, the short
+    /// `[retry]` delays): Kurier runs with its own defaults, as a new user
+    /// would have it; only `retry` (empty in [`WorldOptions::shipped`]) is
+    /// added. For the rate scenarios (`tests/tests/rate.rs`).
+    pub shipped_delivery_defaults: bool,
 }
 
 impl WorldOptions {
@@ -244,6 +258,18 @@ impl WorldOptions {
             log: "debug",
             json_logs: false,
             contract_exchanges: false,
+            shipped_delivery_defaults: false,
+        }
+    }
+
+    /// Kurier's own delivery defaults: no `prefetch`, no `[retry]` keys
+    /// (add some to `retry` only where a scenario needs them).
+    pub fn shipped(backend: Backend) -> WorldOptions {
+        WorldOptions {
+            retry: String::new(),
+            log: "info",
+            shipped_delivery_defaults: true,
+            ..WorldOptions::new(backend)
         }
     }
 }
@@ -289,6 +315,14 @@ impl World {
             &token_file,
             format!("# name:token, one per line\ne2e-operator:{admin_token}\n"),
         )?;
+        let (prefetch_line, test_retry) = if options.shipped_delivery_defaults {
+            (String::new(), "")
+        } else {
+            (
+                format!("prefetch = {}", options.prefetch),
+                "initial_delay_ms = 100\nmax_delay_ms = 1000",
+            )
+        };
         let config_text = format!(
             r#"
 shutdown_grace_secs = 5
@@ -303,15 +337,14 @@ url = "{amqp}"
 exchange = "kurier.submissions{exchange_tag}"
 queue = "kurier.intake.{tag}"
 receipts_exchange = "kurier.receipts{exchange_tag}"
-prefetch = {prefetch}
+{prefetch_line}
 reconnect_max_secs = 2
 
 [database]
 url = "{database_url}"
 
 [retry]
-initial_delay_ms = 100
-max_delay_ms = 1000
+{test_retry}
 {retry}
 
 [policy]
@@ -346,7 +379,6 @@ client_key_file = "{key}"
 "#,
             amqp = amqp_url(),
             token_file = c(&token_file),
-            prefetch = options.prefetch,
             exchange_tag = if options.contract_exchanges {
                 String::new()
             } else {

@@ -8,12 +8,23 @@
 //!   (`Retry-After: 1`) to the first `n` attempts of each submission, then
 //!   accepts; `/down` always answers 503 without `Retry-After` (an
 //!   outage); `/hostile-reference` accepts with a 64 KiB reference that
-//!   holds NUL and escape bytes. Any other path follows the global mode, set at runtime on the
-//!   control port.
+//!   holds NUL and escape bytes; `/flaky/<percent>` answers that
+//!   share of all requests, at random, 503 without `Retry-After` and accepts
+//!   the rest; `/capacity/<n>/<ms>` serves at most `n` requests at a time,
+//!   each taking `ms` milliseconds before it is accepted, and answers a
+//!   request beyond `n` 503 at once (no `Retry-After`). Paths that are not
+//!   `/reject` also follow the global mode, set at runtime on the control
+//!   port (`fail` answers every such request with its status).
 //! - Control port (plain HTTP, loopback): `PUT /mode` with
-//!   `{"mode": "accept"|"fail"|"reject"|"slow", "status": 503, "delay_ms": 200}`,
-//!   `GET /requests` (every request with headers and body, base64),
-//!   `GET /stats`, `DELETE /requests`.
+//!   `{"mode": "accept"|"fail"|"reject"|"slow", "status": 503, "delay_ms": 200,
+//!   "retry_after": 1}`,
+//!   `GET /requests` (every request with headers, status, arrival in ms since
+//!   the Unix epoch and since the authority started, and the body in base64;
+//!   `GET /requests?bodies=0` leaves the bodies out), `GET /stats` (totals;
+//!   per path: requests, status counts, created, conflicts, refused, served,
+//!   the most requests in flight at once; per Idempotency-Key: how often it
+//!   was accepted as new with 201, which must never be more than once),
+//!   `DELETE /requests`.
 //!
 //! Prints one JSON line `{"https": "…", "control": "…"}` once it listens.
 
@@ -84,6 +95,30 @@ struct Logged {
     body_len: usize,
     /// Arrival, milliseconds since the Unix epoch.
     received_at_ms: u128,
+    /// Arrival, milliseconds since the authority started.
+    since_start_ms: u128,
+}
+
+/// What happened on one path (one authority, when a process plays several).
+#[derive(Clone, Default, Serialize)]
+struct PathStats {
+    requests: u64,
+    /// Answer status → count.
+    statuses: std::collections::BTreeMap<u16, u64>,
+    /// Accepted as new (201).
+    created: u64,
+    /// Answered 409: the Idempotency-Key had been accepted before.
+    conflicts: u64,
+    /// `/capacity`: answered 503 at once because `n` were being served.
+    refused: u64,
+    /// `/capacity`: given a slot and then accepted (201 or 409).
+    served: u64,
+    /// Requests of this path being answered right now, and the most at once.
+    in_flight: u64,
+    max_in_flight: u64,
+    /// `/capacity`: requests holding a slot right now, and the most at once.
+    in_service: u64,
+    max_in_service: u64,
 }
 
 #[derive(Default)]
@@ -94,9 +129,56 @@ struct State {
     created_per_key: HashMap<String, u32>,
     requests: Vec<Logged>,
     next_reference: u64,
+    paths: HashMap<String, PathStats>,
+    /// xorshift64 state for `/flaky`.
+    rng: u64,
+}
+
+impl State {
+    /// A number in 0..below (xorshift64: good enough to pick failures).
+    fn random_below(&mut self, below: u64) -> u64 {
+        let mut x = self.rng.max(1);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x % below.max(1)
+    }
+
+    fn path(&mut self, path: &str) -> &mut PathStats {
+        self.paths.entry(path.to_owned()).or_default()
+    }
+}
+
+/// `/capacity/<n>/<ms>` → (n, ms).
+fn capacity_of(path: &str) -> Option<(u64, u64)> {
+    let rest = path.strip_prefix("/capacity/")?;
+    let (n, ms) = rest.split_once('/')?;
+    Some((n.parse().ok()?, ms.trim_end_matches('/').parse().ok()?))
+}
+
+/// Gives back a path's in-flight count (and `/capacity` slot) however the
+/// request ends, also when the client goes away and the answer is dropped.
+struct InFlight {
+    authority: Arc<Authority>,
+    path: String,
+    slot: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.authority.state.lock() {
+            let stats = s.path(&self.path);
+            stats.in_flight = stats.in_flight.saturating_sub(1);
+            if self.slot {
+                stats.in_service = stats.in_service.saturating_sub(1);
+            }
+        }
+    }
 }
 
 struct Authority {
+    started: std::time::Instant,
     state: Mutex<State>,
     inbox: Option<PathBuf>,
     keep_bodies: bool,
@@ -146,7 +228,18 @@ impl Authority {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis())
                 .unwrap_or(0),
+            since_start_ms: self.started.elapsed().as_millis(),
         };
+        let mut in_flight = InFlight {
+            authority: Arc::clone(&self),
+            path: path.clone(),
+            slot: false,
+        };
+        if let Ok(mut s) = self.state.lock() {
+            let stats = s.path(&path);
+            stats.in_flight += 1;
+            stats.max_in_flight = stats.max_in_flight.max(stats.in_flight);
+        }
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => return answer(400, "{}".into(), &[]),
@@ -160,16 +253,58 @@ impl Authority {
             .lock()
             .map(|s| s.mode.clone())
             .unwrap_or_default();
-        if mode.mode == "slow"
-            && let Some(ms) = mode.delay_ms
-        {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        let response = self.decide(&path, &mode, key.as_deref(), &logged, &body);
+        let response = match capacity_of(&path) {
+            Some((n, ms)) => {
+                let admitted = self.state.lock().is_ok_and(|mut s| {
+                    let stats = s.path(&path);
+                    if stats.in_service < n {
+                        stats.in_service += 1;
+                        stats.max_in_service = stats.max_in_service.max(stats.in_service);
+                        true
+                    } else {
+                        false
+                    }
+                });
+                if admitted {
+                    in_flight.slot = true;
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    self.decide(&path, &mode, key.as_deref(), &logged, &body)
+                } else {
+                    answer(503, r#"{"error":"busy"}"#.into(), &[])
+                }
+            }
+            None => {
+                if mode.mode == "slow"
+                    && let Some(ms) = mode.delay_ms
+                {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                self.decide(&path, &mode, key.as_deref(), &logged, &body)
+            }
+        };
         logged.status = response.status().as_u16();
         if let Ok(mut s) = self.state.lock() {
+            let status = logged.status;
+            let stats = s.path(&path);
+            stats.requests += 1;
+            *stats.statuses.entry(status).or_insert(0) += 1;
+            match status {
+                201 => stats.created += 1,
+                409 => stats.conflicts += 1,
+                _ => {}
+            }
+            if capacity_of(&path).is_some() {
+                if in_flight.slot {
+                    if matches!(status, 201 | 409) {
+                        stats.served += 1;
+                    }
+                } else {
+                    stats.refused += 1;
+                }
+            }
             s.requests.push(logged);
         }
+        drop(in_flight);
         response
     }
 
@@ -213,6 +348,13 @@ impl Authority {
         {
             return answer(503, "{}".into(), &[("retry-after", "1".into())]);
         }
+        if let Some(percent) = path
+            .strip_prefix("/flaky/")
+            .and_then(|s| s.trim_end_matches('/').parse::<u64>().ok())
+            && s.random_below(100) < percent
+        {
+            return answer(503, r#"{"error":"flaky"}"#.into(), &[]);
+        }
         match mode.mode.as_str() {
             "fail" => {
                 let mut extra = Vec::new();
@@ -252,6 +394,7 @@ impl Authority {
     async fn control(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or_default().to_owned();
         let body = req
             .into_body()
             .collect()
@@ -273,6 +416,21 @@ impl Authority {
                     &[],
                 ),
             },
+            ("GET", "/requests") if query.split('&').any(|p| p == "bodies=0") => {
+                let without: Vec<Logged> = s
+                    .requests
+                    .iter()
+                    .map(|r| Logged {
+                        body_base64: None,
+                        ..r.clone()
+                    })
+                    .collect();
+                answer(
+                    200,
+                    serde_json::to_string(&without).unwrap_or_default(),
+                    &[],
+                )
+            }
             ("GET", "/requests") => answer(
                 200,
                 serde_json::to_string(&s.requests).unwrap_or_default(),
@@ -290,6 +448,16 @@ impl Authority {
                     "conflicts": s.requests.iter().filter(|r| r.status == 409).count(),
                     "distinct_keys_created": s.created_per_key.len(),
                     "created_per_key_max": s.created_per_key.values().max().copied().unwrap_or(0),
+                    // Exactly-once evidence: how often each Idempotency-Key
+                    // was accepted as new (201); never more than once.
+                    "created_per_key": &s.created_per_key,
+                    "accepted_twice": s
+                        .created_per_key
+                        .iter()
+                        .filter(|(_, n)| **n > 1)
+                        .map(|(k, _)| k.as_str())
+                        .collect::<Vec<_>>(),
+                    "paths": &s.paths,
                 });
                 answer(200, body.to_string(), &[])
             }
@@ -327,7 +495,13 @@ async fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let authority = Arc::new(Authority {
+        started: std::time::Instant::now(),
         state: Mutex::new(State {
+            rng: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0x9e37_79b9_7f4a_7c15)
+                | 1,
             mode: Mode {
                 mode: "accept".into(),
                 ..Mode::default()
