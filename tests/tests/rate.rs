@@ -263,9 +263,10 @@ async fn fail_first_3(backend: Backend) {
     let m = Measured::after(&world, &ids, t0).await;
     let delivered = m.delivered(&ids);
     println!(
-        "FIGURE fail_first_3 backend={b} delivered={delivered}/{N} seconds={} requests_per_delivery={}",
+        "FIGURE fail_first_3 backend={b} delivered={delivered}/{N} seconds={} requests_per_delivery={} requests={}",
         m.seconds(&ids),
-        m.per_delivery("/fail/3", &ids)
+        m.per_delivery("/fail/3", &ids),
+        m.stat("/fail/3", "requests")
     );
     conclude(world, events, &ids, delivered, &format!("fail_first_3_{b}")).await;
 }
