@@ -190,32 +190,16 @@ impl Pipeline {
                 ),
             );
             let ids = Ids::from_properties(&delivery);
-            let record = self.dead_letter(
-                &ids,
-                &received,
-                &reason,
-                None,
-                status::DEAD_LETTERED,
-                0,
-                None,
-            );
-            self.finish(&delivery, record, shutdown, started).await;
+            self.dead_letter_unread(&delivery, &ids, &received, &reason, shutdown, started)
+                .await;
             return;
         }
         let envelope = match self.decode(received.body) {
             Ok(e) => e,
             Err((ids, reason)) => {
                 let ids = ids.or_properties(&delivery);
-                let record = self.dead_letter(
-                    &ids,
-                    &received,
-                    &reason,
-                    None,
-                    status::DEAD_LETTERED,
-                    0,
-                    None,
-                );
-                self.finish(&delivery, record, shutdown, started).await;
+                self.dead_letter_unread(&delivery, &ids, &received, &reason, shutdown, started)
+                    .await;
                 return;
             }
         };
@@ -289,6 +273,21 @@ impl Pipeline {
             },
         };
         self.finish(&delivery, record, shutdown, started).await;
+    }
+
+    /// A message whose envelope was not read (too large, or undecodable):
+    /// dead letter, committed, acked.
+    async fn dead_letter_unread(
+        &self,
+        delivery: &Delivery,
+        ids: &Ids,
+        received: &Received<'_>,
+        reason: &Reason,
+        shutdown: &Shutdown,
+        started: Instant,
+    ) {
+        let record = self.dead_letter(ids, received, reason, None, status::DEAD_LETTERED, 0, None);
+        self.finish(delivery, record, shutdown, started).await;
     }
 
     /// A parked submission whose time has come (called by the scheduler).

@@ -256,6 +256,19 @@ const UPSERT_PARKED: &str = "INSERT INTO parked (submission_id, service, destina
 const RESCHEDULE_PARKED: &str = "UPDATE parked SET attempts = $2, next_attempt_at = $3, last_cause = $4, \
      lease_until = NULL WHERE submission_id = $1";
 
+/// The receipt event of receipt `$r` into the outbox (in `write_records!`).
+macro_rules! outbox_receipt_event {
+    ($conn:expr, $r:expr) => {
+        sqlx::query(OUTBOX_RECEIPT_EVENT)
+            .bind(&$r.submission_id)
+            .bind(crate::receipt::terminal_event($r))
+            .bind(&$r.completed_at)
+            .bind(&$r.status)
+            .execute(&mut *$conn)
+            .await?
+    };
+}
+
 /// The statements of [`Store::write`], the same for both backends.
 macro_rules! write_records {
     ($conn:expr, $records:expr) => {
@@ -311,13 +324,7 @@ macro_rules! write_records {
                     continue;
                 }
                 Record::RepeatEvent(r) => {
-                    sqlx::query(OUTBOX_RECEIPT_EVENT)
-                        .bind(&r.submission_id)
-                        .bind(crate::receipt::terminal_event(r))
-                        .bind(&r.completed_at)
-                        .bind(&r.status)
-                        .execute(&mut *$conn)
-                        .await?;
+                    outbox_receipt_event!($conn, r);
                     continue;
                 }
                 Record::Reschedule {
@@ -376,13 +383,7 @@ macro_rules! write_records {
                     .bind(&r.completed_at)
                     .execute(&mut *$conn)
                     .await?;
-                sqlx::query(OUTBOX_RECEIPT_EVENT)
-                    .bind(&r.submission_id)
-                    .bind(crate::receipt::terminal_event(r))
-                    .bind(&r.completed_at)
-                    .bind(&r.status)
-                    .execute(&mut *$conn)
-                    .await?;
+                outbox_receipt_event!($conn, r);
                 sqlx::query(DELETE_PARKED)
                     .bind(&r.submission_id)
                     .execute(&mut *$conn)
