@@ -1069,6 +1069,64 @@ allow_insecure_http = true
         }
     }
 
+    fn admin(keys: &str) -> AdminConfig {
+        let text = MINIMAL.replace("[amqp]", &format!("[admin]\n{keys}\n\n[amqp]"));
+        Config::parse(&text, Path::new("k.toml")).unwrap().admin
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_only_unless_the_operator_opts_out() {
+        for listen in [
+            "127.0.0.1:9090",
+            "127.0.0.2:9090",
+            "[::1]:9090",
+            "localhost:9090",
+        ] {
+            let a = admin(&format!("listen = {listen:?}"));
+            assert_eq!(
+                a.transport(),
+                Ok(AdminTransport::Plain { warning: None }),
+                "{listen}"
+            );
+        }
+        for listen in [
+            "0.0.0.0:9090",
+            "10.1.2.3:9090",
+            "[::]:9090",
+            "kurier.intern:9090",
+        ] {
+            let err = admin(&format!("listen = {listen:?}"))
+                .transport()
+                .unwrap_err();
+            assert!(
+                err.contains("not a loopback address") && err.contains("tls_cert_file"),
+                "{err}"
+            );
+            let opted_out = admin(&format!("listen = {listen:?}\nallow_plaintext = true"));
+            assert!(matches!(
+                opted_out.transport(),
+                Ok(AdminTransport::Plain { warning: Some(_) })
+            ));
+        }
+        let tls =
+            admin("listen = \"0.0.0.0:9090\"\ntls_cert_file = \"a.pem\"\ntls_key_file = \"a.key\"");
+        assert!(matches!(tls.transport(), Ok(AdminTransport::Tls { .. })));
+        let half = admin("listen = \"127.0.0.1:9090\"\ntls_cert_file = \"a.pem\"");
+        assert!(half.transport().unwrap_err().contains("tls_key_file"));
+        assert_eq!(
+            admin("listen = \"off\"").transport(),
+            Ok(AdminTransport::Off)
+        );
+        assert!(admin("listen = \"9090\"").transport().is_err());
+    }
+
+    #[test]
+    fn an_admin_problem_names_its_line() {
+        let text = MINIMAL.replace("[amqp]", "[admin]\nlisten = \"0.0.0.0:9090\"\n\n[amqp]");
+        assert_eq!(line_of(&text, "admin", "listen"), Some(3));
+        assert_eq!(line_of(&text, "amqp", "listen"), None);
+    }
+
     #[test]
     fn unknown_adapters_are_refused() {
         let c = Config::parse(

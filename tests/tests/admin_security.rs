@@ -489,5 +489,16 @@ fn key_and_token_files_that_others_may_read_are_refused_with_their_name() {
     let client_key = dir.path().join("certs/kurier.key");
     refused(&client_key, "client_key_file");
     chmod(&client_key, 0o600);
+
+    // A broken line of the token file is named by its number, never its token.
+    let token = new_token();
+    pki::write_key(&tokens, &format!("# operators\nanna:read,root:{token}\n")).unwrap();
+    let err = stderr(&check_config(&config));
+    assert!(
+        err.contains("line 2") && err.contains("unknown role \"root\""),
+        "{err}"
+    );
+    assert!(!err.contains(&token), "{err}");
+    pki::write_key(&tokens, &format!("anna:read:{token}\n")).unwrap();
     assert!(check_config(&config).status.success());
 }
