@@ -96,6 +96,27 @@ async fn the_api_and_console_are_served_over_tls_and_the_probes_in_plain_http() 
             .unwrap();
         assert_eq!(a.status, 404, "{path} on the probe listener: {}", a.body);
     }
+
+    // A renewed certificate (here from another CA) is served without a
+    // restart.
+    let renewed_ca = pki::Ca::new("Kurier Admin CA 2").unwrap();
+    let renewed = renewed_ca.server().unwrap();
+    pki::write_key(&world.dir.path().join("admin.key"), &renewed.key_pem).unwrap();
+    std::fs::write(world.dir.path().join("admin.pem"), &renewed.cert_pem).unwrap();
+    world.admin_ca = Some(renewed_ca.pem());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match world.admin_request("GET", "/api/status", true, None).await {
+            Ok(a) if a.status == 200 => break,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "renewed certificate not served: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = std::fs::read_to_string(world.log_path()).unwrap();
+    assert!(log.contains("admin TLS certificate reloaded"), "{log}");
 }
 
 async fn console_login(world: &World, token: &str) -> HttpAnswer {

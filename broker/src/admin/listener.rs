@@ -5,14 +5,19 @@
 //!
 //! TLS handshakes run in tasks of their own, bounded in number and time, so
 //! a client that connects and says nothing holds neither the accept loop nor
-//! more than a handshake slot for [`HANDSHAKE_TIMEOUT`].
+//! more than a handshake slot for [`HANDSHAKE_TIMEOUT`]. The certificate and
+//! key are reloaded when their files change (checked every 2 s) and on
+//! SIGHUP, as the destinations' are: new connections get the new
+//! certificate; files that do not load are logged and the previous ones stay.
 //!
-//! Binds sockets; touches nothing else.
+//! Binds sockets, reads the certificate and key files; touches nothing else.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
 use tokio::net::{TcpListener, TcpStream};
@@ -59,14 +64,17 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Accept on `tcp` until `shutdown`, handshaking with `config`.
+    /// Accept on `tcp` until `shutdown`, handshaking with `config` (from
+    /// `cert` and `key`, which are watched for changes).
     pub fn new(
         tcp: TcpListener,
         config: rustls::ServerConfig,
+        (cert, key): (PathBuf, PathBuf),
         shutdown: Shutdown,
     ) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let config = Arc::new(ArcSwap::from_pointee(config));
+        tokio::spawn(reload(Arc::clone(&config), cert, key, shutdown.clone()));
         let (tx, ready) = mpsc::channel(MAX_HANDSHAKES);
         let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
@@ -86,7 +94,7 @@ impl TlsListener {
                         }
                     },
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (acceptor, tx) = (TlsAcceptor::from(config.load_full()), tx.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -104,6 +112,36 @@ impl TlsListener {
             }
         });
         Ok(TlsListener { ready, local })
+    }
+}
+
+/// Swap in a new server configuration when the certificate or key file
+/// changes, or on SIGHUP.
+async fn reload(
+    config: Arc<ArcSwap<rustls::ServerConfig>>,
+    cert: PathBuf,
+    key: PathBuf,
+    shutdown: Shutdown,
+) {
+    let files = || crate::certs::files_fingerprint([Some(cert.as_path()), Some(key.as_path())]);
+    let mut seen = files();
+    let mut ticks = crate::certs::Ticks::new();
+    while let Some(forced) = ticks.next(&shutdown).await {
+        let now = files();
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match crate::tls::server_config(&cert, &key) {
+            Ok(new) => {
+                config.store(Arc::new(new));
+                tracing::info!(cert = %cert.display(), "admin TLS certificate reloaded");
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "admin TLS certificate not reloaded; the previous one stays in use until the files are fixed"
+            ),
+        }
     }
 }
 

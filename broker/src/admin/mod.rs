@@ -116,10 +116,10 @@ pub async fn start(
                 log_stopped(served);
             }));
         }
-        AdminTransport::Tls { .. } => {
+        AdminTransport::Tls { cert, key } => {
             let tcp = listener::bind("listen", listen).await?;
             let config = tls_config.ok_or_else(|| anyhow::anyhow!("TLS configuration missing"))?;
-            let tls = listener::TlsListener::new(tcp, config, shutdown.clone())?;
+            let tls = listener::TlsListener::new(tcp, config, (cert, key), shutdown.clone())?;
             tracing::info!(listen = %listen, tls = true, "admin endpoint listening");
             let app =
                 router(Arc::clone(&state)).into_make_service_with_connect_info::<ClientAddr>();
