@@ -221,28 +221,46 @@ pub fn check_file(file: &Path) -> Result<(), String> {
 /// The operators' tokens (`[admin] token_file`).
 pub struct Tokens {
     file: Option<PathBuf>,
+    /// The problems last logged: each is logged once, not per request.
+    logged: std::sync::Mutex<Vec<String>>,
 }
 
 impl Tokens {
     pub fn new(file: Option<PathBuf>) -> Tokens {
-        Tokens { file }
+        Tokens {
+            file,
+            logged: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
-    /// The file's entries now; `None` (refuse everything) when there is no
-    /// file or it cannot be used. Broken lines are logged, never the token.
+    /// Log `problems` if they are not the ones logged last time.
+    fn log_once(&self, problems: Vec<String>, log: impl Fn(&str)) {
+        // A poisoned lock only means a panic elsewhere; the list stays usable.
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        if *logged != problems {
+            problems.iter().for_each(|p| log(p));
+            *logged = problems;
+        }
+    }
+
+    /// The file's entries now; none (refuse everything) when there is no
+    /// file or it cannot be used. Broken lines are logged by number (once
+    /// while they stay the same), never the token.
     fn entries(&self) -> Vec<Entry> {
         let Some(file) = &self.file else {
             return Vec::new();
         };
         match read(file) {
             Ok((entries, problems)) => {
-                for p in problems {
+                self.log_once(problems, |p| {
                     tracing::warn!(token_file = %file.display(), "{p}");
-                }
+                });
                 entries
             }
             Err(e) => {
-                tracing::error!("{e}; refusing every operator token");
+                self.log_once(vec![e], |e| {
+                    tracing::error!("{e}; refusing every operator token");
+                });
                 Vec::new()
             }
         }
