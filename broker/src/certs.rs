@@ -1,8 +1,9 @@
 //! Certificates over time: when those in a PEM file expire, for `kurier
 //! check-config` (warn within 30 days, fail when expired) and the
-//! `kurier_certificate_expiry_seconds` gauge; and [`watch`], which reloads a
-//! destination's TLS material on SIGHUP or when its files change. Reads
-//! certificate and key files only.
+//! `kurier_certificate_expiry_seconds` gauge (destinations; `check-config`
+//! also the admin listener's certificate); and [`watch`], which reloads a
+//! destination's TLS material on SIGHUP or when its files change (the admin
+//! listener's: `admin::listener`). Reads certificate and key files only.
 
 use std::path::Path;
 
@@ -34,26 +35,34 @@ pub fn earliest_expiry(path: &Path) -> Result<i64, String> {
 pub fn check_expiry(config: &Config, now_unix: i64) -> (Vec<String>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
+    let mut files = Vec::new();
     for d in &config.destinations {
         for (key, file) in [
             ("client_cert_file", &d.client_cert_file),
             ("ca_file", &d.ca_file),
         ] {
-            let Some(path) = file else { continue };
-            let at = format!("destination {:?}: {key} {}", d.id, path.display());
-            match earliest_expiry(path) {
-                Err(e) => errors.push(format!("destination {:?}: {e}", d.id)),
-                Ok(not_after) if not_after <= now_unix => errors.push(format!(
-                    "{at} expired on {}; install a renewed certificate (Kurier reloads it without a restart)",
-                    date(not_after)
-                )),
-                Ok(not_after) if not_after - now_unix < WARN_BEFORE_SECS => warnings.push(format!(
-                    "{at} expires on {} (in {} days); renew it soon",
-                    date(not_after),
-                    (not_after - now_unix) / 86_400
-                )),
-                Ok(_) => {}
+            if let Some(path) = file {
+                files.push((format!("destination {:?}", d.id), key, path));
             }
+        }
+    }
+    if let Some(path) = &config.admin.tls_cert_file {
+        files.push(("[admin]".to_owned(), "tls_cert_file", path));
+    }
+    for (owner, key, path) in files {
+        let at = format!("{owner}: {key} {}", path.display());
+        match earliest_expiry(path) {
+            Err(e) => errors.push(format!("{owner}: {e}")),
+            Ok(not_after) if not_after <= now_unix => errors.push(format!(
+                "{at} expired on {}; install a renewed certificate (Kurier reloads it without a restart)",
+                date(not_after)
+            )),
+            Ok(not_after) if not_after - now_unix < WARN_BEFORE_SECS => warnings.push(format!(
+                "{at} expires on {} (in {} days); renew it soon",
+                date(not_after),
+                (not_after - now_unix) / 86_400
+            )),
+            Ok(_) => {}
         }
     }
     (warnings, errors)
@@ -69,13 +78,61 @@ fn date(unix: i64) -> String {
 type Fingerprint = Vec<Option<(std::time::SystemTime, u64)>>;
 
 fn fingerprint(d: &crate::config::DestinationConfig) -> Fingerprint {
-    [&d.ca_file, &d.client_cert_file, &d.client_key_file]
+    files_fingerprint([&d.ca_file, &d.client_cert_file, &d.client_key_file].map(Option::as_deref))
+}
+
+/// The fingerprint of some files (a missing one counts as `None`).
+pub fn files_fingerprint<'a>(files: impl IntoIterator<Item = Option<&'a Path>>) -> Fingerprint {
+    files
         .into_iter()
         .map(|f| {
-            let meta = std::fs::metadata(f.as_ref()?).ok()?;
+            let meta = std::fs::metadata(f?).ok()?;
             Some((meta.modified().ok()?, meta.len()))
         })
         .collect()
+}
+
+/// When to look at certificate files again: every 2 s, and at once on
+/// SIGHUP (then everything is reloaded, changed or not).
+pub struct Ticks {
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Ticks {
+    pub fn new() -> Ticks {
+        Ticks {
+            #[cfg(unix)]
+            hangup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// `Some(false)`: look for changed files; `Some(true)`: SIGHUP, reload
+    /// all; `None`: shutdown.
+    pub async fn next(&mut self, shutdown: &crate::shutdown::Shutdown) -> Option<bool> {
+        #[cfg(unix)]
+        let signalled = async {
+            match self.hangup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = std::future::pending::<()>();
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => Some(false),
+            () = signalled => Some(true),
+            () = shutdown.cancelled() => None,
+        }
+    }
+}
+
+impl Default for Ticks {
+    fn default() -> Self {
+        Ticks::new()
+    }
 }
 
 /// Reload a destination's certificates when its files change (checked every
@@ -89,28 +146,11 @@ pub async fn watch(
 ) {
     let destinations = &pipeline.config.destinations;
     let mut seen: Vec<Fingerprint> = destinations.iter().map(fingerprint).collect();
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    loop {
-        #[cfg(unix)]
-        let signalled = async {
-            match hangup.as_mut() {
-                Some(h) => {
-                    h.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let signalled = std::future::pending::<()>();
-        let all = tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => false,
-            _ = signalled => {
-                tracing::info!("SIGHUP: reloading every destination's certificates");
-                true
-            }
-            _ = shutdown.cancelled() => return,
-        };
+    let mut ticks = Ticks::new();
+    while let Some(all) = ticks.next(&shutdown).await {
+        if all {
+            tracing::info!("SIGHUP: reloading every destination's certificates");
+        }
         for (d, previous) in destinations.iter().zip(seen.iter_mut()) {
             let now = fingerprint(d);
             if !all && now == *previous {

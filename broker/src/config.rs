@@ -178,12 +178,33 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address of the admin HTTP endpoint (`/healthz`, `/readyz`, `/metrics`, `/api`).
+    /// Address of the admin HTTP endpoint (`/healthz`, `/readyz`,
+    /// `/metrics`, `/api`, the console); `"off"`: none. Plain HTTP only on a
+    /// loopback address, else TLS (`tls_cert_file`, `tls_key_file`) or the
+    /// explicit `allow_plaintext`.
     #[serde(default = "default_admin_listen")]
     pub listen: String,
-    /// File holding the bearer token for `/api/*`.
+    /// The operators' tokens: `name:roles:token` (or `name:token`, read
+    /// only) per line. Must not be readable by others.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Certificate chain (PEM) of the admin listener; with `tls_key_file`
+    /// it serves HTTPS only.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of `tls_cert_file`. Must not be readable by others.
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
+    /// Serve `/api` and the console over plain HTTP on a non-loopback
+    /// address (tokens and personal data in the clear on the network; only
+    /// behind a TLS-terminating proxy on a trusted segment). Logged as a
+    /// warning.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// A second, plain-HTTP listener with only `/healthz`, `/readyz` and
+    /// `/metrics` (no personal data, no tokens) for probes and scrapers.
+    #[serde(default)]
+    pub probe_listen: Option<String>,
 }
 
 impl Default for AdminConfig {
@@ -191,8 +212,77 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: default_admin_listen(),
             token_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            allow_plaintext: false,
+            probe_listen: None,
         }
     }
+}
+
+/// What the admin listener serves on, decided from `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminTransport {
+    /// `listen = "off"`.
+    Off,
+    /// HTTPS with `tls_cert_file` and `tls_key_file`.
+    Tls { cert: PathBuf, key: PathBuf },
+    /// Plain HTTP; `warning` is set when it is not loopback-only.
+    Plain { warning: Option<String> },
+}
+
+impl AdminConfig {
+    /// Whether `listen` (or `probe_listen`) is set to serve.
+    pub fn enabled(listen: &str) -> bool {
+        let l = listen.trim();
+        !(l.is_empty() || l.eq_ignore_ascii_case("off"))
+    }
+
+    /// TLS, plain HTTP or nothing; `Err` names the setting that is wrong.
+    /// A listen address counts as loopback when it is a loopback IP
+    /// (`127.0.0.0/8`, `::1`) or `localhost`; a host name is not resolved.
+    pub fn transport(&self) -> Result<AdminTransport, String> {
+        if !AdminConfig::enabled(&self.listen) {
+            return Ok(AdminTransport::Off);
+        }
+        let listen = self.listen.trim();
+        let loopback = is_loopback(listen).ok_or_else(|| {
+            format!("[admin] listen = {listen:?} is not an address; write host:port, e.g. \"127.0.0.1:9090\"")
+        })?;
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                if self.allow_plaintext {
+                    return Err("[admin] allow_plaintext = true together with tls_cert_file: choose one (remove allow_plaintext to serve TLS)".into());
+                }
+                Ok(AdminTransport::Tls {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
+            }
+            (Some(_), None) => Err("[admin] tls_cert_file is set but tls_key_file is not; set both (or neither, on a loopback address)".into()),
+            (None, Some(_)) => Err("[admin] tls_key_file is set but tls_cert_file is not; set both (or neither, on a loopback address)".into()),
+            (None, None) if loopback => Ok(AdminTransport::Plain { warning: None }),
+            (None, None) if self.allow_plaintext => Ok(AdminTransport::Plain {
+                warning: Some(format!(
+                    "[admin] listen = {listen:?} serves /api and the console over plain HTTP (allow_plaintext = true): tokens and payload views cross the network in the clear; only behind a TLS-terminating proxy on a trusted network"
+                )),
+            }),
+            (None, None) => Err(format!(
+                "[admin] listen = {listen:?} is not a loopback address, and /api and the console carry tokens and personal data: set tls_cert_file and tls_key_file (HTTPS), listen on 127.0.0.1, or set allow_plaintext = true explicitly (e.g. behind a TLS-terminating proxy); probes can use a plain probe_listen"
+            )),
+        }
+    }
+}
+
+/// `Some(true)` for a loopback `host:port`, `Some(false)` for another one,
+/// `None` when it is no `host:port` at all.
+fn is_loopback(listen: &str) -> Option<bool> {
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip().is_loopback());
+    }
+    let (host, port) = listen.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    Some(host.eq_ignore_ascii_case("localhost"))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -750,6 +840,8 @@ impl Config {
         self.amqp.ca_file.as_mut().map(resolve);
         self.amqp.client_cert_file.as_mut().map(resolve);
         self.amqp.client_key_file.as_mut().map(resolve);
+        self.admin.tls_cert_file.as_mut().map(resolve);
+        self.admin.tls_key_file.as_mut().map(resolve);
         resolve(&mut self.vault.key_file);
         self.vault.previous_key_files.iter_mut().for_each(resolve);
         self.schemas_dir.as_mut().map(resolve);
@@ -846,6 +938,10 @@ impl Config {
                 )));
             }
         }
+        warnings.extend(self.check_admin().map_err(|m| invalid(self.at_line(m)))?);
+        for (what, file) in self.secret_files() {
+            crate::secret_file::check(&what, &file).map_err(invalid)?;
+        }
         let mut seen = HashSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             let at = format!("[[destinations]] #{} (id = {:?})", i + 1, d.id);
@@ -914,9 +1010,136 @@ impl Config {
         Ok(warnings)
     }
 
+    /// The `[admin]` rules: TLS or loopback (or the explicit opt-out), both
+    /// TLS files present, a probe listener that is an address of its own.
+    fn check_admin(&self) -> Result<Vec<String>, String> {
+        let admin = &self.admin;
+        let mut warnings = Vec::new();
+        match admin.transport()? {
+            AdminTransport::Tls { cert, key } => {
+                for (key_name, file) in [("tls_cert_file", &cert), ("tls_key_file", &key)] {
+                    if !file.is_file() {
+                        return Err(format!(
+                            "[admin] {key_name} {} does not exist",
+                            file.display()
+                        ));
+                    }
+                }
+            }
+            AdminTransport::Plain { warning } => warnings.extend(warning),
+            AdminTransport::Off => {}
+        }
+        if let Some(probe) = admin.probe_listen.as_deref()
+            && AdminConfig::enabled(probe)
+        {
+            let probe = probe.trim();
+            if is_loopback(probe).is_none() {
+                return Err(format!(
+                    "[admin] probe_listen = {probe:?} is not an address; write host:port, e.g. \"0.0.0.0:9091\""
+                ));
+            }
+            if AdminConfig::enabled(&admin.listen) && probe == admin.listen.trim() {
+                return Err(format!(
+                    "[admin] probe_listen = {probe:?} is the same address as listen; give the probes a port of their own"
+                ));
+            }
+        }
+        if AdminConfig::enabled(&admin.listen) && admin.token_file.is_none() {
+            warnings.push(
+                "[admin] token_file is not set: /api and the console refuse every request (401)"
+                    .into(),
+            );
+        }
+        Ok(warnings)
+    }
+
+    /// Every file that holds a secret, with the setting that names it.
+    pub fn secret_files(&self) -> Vec<(String, PathBuf)> {
+        let mut files = Vec::new();
+        files.extend(
+            self.admin
+                .token_file
+                .clone()
+                .map(|f| ("[admin] token_file".to_owned(), f)),
+        );
+        files.extend(
+            self.admin
+                .tls_key_file
+                .clone()
+                .map(|f| ("[admin] tls_key_file".to_owned(), f)),
+        );
+        files.extend(
+            self.amqp
+                .client_key_file
+                .clone()
+                .map(|f| ("[amqp] client_key_file".to_owned(), f)),
+        );
+        files.push(("[vault] key_file".to_owned(), self.vault.key_file.clone()));
+        for f in &self.vault.previous_key_files {
+            files.push(("[vault] previous_key_files".to_owned(), f.clone()));
+        }
+        for d in &self.destinations {
+            if let Some(f) = &d.client_key_file {
+                files.push((
+                    format!("[[destinations]] id = {:?}: client_key_file", d.id),
+                    f.clone(),
+                ));
+            }
+        }
+        files
+    }
+
+    /// Prefix a message about `[section] key` with the line of the file
+    /// that sets it (when the file says so literally).
+    fn at_line(&self, message: String) -> String {
+        let Some(rest) = message.strip_prefix('[') else {
+            return message;
+        };
+        let Some((section, after)) = rest.split_once(']') else {
+            return message;
+        };
+        let key: String = after
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let Ok(text) = std::fs::read_to_string(&self.source) else {
+            return message;
+        };
+        match line_of(&text, section, &key) {
+            Some(n) => format!("line {n}: {message}"),
+            None => message,
+        }
+    }
+
     pub fn destination(&self, id: &str) -> Option<&DestinationConfig> {
         self.destinations.iter().find(|d| d.id == id)
     }
+}
+
+/// The 1-based line that sets `key` in table `[section]`, if written so.
+fn line_of(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[') {
+            current = name
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            continue;
+        }
+        if current == section
+            && let Some(rest) = line.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// toml's message already names line and column; keep it and add the line's text.
@@ -1079,6 +1302,64 @@ allow_insecure_http = true
                 );
             }
         }
+    }
+
+    fn admin(keys: &str) -> AdminConfig {
+        let text = MINIMAL.replace("[amqp]", &format!("[admin]\n{keys}\n\n[amqp]"));
+        Config::parse(&text, Path::new("k.toml")).unwrap().admin
+    }
+
+    #[test]
+    fn plain_http_is_for_loopback_only_unless_the_operator_opts_out() {
+        for listen in [
+            "127.0.0.1:9090",
+            "127.0.0.2:9090",
+            "[::1]:9090",
+            "localhost:9090",
+        ] {
+            let a = admin(&format!("listen = {listen:?}"));
+            assert_eq!(
+                a.transport(),
+                Ok(AdminTransport::Plain { warning: None }),
+                "{listen}"
+            );
+        }
+        for listen in [
+            "0.0.0.0:9090",
+            "10.1.2.3:9090",
+            "[::]:9090",
+            "kurier.intern:9090",
+        ] {
+            let err = admin(&format!("listen = {listen:?}"))
+                .transport()
+                .unwrap_err();
+            assert!(
+                err.contains("not a loopback address") && err.contains("tls_cert_file"),
+                "{err}"
+            );
+            let opted_out = admin(&format!("listen = {listen:?}\nallow_plaintext = true"));
+            assert!(matches!(
+                opted_out.transport(),
+                Ok(AdminTransport::Plain { warning: Some(_) })
+            ));
+        }
+        let tls =
+            admin("listen = \"0.0.0.0:9090\"\ntls_cert_file = \"a.pem\"\ntls_key_file = \"a.key\"");
+        assert!(matches!(tls.transport(), Ok(AdminTransport::Tls { .. })));
+        let half = admin("listen = \"127.0.0.1:9090\"\ntls_cert_file = \"a.pem\"");
+        assert!(half.transport().unwrap_err().contains("tls_key_file"));
+        assert_eq!(
+            admin("listen = \"off\"").transport(),
+            Ok(AdminTransport::Off)
+        );
+        assert!(admin("listen = \"9090\"").transport().is_err());
+    }
+
+    #[test]
+    fn an_admin_problem_names_its_line() {
+        let text = MINIMAL.replace("[amqp]", "[admin]\nlisten = \"0.0.0.0:9090\"\n\n[amqp]");
+        assert_eq!(line_of(&text, "admin", "listen"), Some(3));
+        assert_eq!(line_of(&text, "amqp", "listen"), None);
     }
 
     #[test]

@@ -6,10 +6,15 @@
 //! (viewing one stays a deliberate, audited CLI/API call).
 //!
 //! Login takes an operator token ([`crate::admin::Tokens`]) and sets an
-//! `HttpOnly; SameSite=Strict` cookie with a random session id (the token
-//! itself never goes back to the browser). Every form that changes something
-//! carries the session's CSRF token as well. Sessions live in memory for
-//! 8 hours; a restart logs everyone out.
+//! `HttpOnly; SameSite=Strict` cookie (`Secure` as well when the console is
+//! served over TLS) with a random session id; the token itself never goes
+//! back to the browser, the session keeps only its SHA-256. Every request
+//! looks that digest up in the token file again, so a session ends the
+//! moment its token is removed, and its roles follow the file: the buttons
+//! that change something need `operate`. Every form that changes something
+//! carries the session's CSRF token as well. Failed logins are rate limited
+//! per client address and in total (429). Sessions live in memory for at
+//! most 8 hours; a restart logs everyone out.
 //!
 //! Touches what [`crate::ops::Ops`] touches.
 
@@ -25,14 +30,16 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::admin::AdminState;
+use crate::admin::tokens::TokenDigest;
+use crate::admin::{AdminState, Operator, Role};
 use crate::ops::{Actor, DeadLetterFilter, ParkedAction, ParkedResult};
 
 const COOKIE: &str = "kurier_session";
 const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
 struct Session {
-    operator: String,
+    /// The SHA-256 of the token signed in with, looked up on every request.
+    token: TokenDigest,
     csrf: String,
     expires: Instant,
 }
@@ -49,7 +56,7 @@ impl Sessions {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn create(&self, operator: String) -> Option<String> {
+    fn create(&self, token: TokenDigest) -> Option<String> {
         let id = random_hex()?;
         let csrf = random_hex()?;
         let mut map = self.lock();
@@ -58,7 +65,7 @@ impl Sessions {
         map.insert(
             id.clone(),
             Session {
-                operator,
+                token,
                 csrf,
                 expires: now + SESSION_LIFETIME,
             },
@@ -66,18 +73,59 @@ impl Sessions {
         Some(id)
     }
 
-    /// The operator and CSRF token of the request's session.
-    fn of(&self, headers: &HeaderMap) -> Option<(String, String)> {
+    /// The token digest and CSRF token of the request's session.
+    fn of(&self, headers: &HeaderMap) -> Option<(TokenDigest, String)> {
         let id = session_cookie(headers)?;
         let map = self.lock();
         let s = map.get(&id).filter(|s| s.expires > Instant::now())?;
-        Some((s.operator.clone(), s.csrf.clone()))
+        Some((s.token.clone(), s.csrf.clone()))
     }
 
     fn remove(&self, headers: &HeaderMap) {
         if let Some(id) = session_cookie(headers) {
             self.lock().remove(&id);
         }
+    }
+}
+
+/// Who a console request comes from.
+enum SignedIn {
+    /// A live session whose token is still in the token file.
+    Yes(Operator, String),
+    /// No session (or an expired one).
+    No,
+    /// The session's token is no longer in the token file: the session is
+    /// ended.
+    Revoked,
+}
+
+fn signed_in(state: &AdminState, headers: &HeaderMap) -> SignedIn {
+    let Some((token, csrf)) = state.sessions.of(headers) else {
+        return SignedIn::No;
+    };
+    match state.tokens.by_digest(&token) {
+        Some(operator) => SignedIn::Yes(operator, csrf),
+        None => {
+            state.sessions.remove(headers);
+            tracing::info!("console session ended: its token was revoked");
+            SignedIn::Revoked
+        }
+    }
+}
+
+/// The login page for a request without a (valid) session.
+fn signed_out(state: &AdminState, how: SignedIn) -> Response {
+    match how {
+        SignedIn::Revoked => with_cookie(
+            login_page(
+                Some(
+                    "Your token is no longer valid (removed from the token file); the session has ended.",
+                ),
+                StatusCode::UNAUTHORIZED,
+            ),
+            &clear_cookie(state),
+        ),
+        _ => login_page(Some("Please sign in again."), StatusCode::FORBIDDEN),
     }
 }
 
@@ -120,9 +168,13 @@ async fn page(
     headers: HeaderMap,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let Some((operator, csrf)) = state.sessions.of(&headers) else {
-        return login_page(None, StatusCode::OK);
+    let (operator, csrf) = match signed_in(&state, &headers) {
+        SignedIn::Yes(operator, csrf) => (operator, csrf),
+        SignedIn::No => return login_page(None, StatusCode::OK),
+        revoked => return signed_out(&state, revoked),
     };
+    // Without `operate` the page shows no buttons (the actions would be 403).
+    let csrf = operator.may(Role::Operate).then_some(csrf);
     let filter = DeadLetterFilter {
         reason: q.reason.clone().filter(|r| !r.is_empty()),
         destination: q.destination.clone().filter(|d| !d.is_empty()),
@@ -133,9 +185,10 @@ async fn page(
     head(&mut html, "Kurier — operator console");
     let _ = write!(
         html,
-        "<header><h1>Kurier</h1><span>signed in as <b>{}</b></span>\
+        "<header><h1>Kurier</h1><span>signed in as <b>{}</b> ({})</span>\
          <form method=post action=/logout><button>Sign out</button></form></header>",
-        esc(&operator)
+        esc(&operator.name),
+        esc(&operator.roles().join(", "))
     );
     if let Some(msg) = &q.msg {
         let _ = write!(html, "<p class=msg role=status>{}</p>", esc(msg));
@@ -179,10 +232,15 @@ async fn page(
                 );
                 if d.configured || paused.is_some() {
                     let verb = if paused.is_some() { "resume" } else { "pause" };
-                    action_button(&mut html, &csrf, &d.destination, verb);
+                    action_button(&mut html, csrf.as_deref(), &d.destination, verb);
                 }
                 if d.parked > 0 {
-                    action_button(&mut html, &csrf, &d.destination, "retry-destination");
+                    action_button(
+                        &mut html,
+                        csrf.as_deref(),
+                        &d.destination,
+                        "retry-destination",
+                    );
                 }
                 html.push_str("</td></tr>");
             }
@@ -221,6 +279,10 @@ async fn page(
                     esc(&d.created_at),
                     sid = esc(&sid)
                 );
+                let Some(csrf) = &csrf else {
+                    html.push_str("</td></tr>");
+                    continue;
+                };
                 if d.payload_kept {
                     let _ = write!(
                         html,
@@ -280,7 +342,7 @@ async fn page(
                 );
                 let hold = if p.held { "release" } else { "hold" };
                 for verb in ["retry-now", hold, "purge"] {
-                    action_button(&mut html, &csrf, &p.submission_id, verb);
+                    action_button(&mut html, csrf.as_deref(), &p.submission_id, verb);
                 }
                 html.push_str("</td></tr>");
             }
@@ -355,28 +417,67 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<Arc<AdminState>>, Form(form): Form<LoginForm>) -> Response {
-    let Some(operator) = state.tokens.operator(form.token.trim()) else {
+/// The session cookie's attributes: never readable by scripts, never sent
+/// cross-site, and over TLS never sent in the clear.
+fn cookie_attributes(state: &AdminState) -> &'static str {
+    if state.tls {
+        "HttpOnly; Secure; SameSite=Strict; Path=/"
+    } else {
+        "HttpOnly; SameSite=Strict; Path=/"
+    }
+}
+
+fn clear_cookie(state: &AdminState) -> String {
+    format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(state))
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(v) = cookie.parse() {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn login(
+    State(state): State<Arc<AdminState>>,
+    extensions: axum::http::Extensions,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let client = crate::admin::client_ip(&extensions);
+    if let Err(seconds) = state.throttle.check(client) {
+        tracing::warn!(client = %client, "console: too many failed logins; refusing for {seconds} s");
+        let page = login_page(
+            Some(&format!(
+                "Too many failed sign-ins. Try again in {seconds} seconds."
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        return crate::admin::too_many(seconds, page);
+    }
+    let token = form.token.trim();
+    let Some(operator) = state.tokens.operator(token) else {
+        state.throttle.failed(client);
+        tracing::warn!(client = %client, "console: failed login");
         return login_page(
-            Some("Unknown token. Use a name:token entry of [admin] token_file."),
+            Some("Unknown token. Use a token of [admin] token_file."),
             StatusCode::UNAUTHORIZED,
         );
     };
-    let Some(id) = state.sessions.create(operator.clone()) else {
+    let Some(id) = state.sessions.create(TokenDigest::of(token)) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
     };
-    tracing::info!(operator = %operator, "console login");
+    tracing::info!(operator = %operator.name, client = %client, "console login");
     let cookie = format!(
-        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{COOKIE}={id}; {}; Max-Age={}",
+        cookie_attributes(&state),
         SESSION_LIFETIME.as_secs()
     );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    with_cookie(Redirect::to("/").into_response(), &cookie)
 }
 
 async fn logout(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
     state.sessions.remove(&headers);
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    with_cookie(Redirect::to("/").into_response(), &clear_cookie(&state))
 }
 
 #[derive(Deserialize)]
@@ -390,7 +491,10 @@ struct ActionForm {
 
 /// A one-button form that posts `id` and `action` to [`act`] with the
 /// session's CSRF token.
-fn action_button(html: &mut String, csrf: &str, id: &str, action: &str) {
+fn action_button(html: &mut String, csrf: Option<&str>, id: &str, action: &str) {
+    let Some(csrf) = csrf else {
+        return;
+    };
     let label = match action {
         "retry-now" => "Retry now",
         "retry-destination" => "Retry all now",
@@ -410,12 +514,38 @@ fn action_button(html: &mut String, csrf: &str, id: &str, action: &str) {
     );
 }
 
-/// The operator of a state-changing form: session and CSRF token must match.
-fn operator_of(state: &AdminState, headers: &HeaderMap, form: &ActionForm) -> Option<Actor> {
-    let (operator, csrf) = state.sessions.of(headers)?;
-    aws_lc_rs::constant_time::verify_slices_are_equal(csrf.as_bytes(), form.csrf.as_bytes())
-        .ok()?;
-    Some(Actor(operator))
+/// The operator of a state-changing form: a live session whose token is
+/// still valid, the session's CSRF token, and the role `operate`.
+fn operator_of(
+    state: &AdminState,
+    headers: &HeaderMap,
+    form: &ActionForm,
+) -> Result<Actor, Box<Response>> {
+    let (operator, csrf) = match signed_in(state, headers) {
+        SignedIn::Yes(operator, csrf) => (operator, csrf),
+        other => return Err(Box::new(signed_out(state, other))),
+    };
+    if aws_lc_rs::constant_time::verify_slices_are_equal(csrf.as_bytes(), form.csrf.as_bytes())
+        .is_err()
+    {
+        return Err(Box::new(login_page(
+            Some("Please sign in again."),
+            StatusCode::FORBIDDEN,
+        )));
+    }
+    if !operator.may(Role::Operate) {
+        let mut page = String::new();
+        head(&mut page, "Kurier — not allowed");
+        let _ = write!(
+            page,
+            "<p class=bad role=alert>{}</p><p><a href=/>back</a></p></body></html>",
+            esc(&operator.lacks(Role::Operate))
+        );
+        return Err(Box::new(no_store(
+            (StatusCode::FORBIDDEN, Html(page)).into_response(),
+        )));
+    }
+    Ok(Actor(operator.name))
 }
 
 fn back(msg: &str) -> Response {
@@ -428,8 +558,9 @@ async fn replay(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let Some(actor) = operator_of(&state, &headers, &form) else {
-        return login_page(Some("Please sign in again."), StatusCode::FORBIDDEN);
+    let actor = match operator_of(&state, &headers, &form) {
+        Ok(actor) => actor,
+        Err(refused) => return *refused,
     };
     match state
         .ops
@@ -452,8 +583,9 @@ async fn purge(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let Some(actor) = operator_of(&state, &headers, &form) else {
-        return login_page(Some("Please sign in again."), StatusCode::FORBIDDEN);
+    let actor = match operator_of(&state, &headers, &form) {
+        Ok(actor) => actor,
+        Err(refused) => return *refused,
     };
     match state
         .ops
@@ -477,8 +609,9 @@ async fn act(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let Some(actor) = operator_of(&state, &headers, &form) else {
-        return login_page(Some("Please sign in again."), StatusCode::FORBIDDEN);
+    let actor = match operator_of(&state, &headers, &form) {
+        Ok(actor) => actor,
+        Err(refused) => return *refused,
     };
     let (ops, id, why) = (&state.ops, form.id.as_str(), Some("console"));
     let messages = |results: Vec<ParkedResult>| results.into_iter().map(|r| r.message).collect();

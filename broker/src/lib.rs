@@ -37,7 +37,9 @@
 //! Operators work through [`ops`] (one implementation for the CLI and the
 //! [`admin`] HTTP API with its [`console`]): dead letters listed, replayed
 //! and purged, parked backlog, receipts, the audit trail; [`metrics`] for
-//! Prometheus.
+//! Prometheus. Operator tokens carry roles; `/api` and the console are
+//! served with TLS off loopback; files that hold secrets are refused when
+//! others may read them ([`secret_file`]).
 //!
 //! Bad input of any kind ends as a dead letter with a [`reason`] code, never
 //! a panic or a retry loop. No log line, receipt or reason carries a value
@@ -61,6 +63,7 @@ pub mod reason;
 pub mod receipt;
 pub mod render;
 pub mod route;
+pub mod secret_file;
 pub mod shutdown;
 pub mod store;
 pub mod submit;

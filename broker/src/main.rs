@@ -385,6 +385,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             // Builds every destination's TLS client: reads and parses CA,
             // certificate and key, and checks that key and certificate match.
             kurier::route::Routes::build(&config)?;
+            // The admin listener: its certificate and key load and match;
+            // the token file is well formed (and not readable by others).
+            if let kurier::config::AdminTransport::Tls { cert, key } =
+                config.admin.transport().map_err(anyhow::Error::msg)?
+            {
+                kurier::tls::server_config(&cert, &key)?;
+            }
+            if let Some(file) = &config.admin.token_file {
+                kurier::admin::tokens::check_file(file).map_err(anyhow::Error::msg)?;
+            }
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let (expiring, expired) = kurier::certs::check_expiry(&config, now);
             if !expired.is_empty() {

@@ -96,23 +96,51 @@ impl OpsError {
 pub struct Actor(pub String);
 
 impl Actor {
-    /// The OS user running the CLI: `$USER`, `$LOGNAME`, else `id -un`.
+    /// The OS account running the CLI: the name of the effective user id
+    /// (`getpwuid_r(geteuid())`), `uid:<n>` when the account has no name.
+    /// Never an environment variable: `USER=someone-else kurier …` must not
+    /// change who the audit trail says it was.
     pub fn os_user() -> Actor {
-        let from_env = ["USER", "LOGNAME"]
-            .iter()
-            .filter_map(|v| std::env::var(v).ok())
-            .find(|v| !v.trim().is_empty());
-        let name = from_env.or_else(|| {
-            std::process::Command::new("id")
-                .arg("-un")
-                .output()
-                .ok()
-                .and_then(|o| String::from_utf8(o.stdout).ok())
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        });
-        Actor(name.unwrap_or_else(|| "unknown".into()))
+        Actor(os_account())
     }
+}
+
+#[cfg(unix)]
+fn os_account() -> String {
+    use std::ffi::CStr;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: passwd is plain data that getpwuid_r fills in; `buf` is
+        // the scratch space its strings point into and outlives their use
+        // below; `result` is set to `&mut pwd` or null.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return format!("uid:{uid}");
+        }
+        // SAFETY: pw_name is a NUL-terminated string inside `buf`.
+        let name = unsafe { CStr::from_ptr(pwd.pw_name) }
+            .to_string_lossy()
+            .into_owned();
+        return if name.is_empty() {
+            format!("uid:{uid}")
+        } else {
+            name
+        };
+    }
+}
+
+#[cfg(not(unix))]
+fn os_account() -> String {
+    "unknown".into()
 }
 
 /// A dead letter as operators see it: metadata and reason, never a payload.

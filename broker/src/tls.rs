@@ -3,7 +3,9 @@
 //!
 //! Builds one rustls `ClientConfig` per destination (TLS 1.2 and 1.3 only,
 //! aws-lc-rs as the one crypto provider, server name verified by webpki).
-//! Reads the PEM files named in the configuration; touches nothing else.
+//! Also the admin listener's server configuration. Reads the PEM files named
+//! in the configuration and refuses private keys that others may read;
+//! touches nothing else.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,9 +21,7 @@ pub enum TlsError {
         path: String,
         message: String,
     },
-    #[error(
-        "client certificate {cert} and key {key} do not belong together or are unusable: {message}"
-    )]
+    #[error("certificate {cert} and key {key} do not belong together or are unusable: {message}")]
     KeyPair {
         cert: String,
         key: String,
@@ -29,6 +29,9 @@ pub enum TlsError {
     },
     #[error("TLS set-up failed: {0}")]
     Setup(String),
+    /// A key file that others may read.
+    #[error("{0}")]
+    Exposed(String),
 }
 
 /// The process-wide crypto provider. Installed once at start; every rustls
@@ -62,12 +65,42 @@ pub fn load_certs(
     Ok(certs)
 }
 
+/// A private key (PEM) that only its owner may read: one that others can
+/// read is refused ([`crate::secret_file`]).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    load_private_key("client_key_file", path)
+}
+
+pub fn load_private_key(
+    what: &'static str,
+    path: &Path,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    crate::secret_file::check(what, path).map_err(TlsError::Exposed)?;
     PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::File {
-        what: "client_key_file",
+        what,
         path: path.display().to_string(),
         message: e.to_string(),
     })
+}
+
+/// rustls server configuration of the admin listener (TLS 1.2 and 1.3, no
+/// client certificates: operators authenticate with their bearer token).
+pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<rustls::ServerConfig, TlsError> {
+    let chain = load_certs("[admin] tls_cert_file", cert_file)?;
+    let key = load_private_key("[admin] tls_key_file", key_file)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Setup(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::KeyPair {
+            cert: cert_file.display().to_string(),
+            key: key_file.display().to_string(),
+            message: e.to_string(),
+        })?;
+    // The admin endpoint speaks HTTP/1.1 only.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// rustls client configuration for one destination.

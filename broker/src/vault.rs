@@ -9,8 +9,9 @@
 //! (which hold only ciphertext). Master-key rotation: a new `key_file`, the
 //! old one listed in `previous_key_files` until nothing sealed under it is left.
 //!
-//! Reads the key files (creating the first one if missing); holds keys only
-//! in memory.
+//! Reads the key files (creating the first one if missing, mode 0600) and
+//! refuses one that others may read ([`crate::secret_file`]); holds keys
+//! only in memory.
 
 use std::path::Path;
 
@@ -30,6 +31,9 @@ pub enum VaultError {
     Damaged,
     #[error("vault: the random number generator failed")]
     Random,
+    /// The key file may be read by others.
+    #[error("{0}")]
+    Exposed(String),
 }
 
 /// A payload at rest: which master key, the sealed data key, the sealed payload.
@@ -135,6 +139,7 @@ fn read_key(path: &Path) -> Result<MasterKey, VaultError> {
         path: path.display().to_string(),
         message,
     };
+    crate::secret_file::check("[vault] key file", path).map_err(VaultError::Exposed)?;
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let hex = text.trim();
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -281,6 +286,7 @@ mod tests {
     fn a_bad_key_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bad"), "not hex").unwrap();
+        owner_only(&dir.path().join("bad"));
         let err = Vault::load(&VaultConfig {
             key_file: dir.path().join("bad"),
             previous_key_files: vec![],
@@ -289,5 +295,32 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(err.contains("64 hex characters"), "{err}");
+    }
+
+    #[cfg(unix)]
+    fn owner_only(path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_that_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("vault.key");
+        create_key_file(&key).unwrap();
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "created owner-only");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Vault::load(&VaultConfig {
+            key_file: key.clone(),
+            previous_key_files: vec![],
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains(&key.display().to_string()), "{err}");
+        assert!(err.contains("chmod 600"), "{err}");
     }
 }

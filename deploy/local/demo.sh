@@ -29,10 +29,12 @@ mkdir -p "$DEMO"
 # Local PKI: the authority's CA and server certificate, Kurier's client certificate.
 [[ -f "$DEMO/certs/kurier.pem" ]] || "$BIN/gen-certs" "$DEMO/certs"
 
-# An operator token for the admin API and the console.
-if [[ ! -f "$DEMO/admin.tokens" ]]; then
-  (umask 077; echo "demo:$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$DEMO/admin.tokens")
+# An operator token with every role for the admin API and the console
+# (name:roles:token; the file must not be readable by others: umask 077).
+if [[ ! -f "$DEMO/admin.tokens" ]] || ! grep -q '^demo:read,' "$DEMO/admin.tokens"; then
+  (umask 077; echo "demo:read,operate,view_payload:$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$DEMO/admin.tokens")
 fi
+chmod 600 "$DEMO/admin.tokens"
 
 # Stop an earlier demo's processes.
 for name in kurier authority; do
@@ -70,6 +72,6 @@ it accepted to $DEMO/inbox/. Try:
   export KURIER_CONFIG=$DEMO/kurier.toml
   $BIN/kurier receipts show 3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11
   $BIN/kurier-load --count 2000          # throughput and latency
-  console: http://127.0.0.1:9090/  (token: $(cut -d: -f2 "$DEMO/admin.tokens"))
+  console: http://127.0.0.1:9090/  (token: $(cut -d: -f3 "$DEMO/admin.tokens"))
   deploy/local/stop.sh                   # stop everything
 INFO

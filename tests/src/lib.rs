@@ -243,6 +243,14 @@ pub struct WorldOptions {
     /// would have it; only `retry` (empty in [`WorldOptions::shipped`]) is
     /// added. For the rate scenarios (`tests/tests/rate.rs`).
     pub shipped_delivery_defaults: bool,
+    /// Serve `/api` and the console with TLS: a certificate for
+    /// `localhost`/`127.0.0.1` from a CA of its own, which the world's
+    /// admin client trusts ([`World::admin_ca`]).
+    pub admin_tls: bool,
+    /// Also serve the probes on a plain `probe_listen` ([`World::probe`]).
+    pub probe_listen: bool,
+    /// More keys of the `[admin]` section.
+    pub admin: String,
 }
 
 impl WorldOptions {
@@ -259,6 +267,9 @@ impl WorldOptions {
             json_logs: false,
             contract_exchanges: false,
             shipped_delivery_defaults: false,
+            admin_tls: false,
+            probe_listen: false,
+            admin: String::new(),
         }
     }
 
@@ -290,8 +301,14 @@ pub struct World {
     json_logs: bool,
     /// `host:port` of the admin HTTP endpoint.
     pub admin: String,
-    /// The bearer token of operator `e2e-operator`.
+    /// The bearer token of operator `e2e-operator` (all roles).
     pub admin_token: String,
+    /// The token file (mode 0600).
+    pub token_file: PathBuf,
+    /// The CA of the admin listener's certificate, when it serves TLS.
+    pub admin_ca: Option<String>,
+    /// `host:port` of the plain probe listener, if configured.
+    pub probe: Option<String>,
     observer: lapin::Connection,
     receipt_events: lapin::Consumer,
 }
@@ -311,9 +328,11 @@ impl World {
         let admin = format!("127.0.0.1:{}", free_port()?);
         let admin_token = uuid::Uuid::new_v4().simple().to_string();
         let token_file = dir.path().join("admin.tokens");
-        std::fs::write(
+        pki::write_key(
             &token_file,
-            format!("# name:token, one per line\ne2e-operator:{admin_token}\n"),
+            &format!(
+                "# name:roles:token, one per line\ne2e-operator:read,operate,view_payload:{admin_token}\n"
+            ),
         )?;
         let (prefetch_line, test_retry) = if options.shipped_delivery_defaults {
             (String::new(), "")
@@ -323,6 +342,29 @@ impl World {
                 "initial_delay_ms = 100\nmax_delay_ms = 1000",
             )
         };
+        let mut admin_keys = options.admin.clone();
+        let admin_ca = if options.admin_tls {
+            let ca = pki::Ca::new("Kurier Admin CA")?;
+            let leaf = ca.server()?;
+            let (cert, key) = (dir.path().join("admin.pem"), dir.path().join("admin.key"));
+            std::fs::write(&cert, &leaf.cert_pem)?;
+            pki::write_key(&key, &leaf.key_pem)?;
+            admin_keys.push_str(&format!(
+                "\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+                c(&cert),
+                c(&key)
+            ));
+            Some(ca.pem())
+        } else {
+            None
+        };
+        let probe = if options.probe_listen {
+            let probe = format!("127.0.0.1:{}", free_port()?);
+            admin_keys.push_str(&format!("\nprobe_listen = \"{probe}\"\n"));
+            Some(probe)
+        } else {
+            None
+        };
         let config_text = format!(
             r#"
 shutdown_grace_secs = 5
@@ -331,6 +373,7 @@ shutdown_grace_secs = 5
 [admin]
 listen = "{admin}"
 token_file = "{token_file}"
+{admin_keys}
 
 [amqp]
 url = "{amqp}"
@@ -454,6 +497,9 @@ client_key_file = "{key}"
             json_logs: options.json_logs,
             admin,
             admin_token,
+            token_file,
+            admin_ca,
+            probe,
             observer,
             receipt_events,
         })
@@ -475,10 +521,16 @@ client_key_file = "{key}"
     pub fn start_extra_instance(&mut self) -> anyhow::Result<PathBuf> {
         let n = self.extra_instances.len() + 2;
         let log = self.dir.path().join(format!("kurier-{n}.log"));
-        let text = std::fs::read_to_string(&self.config_path)?.replace(
+        let mut text = std::fs::read_to_string(&self.config_path)?.replace(
             &format!("listen = \"{}\"", self.admin),
             &format!("listen = \"127.0.0.1:{}\"", free_port()?),
         );
+        if let Some(probe) = &self.probe {
+            text = text.replace(
+                &format!("probe_listen = \"{probe}\""),
+                &format!("probe_listen = \"127.0.0.1:{}\"", free_port()?),
+            );
+        }
         let config = self.dir.path().join(format!("kurier-{n}.toml"));
         std::fs::write(&config, text)?;
         let process = self.spawn_kurier_with(&config, &log)?;
@@ -880,8 +932,46 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> anyhow::Result<HttpAnswer> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+/// The same over TLS, verifying the server against `ca_pem` and the host
+/// name `server_name` (e.g. `localhost`).
+pub async fn https(
+    addr: &str,
+    ca_pem: &str,
+    server_name: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> anyhow::Result<HttpAnswer> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(kurier::tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())?;
+    let stream = connector.connect(name, tcp).await?;
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> anyhow::Result<HttpAnswer> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let body = body.unwrap_or_default();
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -894,7 +984,12 @@ pub async fn http(
     request.push_str(body);
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
+    match stream.read_to_end(&mut response).await {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify after a full answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+        Err(e) => return Err(e.into()),
+    }
     let text = String::from_utf8_lossy(&response).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").context("malformed answer")?;
     let mut lines = head.lines();
@@ -941,19 +1036,47 @@ impl World {
         auth: bool,
         body: Option<&str>,
     ) -> anyhow::Result<HttpAnswer> {
-        let bearer = format!("Bearer {}", self.admin_token);
+        let token = auth.then(|| self.admin_token.clone());
+        self.admin_request_as(token.as_deref(), method, path, body)
+            .await
+    }
+
+    /// A request to the admin endpoint with `token` (none: no
+    /// `Authorization`), over TLS when the world serves it so.
+    pub async fn admin_request_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> anyhow::Result<HttpAnswer> {
+        let bearer = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![("Content-Type", "application/json")];
-        if auth {
-            headers.push(("Authorization", bearer.as_str()));
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b.as_str()));
         }
-        http(&self.admin, method, path, &headers, body).await
+        self.admin_raw(method, path, &headers, body).await
+    }
+
+    /// Any request to the admin endpoint (TLS when it serves TLS).
+    pub async fn admin_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> anyhow::Result<HttpAnswer> {
+        match &self.admin_ca {
+            Some(ca) => https(&self.admin, ca, "localhost", method, path, headers, body).await,
+            None => http(&self.admin, method, path, headers, body).await,
+        }
     }
 
     /// Wait until the admin endpoint answers `/readyz` with 200.
     pub async fn await_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(a) = http(&self.admin, "GET", "/readyz", &[], None).await
+            if let Ok(a) = self.admin_raw("GET", "/readyz", &[], None).await
                 && a.status == 200
             {
                 return Ok(());

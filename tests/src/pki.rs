@@ -101,12 +101,22 @@ pub fn write_pki(dir: &Path) -> anyhow::Result<PkiFiles> {
     Ok(files)
 }
 
+/// Write a file that holds a secret (a key, a token file) readable by its
+/// owner only, from the first byte on: Kurier refuses such files when
+/// others may read them.
 pub fn write_key(path: &Path, pem: &str) -> anyhow::Result<()> {
-    std::fs::write(path, pem)?;
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        // An existing file keeps its mode on open: narrow it first.
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
     }
+    options.open(path)?.write_all(pem.as_bytes())?;
     Ok(())
 }

@@ -8,19 +8,28 @@
 //! - `/api/…` — what the CLI does, as JSON, through the same [`Ops`];
 //! - `/` — the operator console ([`crate::console`]).
 //!
-//! `/api` and the console need an operator: `Authorization: Bearer <token>`
-//! with a token from `[admin] token_file`, one `name:token` per line (`#`
-//! starts a comment); the name is what the audit trail records. Tokens are
-//! compared in constant time. Without a token file every `/api` request is
-//! 401 (secure by default). The file is read on each login, so a token is
-//! added or revoked without a restart.
+//! `/api` and the console carry tokens and (payload view) personal data, so
+//! off loopback they are served with TLS only ([`listener`]), unless the
+//! operator opts out with `allow_plaintext`. The three probe routes carry
+//! neither and may also be served on a plain `probe_listen` of their own.
 //!
-//! Touches the database (through [`Ops`]), RabbitMQ (replay), the token file.
+//! `/api` and the console need an operator: `Authorization: Bearer <token>`
+//! with a token from `[admin] token_file` ([`tokens`]); the name is what the
+//! audit trail records and the token's roles say what it may do (403
+//! otherwise). Without a token file every `/api` request is 401 (secure by
+//! default). Wrong tokens are rate limited ([`throttle`]: 429).
+//!
+//! Touches the database (through [`Ops`]), RabbitMQ (replay), the token file,
+//! the listening sockets.
 
-use std::path::PathBuf;
+pub mod listener;
+pub mod throttle;
+pub mod tokens;
+
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -29,10 +38,13 @@ use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 
+use crate::config::AdminTransport;
 use crate::ops::{Actor, DeadLetterFilter, Ops, OpsError, ParkedAction};
 use crate::pipeline::Pipeline;
 use crate::queue::circuit::CircuitState;
 use crate::shutdown::Shutdown;
+use listener::ClientAddr;
+pub use tokens::{Operator, Role, Tokens};
 
 /// What the handlers share.
 pub struct AdminState {
@@ -41,76 +53,33 @@ pub struct AdminState {
     pub tokens: Tokens,
     pub metrics: Option<PrometheusHandle>,
     pub sessions: crate::console::Sessions,
+    pub throttle: throttle::Throttle,
+    /// Served over TLS: console cookies are `Secure`.
+    pub tls: bool,
 }
 
-/// The operators' bearer tokens (`[admin] token_file`).
-pub struct Tokens {
-    file: Option<PathBuf>,
-}
-
-impl Tokens {
-    pub fn new(file: Option<PathBuf>) -> Tokens {
-        if file.is_none() {
-            tracing::warn!(
-                "[admin] token_file is not set: /api and the console refuse every request (401)"
-            );
-        }
-        Tokens { file }
-    }
-
-    /// The operator whose token this is. Every line is compared (in constant
-    /// time per token), so the answer's timing says nothing about which
-    /// token came close.
-    pub fn operator(&self, presented: &str) -> Option<String> {
-        let file = self.file.as_ref()?;
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(token_file = %file.display(), error = %e, "cannot read the admin token file; refusing");
-                return None;
-            }
-        };
-        let mut found = None;
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((name, token)) = line.split_once(':') else {
-                continue;
-            };
-            let (name, token) = (name.trim(), token.trim());
-            if token.is_empty() || name.is_empty() {
-                continue;
-            }
-            let equal = aws_lc_rs::constant_time::verify_slices_are_equal(
-                token.as_bytes(),
-                presented.as_bytes(),
-            )
-            .is_ok();
-            if equal && found.is_none() {
-                found = Some(name.to_owned());
-            }
-        }
-        found
-    }
-}
-
-/// Bind `[admin] listen` and serve until shutdown. `Ok(None)`: disabled.
+/// Bind `[admin] listen` (and `probe_listen`) and serve until shutdown.
+/// Empty: both disabled.
 pub async fn start(
     pipeline: Arc<Pipeline>,
     metrics: Option<PrometheusHandle>,
     shutdown: Shutdown,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let listen = pipeline.config.admin.listen.trim().to_owned();
-    if listen.is_empty() || listen.eq_ignore_ascii_case("off") {
-        tracing::info!("admin endpoint disabled ([admin] listen = \"off\")");
-        return Ok(None);
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let admin = pipeline.config.admin.clone();
+    let transport = admin.transport().map_err(anyhow::Error::msg)?;
+    let tls_config = match &transport {
+        AdminTransport::Tls { cert, key } => Some(crate::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    if let Some(file) = &admin.token_file {
+        if let Err(problems) = tokens::check_file(file) {
+            tracing::warn!("{problems}");
+        }
+    } else if transport != AdminTransport::Off {
+        tracing::warn!(
+            "[admin] token_file is not set: /api and the console refuse every request (401)"
+        );
     }
-    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
-        anyhow::anyhow!(
-            "[admin] listen = {listen:?}: cannot listen ({e}); choose a free address or set listen = \"off\""
-        )
-    })?;
     let vault = crate::vault::Vault::load(&pipeline.config.vault)?;
     let state = Arc::new(AdminState {
         ops: Ops::new(
@@ -118,54 +87,143 @@ pub async fn start(
             Some(Arc::new(vault)),
             &pipeline.config,
         ),
-        tokens: Tokens::new(pipeline.config.admin.token_file.clone()),
+        tokens: Tokens::new(admin.token_file.clone()),
         pipeline,
         metrics,
         sessions: crate::console::Sessions::default(),
+        throttle: throttle::Throttle::default(),
+        tls: tls_config.is_some(),
     });
-    tracing::info!(listen = %listen, "admin endpoint listening");
-    let app = router(state);
-    Ok(Some(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "admin endpoint stopped");
+    let mut tasks = Vec::new();
+    let listen = admin.listen.trim();
+    match transport {
+        AdminTransport::Off => {
+            tracing::info!("admin endpoint disabled ([admin] listen = \"off\")");
         }
-    })))
+        AdminTransport::Plain { warning } => {
+            if let Some(w) = warning {
+                tracing::warn!("{w}");
+            }
+            let tcp = listener::bind("listen", listen).await?;
+            tracing::info!(listen = %listen, tls = false, "admin endpoint listening");
+            let app =
+                router(Arc::clone(&state)).into_make_service_with_connect_info::<ClientAddr>();
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let served = axum::serve(tcp, app)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await;
+                log_stopped(served);
+            }));
+        }
+        AdminTransport::Tls { cert, key } => {
+            let tcp = listener::bind("listen", listen).await?;
+            let config = tls_config.ok_or_else(|| anyhow::anyhow!("TLS configuration missing"))?;
+            let tls = listener::TlsListener::new(tcp, config, (cert, key), shutdown.clone())?;
+            tracing::info!(listen = %listen, tls = true, "admin endpoint listening");
+            let app =
+                router(Arc::clone(&state)).into_make_service_with_connect_info::<ClientAddr>();
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let served = axum::serve(tls, app)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await;
+                log_stopped(served);
+            }));
+        }
+    }
+    if let Some(probe) = admin
+        .probe_listen
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| crate::config::AdminConfig::enabled(p))
+    {
+        let tcp = listener::bind("probe_listen", probe).await?;
+        tracing::info!(listen = %probe, "probe endpoint listening (/healthz, /readyz, /metrics)");
+        let app = probes().with_state(state);
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(tcp, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            log_stopped(served);
+        }));
+    }
+    Ok(tasks)
 }
 
-pub fn router(state: Arc<AdminState>) -> Router {
-    let api = Router::new()
-        .route("/dead-letters", get(list_dead_letters))
-        .route("/dead-letters/replay", post(replay))
-        .route("/dead-letters/purge", post(purge))
-        .route("/dead-letters/{id}", get(show_dead_letter))
-        .route("/dead-letters/{id}/payload", post(show_payload))
-        .route("/parked", get(parked))
-        // GET an id; POST a verb: retry-now, hold, release, purge.
-        .route("/parked/{id}", get(parked_show).post(parked_act))
-        .route("/destinations", get(destinations))
-        .route("/destinations/{id}/{verb}", post(destination_act))
-        .route("/receipts", get(receipts))
-        .route("/receipts/{id}", get(receipt))
-        .route("/status", get(status))
-        .route("/audit", get(audit))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            require_bearer,
-        ));
+fn log_stopped(served: std::io::Result<()>) {
+    if let Err(e) = served {
+        tracing::error!(error = %e, "admin endpoint stopped");
+    }
+}
+
+/// The routes without personal data or tokens: health, readiness, metrics.
+fn probes() -> Router<Arc<AdminState>> {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    // Each group of routes names the role it needs; the bearer check
+    // (outermost) runs first and hands the operator to the role check.
+    let read = Router::new()
+        .route("/dead-letters", get(list_dead_letters))
+        .route("/dead-letters/{id}", get(show_dead_letter))
+        .route("/parked", get(parked))
+        .route("/parked/{id}", get(parked_show))
+        .route("/destinations", get(destinations))
+        .route("/receipts", get(receipts))
+        .route("/receipts/{id}", get(receipt))
+        .route("/status", get(status))
+        .route("/audit", get(audit))
+        .route_layer(axum::middleware::from_fn(need_read));
+    let operate = Router::new()
+        .route("/dead-letters/replay", post(replay))
+        .route("/dead-letters/purge", post(purge))
+        // POST a verb: retry-now, hold, release, purge.
+        .route("/parked/{id}", post(parked_act))
+        .route("/destinations/{id}/{verb}", post(destination_act))
+        .route_layer(axum::middleware::from_fn(need_operate));
+    let view_payload = Router::new()
+        .route("/dead-letters/{id}/payload", post(show_payload))
+        .route_layer(axum::middleware::from_fn(need_view_payload));
+    let api = read
+        .merge(operate)
+        .merge(view_payload)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_bearer,
+        ));
+    probes()
         .nest("/api", api)
         .merge(crate::console::router())
         .with_state(state)
 }
 
-/// `/api` needs `Authorization: Bearer <token>`; the operator's name goes
-/// to the handlers as an [`Actor`].
+/// The client's IP address (unspecified when the router runs without
+/// connection info, as in unit tests).
+pub fn client_ip(request_extensions: &axum::http::Extensions) -> IpAddr {
+    request_extensions
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|ConnectInfo(ClientAddr(a))| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// 429 with `Retry-After`.
+pub fn too_many(seconds: u64, body: Response) -> Response {
+    let mut response = body;
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(v) = seconds.to_string().parse() {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+/// `/api` needs `Authorization: Bearer <token>`; the operator goes to the
+/// role checks and, as an [`Actor`], to the handlers. Too many wrong tokens
+/// from one address (or from all) are refused before the token is looked at.
 async fn require_bearer(
     State(state): State<Arc<AdminState>>,
     mut request: Request,
@@ -176,20 +234,72 @@ async fn require_bearer(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented.and_then(|t| state.tokens.operator(t)) {
-        Some(name) => {
-            request.extensions_mut().insert(Actor(name));
-            next.run(request).await
-        }
-        None => (
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let unauthorized = || {
+        (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             Json(serde_json::json!({
                 "error": "send Authorization: Bearer <token> with a token from [admin] token_file"
             })),
         )
-            .into_response(),
+            .into_response()
+    };
+    let Some(presented) = presented else {
+        return unauthorized();
+    };
+    let client = client_ip(request.extensions());
+    if let Err(seconds) = state.throttle.check(client) {
+        tracing::warn!(client = %client, "admin API: too many wrong tokens; refusing for {seconds} s");
+        let body = Json(serde_json::json!({
+            "error": format!("too many wrong tokens; try again in {seconds} s")
+        }))
+        .into_response();
+        return too_many(seconds, body);
+    }
+    match state.tokens.operator(presented) {
+        Some(operator) => {
+            request
+                .extensions_mut()
+                .insert(Actor(operator.name.clone()));
+            request.extensions_mut().insert(operator);
+            next.run(request).await
+        }
+        None => {
+            state.throttle.failed(client);
+            tracing::warn!(client = %client, "admin API: unknown token");
+            unauthorized()
+        }
+    }
+}
+
+async fn need_read(request: Request, next: Next) -> Response {
+    need(Role::Read, request, next).await
+}
+
+async fn need_operate(request: Request, next: Next) -> Response {
+    need(Role::Operate, request, next).await
+}
+
+async fn need_view_payload(request: Request, next: Next) -> Response {
+    need(Role::ViewPayload, request, next).await
+}
+
+/// 403 unless the request's operator has `role`.
+async fn need(role: Role, request: Request, next: Next) -> Response {
+    match request.extensions().get::<Operator>() {
+        Some(operator) if operator.may(role) => next.run(request).await,
+        Some(operator) => {
+            tracing::warn!(operator = %operator.name, role = role.as_str(), "admin API: role missing");
+            (
+                StatusCode::FORBIDDEN,
+                Json(serde_json::json!({"error": operator.lacks(role)})),
+            )
+                .into_response()
+        }
+        // Only reachable if the bearer layer were missing: refuse.
+        None => StatusCode::UNAUTHORIZED.into_response(),
     }
 }
 
