@@ -296,6 +296,8 @@ pub struct Ops {
     amqp: AmqpConfig,
     configured: Vec<String>,
     vault_key_file: String,
+    /// `[dead_letters] retention_days`: every dead letter expires.
+    dead_letter_retention: std::time::Duration,
 }
 
 impl Ops {
@@ -308,6 +310,9 @@ impl Ops {
             amqp: config.amqp.clone(),
             configured: config.destinations.iter().map(|d| d.id.clone()).collect(),
             vault_key_file: config.vault.key_file.display().to_string(),
+            dead_letter_retention: std::time::Duration::from_secs(
+                config.dead_letters.retention_days.saturating_mul(86_400),
+            ),
         }
     }
 
@@ -1157,8 +1162,8 @@ impl Ops {
              events = excluded.events WHERE receipts.status <> 'delivered'";
         // Metadata only: no key, no sealed payload, nothing to replay.
         const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (submission_id, service, \
-             destination, portal, reason_code, reason_detail, received_sha256, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+             destination, portal, reason_code, reason_detail, received_sha256, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         const INSERT_OUTBOX: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, \
              created_at) VALUES ($1, $2, $3, $4, $5)";
         let ids = submission_ids(ids)?;
@@ -1219,6 +1224,7 @@ impl Ops {
                     .bind(&detail)
                     .bind(&w.received_sha256)
                     .bind(&at)
+                    .bind(crate::receipt::time_after(self.dead_letter_retention))
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(INSERT_OUTBOX)

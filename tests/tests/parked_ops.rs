@@ -328,13 +328,17 @@ async fn a_purged_submission_is_shredded_dead_lettered_and_never_sent(backend: B
         receipt.reason_detail.as_deref(),
         Some(format!("withdrawn by operator {operator}").as_str())
     );
-    assert_eq!(receipt.attempts, shown["attempts"].as_i64().unwrap());
+    // The scheduler may have made one more attempt between show and purge.
+    assert!(receipt.attempts >= shown["attempts"].as_i64().unwrap());
     assert_eq!(receipt.received_at, shown["received_at"].as_str().unwrap());
     // The dead letter keeps nothing to replay.
     let dead = cli_json(&world, &["dead-letters", "show", &purged]);
     assert_eq!(dead["reason_code"], "withdrawn_by_operator");
     assert_eq!(dead["payload_kept"], false);
-    assert_eq!(dead["expires_at"], serde_json::Value::Null);
+    assert!(
+        dead["expires_at"].is_string(),
+        "its metadata expires too: {dead}"
+    );
     let sealed = sealed_left(&store, &purged).await;
     assert_eq!(sealed, 0, "no sealed payload or key is kept");
     // The portal learns of it: an event in the outbox, its seq on the receipt.
@@ -383,8 +387,7 @@ macro_rules! on_pool {
 /// Dead-letter rows of `id` that still hold a key or a sealed payload.
 async fn sealed_left(store: &Store, id: &str) -> i64 {
     const SQL: &str = "SELECT COUNT(*) FROM dead_letters WHERE submission_id = $1 \
-         AND (key_id IS NOT NULL OR sealed_key IS NOT NULL OR sealed_payload IS NOT NULL \
-         OR expires_at IS NOT NULL)";
+         AND (key_id IS NOT NULL OR sealed_key IS NOT NULL OR sealed_payload IS NOT NULL)";
     let (n,): (i64,) =
         on_pool!(store, pool => sqlx::query_as(SQL).bind(id).fetch_one(pool).await.unwrap());
     n
