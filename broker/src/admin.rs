@@ -111,11 +111,10 @@ pub async fn start(
             "[admin] listen = {listen:?}: cannot listen ({e}); choose a free address or set listen = \"off\""
         )
     })?;
-    let vault = crate::vault::Vault::load(&pipeline.config.vault)?;
     let state = Arc::new(AdminState {
         ops: Ops::new(
             pipeline.store.clone(),
-            Some(Arc::new(vault)),
+            Some(Arc::clone(&pipeline.vault)),
             &pipeline.config,
         ),
         tokens: Tokens::new(pipeline.config.admin.token_file.clone()),
