@@ -354,7 +354,12 @@ allow_insecure_http = true
             .assume_utc();
         let late = end_of_today + time::Duration::days(3);
         // In use: kept, however old.
-        assert!(maintain_at(&vault, &store, &config, late).await.unwrap().is_empty());
+        assert!(
+            maintain_at(&vault, &store, &config, late)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         store
             .write(&[Record::Receipt(crate::store::Receipt {
                 submission_id: "id-1".into(),
@@ -377,7 +382,12 @@ allow_insecure_http = true
             .unwrap();
         // Unused, but not old enough yet.
         let early = late - time::Duration::seconds(1);
-        assert!(maintain_at(&vault, &store, &config, early).await.unwrap().is_empty());
+        assert!(
+            maintain_at(&vault, &store, &config, early)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(vault.has_epoch(&today));
         // Unused and old enough: destroyed in the database and the cache.
         let destroyed = maintain_at(&vault, &store, &config, late).await.unwrap();

@@ -286,18 +286,30 @@ impl Vault {
         let master = self
             .master(&wrapped.master_key_id)
             .ok_or_else(|| VaultError::UnknownKey(wrapped.master_key_id.clone()))?;
-        let kek = Zeroizing::new(open_with(&master.key, &kek_aad(epoch), &wrapped.wrapped_kek)?);
+        let kek = Zeroizing::new(open_with(
+            &master.key,
+            &kek_aad(epoch),
+            &wrapped.wrapped_kek,
+        )?);
         Ok(Some(WrappedKek {
             master_key_id: self.current.id.clone(),
             wrapped_kek: seal_with(&self.current.key, &kek_aad(epoch), &kek)?,
         }))
     }
 
-    fn unwrap_kek(&self, epoch: &str, wrapped: &WrappedKek) -> Result<RandomizedNonceKey, VaultError> {
+    fn unwrap_kek(
+        &self,
+        epoch: &str,
+        wrapped: &WrappedKek,
+    ) -> Result<RandomizedNonceKey, VaultError> {
         let master = self
             .master(&wrapped.master_key_id)
             .ok_or_else(|| VaultError::UnknownKey(wrapped.master_key_id.clone()))?;
-        let kek = Zeroizing::new(open_with(&master.key, &kek_aad(epoch), &wrapped.wrapped_kek)?);
+        let kek = Zeroizing::new(open_with(
+            &master.key,
+            &kek_aad(epoch),
+            &wrapped.wrapped_kek,
+        )?);
         RandomizedNonceKey::new(&AES_256_GCM, &kek).map_err(|_| VaultError::Damaged)
     }
 
@@ -333,8 +345,8 @@ fn seal_under(
 ) -> Result<Sealed, VaultError> {
     let mut data_key = Zeroizing::new([0u8; 32]);
     aws_lc_rs::rand::fill(data_key.as_mut()).map_err(|_| VaultError::Random)?;
-    let key = RandomizedNonceKey::new(&AES_256_GCM, data_key.as_ref())
-        .map_err(|_| VaultError::Random)?;
+    let key =
+        RandomizedNonceKey::new(&AES_256_GCM, data_key.as_ref()).map_err(|_| VaultError::Random)?;
     let sealed_key = seal_with(kek, submission_id, data_key.as_ref())?;
     drop(data_key);
     Ok(Sealed {
@@ -538,7 +550,10 @@ mod tests {
         })
         .unwrap();
         let err = fresh.open("id-1", &sealed).unwrap_err();
-        assert!(matches!(&err, VaultError::UnknownEpoch(e) if *e == today), "{err}");
+        assert!(
+            matches!(&err, VaultError::UnknownEpoch(e) if *e == today),
+            "{err}"
+        );
         assert!(err.to_string().contains(&today), "{err}");
         assert!(matches!(
             fresh.seal("id-1", b"x"),
@@ -547,7 +562,10 @@ mod tests {
         // Destroyed: the master key alone opens nothing.
         vault.forget(&today);
         let err = vault.open("id-1", &sealed).unwrap_err();
-        assert!(matches!(&err, VaultError::Shredded(e) if *e == today), "{err}");
+        assert!(
+            matches!(&err, VaultError::Shredded(e) if *e == today),
+            "{err}"
+        );
         assert!(err.to_string().contains("destroyed"), "{err}");
         assert!(!vault.has_epoch(&today));
         assert!(vault.live_epochs().is_empty());
