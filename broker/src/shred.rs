@@ -95,13 +95,7 @@ pub async fn maintain_at(
 /// `max_age_secs` of a parked submission or the dead-letter retention,
 /// whichever is longer. An epoch's KEK outlives the epoch's end by this.
 pub fn longest_keep(config: &Config) -> time::Duration {
-    let parked = config
-        .destinations
-        .iter()
-        .map(|d| config.retry.with_overrides(&d.retry).max_age_secs)
-        .chain([config.retry.max_age_secs])
-        .max()
-        .unwrap_or(0);
+    let parked = config.longest_max_age_secs();
     let dead_letters = config.dead_letters.retention_days.saturating_mul(86_400);
     let secs = parked.max(dead_letters).saturating_add(86_400);
     time::Duration::try_from(Duration::from_secs(secs)).unwrap_or(time::Duration::MAX)

@@ -283,14 +283,7 @@ impl Vault {
         if wrapped.master_key_id == self.current.id {
             return Ok(None);
         }
-        let master = self
-            .master(&wrapped.master_key_id)
-            .ok_or_else(|| VaultError::UnknownKey(wrapped.master_key_id.clone()))?;
-        let kek = Zeroizing::new(open_with(
-            &master.key,
-            &kek_aad(epoch),
-            &wrapped.wrapped_kek,
-        )?);
+        let kek = self.unwrap_kek_bytes(epoch, wrapped)?;
         Ok(Some(WrappedKek {
             master_key_id: self.current.id.clone(),
             wrapped_kek: seal_with(&self.current.key, &kek_aad(epoch), &kek)?,
@@ -302,15 +295,23 @@ impl Vault {
         epoch: &str,
         wrapped: &WrappedKek,
     ) -> Result<RandomizedNonceKey, VaultError> {
+        let kek = self.unwrap_kek_bytes(epoch, wrapped)?;
+        RandomizedNonceKey::new(&AES_256_GCM, &kek).map_err(|_| VaultError::Damaged)
+    }
+
+    fn unwrap_kek_bytes(
+        &self,
+        epoch: &str,
+        wrapped: &WrappedKek,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let master = self
             .master(&wrapped.master_key_id)
             .ok_or_else(|| VaultError::UnknownKey(wrapped.master_key_id.clone()))?;
-        let kek = Zeroizing::new(open_with(
+        Ok(Zeroizing::new(open_with(
             &master.key,
             &kek_aad(epoch),
             &wrapped.wrapped_kek,
-        )?);
-        RandomizedNonceKey::new(&AES_256_GCM, &kek).map_err(|_| VaultError::Damaged)
+        )?))
     }
 
     fn master(&self, id: &str) -> Option<&MasterKey> {
