@@ -514,7 +514,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             // make every epoch unreadable to the running brokers.
             if !config.vault.key_file.exists() {
                 anyhow::bail!(
-                    "the vault key file {} does not exist; create the new master key first (docs/OPERATIONS.md)",
+                    "the vault key file {} does not exist; rewrap wraps under the current master key, which must be there (a rotation creates the new key first: docs/OPERATIONS.md)",
                     config.vault.key_file.display()
                 );
             }
