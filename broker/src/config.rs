@@ -865,6 +865,17 @@ impl Config {
         }
     }
 
+    /// The longest time a submission may stay parked: the largest
+    /// `max_age_secs` of `[retry]` and every destination's override.
+    pub fn longest_max_age_secs(&self) -> u64 {
+        self.destinations
+            .iter()
+            .map(|d| self.retry.with_overrides(&d.retry).max_age_secs)
+            .chain([self.retry.max_age_secs])
+            .max()
+            .unwrap_or(0)
+    }
+
     /// What TOML cannot check: unique ids, known adapters, secure endpoints,
     /// certificate files present. Certificates are parsed by `tls`.
     pub fn check(&self) -> Result<Vec<String>, ConfigError> {
@@ -901,14 +912,7 @@ impl Config {
         if let Some(problem) = retry_problem(&self.retry) {
             return Err(invalid(format!("[retry] {problem}")));
         }
-        let longest_age_days = self
-            .destinations
-            .iter()
-            .map(|d| self.retry.with_overrides(&d.retry).max_age_secs)
-            .chain([self.retry.max_age_secs])
-            .max()
-            .unwrap_or(0)
-            .div_ceil(86_400);
+        let longest_age_days = self.longest_max_age_secs().div_ceil(86_400);
         let floor = longest_age_days.saturating_add(self.dead_letters.retention_days);
         if self.retention.receipts_days < floor {
             return Err(invalid(format!(

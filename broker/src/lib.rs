@@ -30,9 +30,11 @@
 //! - [`pipeline`] strings the steps together; [`shutdown`] stops them.
 //! - Transient failures that outlast the in-place attempts, and submissions
 //!   for a destination whose circuit is open or that an operator paused, are sealed by the [`vault`]
-//!   (AES-256-GCM, a data key per submission) and parked; [`park`] retries
-//!   them until delivered or expired (`delivery_expired`). Erasure is the
-//!   deletion of the row with its data key.
+//!   (AES-256-GCM, a data key per submission, wrapped by the key of the
+//!   day's epoch) and parked; [`park`] retries them until delivered or
+//!   expired (`delivery_expired`). Erasure is the deletion of the row with
+//!   its data key, and then [`shred`] destroys the epoch's key, so that
+//!   copies in WAL files and backups become unreadable too.
 //!
 //! Operators work through [`ops`] (one implementation for the CLI and the
 //! [`admin`] HTTP API with its [`console`]): dead letters listed, replayed
@@ -64,6 +66,7 @@ pub mod receipt;
 pub mod render;
 pub mod route;
 pub mod secret_file;
+pub mod shred;
 pub mod shutdown;
 pub mod store;
 pub mod submit;
@@ -96,7 +99,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         .context("connecting to the database")?;
     store.migrate().await?;
     let recorder = store::Recorder::spawn(store.clone());
-    let vault = vault::Vault::load(&config.vault)?;
+    let vault = Arc::new(vault::Vault::load(&config.vault)?);
+    shred::start(&vault, &store)
+        .await
+        .context("loading the vault's epoch keys")?;
     let xsd = xsd::Validator::start(config.xsd_dir.as_deref())?;
     let pipeline = Arc::new(Pipeline {
         vault,

@@ -93,6 +93,26 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The vault's keys: master-key rotation (docs/OPERATIONS.md).
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Wrap every live epoch key under the current master key (`key_file`),
+    /// after a rotation: then the previous master key (`previous_key_files`)
+    /// can be removed, unless payloads sealed before epochs still need it
+    /// (they are named).
+    Rewrap {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -493,6 +513,51 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 println!(
                     "total: {} parked, {} dead letters (circuit states: GET /api/status on the admin port)",
                     status.parked, status.dead_letters
+                );
+            }
+        }
+        Command::Vault {
+            command: VaultCommand::Rewrap { config, json },
+        } => {
+            let config = Config::load(&config.config)?;
+            // Never create a master key here: a key nobody else has would
+            // make every epoch unreadable to the running brokers.
+            if !config.vault.key_file.exists() {
+                anyhow::bail!(
+                    "the vault key file {} does not exist; rewrap wraps under the current master key, which must be there (a rotation creates the new key first: docs/OPERATIONS.md)",
+                    config.vault.key_file.display()
+                );
+            }
+            let store = Store::connect(&config.database).await?;
+            store.migrate().await?;
+            let vault = kurier::vault::Vault::load(&config.vault)?;
+            let report = kurier::shred::rewrap(&vault, &store).await?;
+            store.close().await;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "current master key {}: {} epoch keys rewrapped, {} already under it",
+                    report.current_key_id,
+                    report.rewrapped.len(),
+                    report.already_current.len()
+                );
+                for (epoch, key) in &report.unreadable {
+                    println!(
+                        "epoch {epoch}: wrapped by master key {key}, which is not configured; add its file to previous_key_files and run this again"
+                    );
+                }
+                for (key, n) in &report.sealed_before_epochs {
+                    if *key != report.current_key_id {
+                        println!(
+                            "master key {key}: still wraps {n} payloads sealed before epochs; keep it in previous_key_files until they are delivered, expired or purged"
+                        );
+                    }
+                }
+            }
+            if report.still_needed.is_empty() && !json {
+                println!(
+                    "no previous master key is needed any more: previous_key_files may be emptied (restart the brokers after)"
                 );
             }
         }

@@ -417,7 +417,7 @@ impl Ops {
         }
         let newest = self.resolve(id).await?.remove(0);
         let (submission_id, sealed) = sealed_of(&newest)?;
-        let body = self.vault()?.open(&submission_id, &sealed)?;
+        let body = crate::shred::open(self.vault()?, &self.store, &submission_id, &sealed).await?;
         self.audit(
             actor,
             action::VIEW_PAYLOAD,
@@ -563,7 +563,7 @@ impl Ops {
             .await?;
             return Ok(result("already_delivered", message));
         }
-        let body = self.vault()?.open(&submission_id, &sealed)?;
+        let body = crate::shred::open(self.vault()?, &self.store, &submission_id, &sealed).await?;
         let routing_key = crate::submit::addressing(&body)
             .map(|(key, _)| key)
             .unwrap_or_else(|| {

@@ -103,6 +103,7 @@ async fn purge(pipeline: &Pipeline) {
         Ok(n) => tracing::info!(purged = n, "dead letters past their retention purged"),
         Err(e) => tracing::warn!(error = %e, "purging expired dead letters failed"),
     }
+    crate::shred::maintain(&pipeline.vault, &pipeline.store, &pipeline.config).await;
     let retention = &pipeline.config.retention;
     let days = |d: u64| Duration::from_secs(d.saturating_mul(86_400));
     let (Some(receipts), Some(audit)) = (

@@ -18,6 +18,7 @@
 //! parked is only acked. The payload is in memory while this runs and at rest
 //! only sealed (vault); nothing of it reaches a log line.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::message::Delivery;
@@ -45,7 +46,7 @@ pub struct Pipeline {
     pub routes: Routes,
     pub store: Store,
     pub recorder: Recorder,
-    pub vault: Vault,
+    pub vault: Arc<Vault>,
     pub xsd: crate::xsd::Validator,
 }
 
@@ -325,7 +326,7 @@ impl Pipeline {
             }
             return;
         }
-        let body = match self.vault.open(&id, &parked.sealed()) {
+        let body = match crate::shred::open(&self.vault, &self.store, &id, &parked.sealed()).await {
             Ok(b) => b,
             Err(e) => {
                 // Leave it parked: a missing previous master key can be added.

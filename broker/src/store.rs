@@ -158,6 +158,38 @@ impl Parked {
     }
 }
 
+/// One row of `vault_epochs`: an epoch's KEK, wrapped by a master key
+/// (`wrapped_kek` NULL once destroyed).
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct VaultEpoch {
+    pub epoch: String,
+    pub master_key_id: String,
+    pub wrapped_kek: Option<Vec<u8>>,
+    pub created_at: String,
+    pub destroyed_at: Option<String>,
+}
+
+impl std::fmt::Debug for VaultEpoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultEpoch")
+            .field("epoch", &self.epoch)
+            .field("master_key_id", &self.master_key_id)
+            .field("live", &self.wrapped_kek.is_some())
+            .field("destroyed_at", &self.destroyed_at)
+            .finish()
+    }
+}
+
+impl VaultEpoch {
+    /// The wrapped KEK (`None`: destroyed).
+    pub fn wrapped(&self) -> Option<crate::vault::WrappedKek> {
+        self.wrapped_kek.as_ref().map(|k| crate::vault::WrappedKek {
+            master_key_id: self.master_key_id.clone(),
+            wrapped_kek: k.clone(),
+        })
+    }
+}
+
 /// What the pipeline writes at the end of a submission.
 // Built and moved once per submission: boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -696,6 +728,104 @@ impl Store {
         let receipts = on_pool!(self, pool => sqlx::query(RECEIPTS).bind(cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
         let audit = on_pool!(self, pool => sqlx::query(AUDIT).bind(audit_cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok((receipts, audit))
+    }
+
+    /// Create the row of `epoch` unless it exists (several instances may
+    /// race: the first insert wins), and return the row that won.
+    pub async fn create_epoch(
+        &self,
+        epoch: &str,
+        wrapped: &crate::vault::WrappedKek,
+        created_at: &str,
+    ) -> Result<VaultEpoch, StoreError> {
+        const INSERT: &str = "INSERT INTO vault_epochs (epoch, master_key_id, wrapped_kek, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (epoch) DO NOTHING";
+        on_pool!(self, pool => sqlx::query(INSERT)
+            .bind(epoch)
+            .bind(&wrapped.master_key_id)
+            .bind(&wrapped.wrapped_kek)
+            .bind(created_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        // Rows are never deleted: the winner is there.
+        self.epoch(epoch)
+            .await?
+            .ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
+    }
+
+    /// One row of `vault_epochs`.
+    pub async fn epoch(&self, epoch: &str) -> Result<Option<VaultEpoch>, StoreError> {
+        const SQL: &str = "SELECT epoch, master_key_id, wrapped_kek, created_at, destroyed_at \
+             FROM vault_epochs WHERE epoch = $1";
+        let row = on_pool!(self, pool => sqlx::query_as::<_, VaultEpoch>(SQL)
+            .bind(epoch)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row)
+    }
+
+    /// The epochs whose KEK is not destroyed, oldest first.
+    pub async fn live_epochs(&self) -> Result<Vec<VaultEpoch>, StoreError> {
+        const SQL: &str = "SELECT epoch, master_key_id, wrapped_kek, created_at, destroyed_at \
+             FROM vault_epochs WHERE wrapped_kek IS NOT NULL ORDER BY epoch";
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, VaultEpoch>(SQL)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// Destroy the KEK of `epoch` unless a parked row or a dead letter
+    /// still uses it (checked in the same statement, so a row written
+    /// meanwhile keeps the key). True if it was destroyed now.
+    pub async fn destroy_epoch(&self, epoch: &str, at: &str) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE vault_epochs SET wrapped_kek = NULL, destroyed_at = $2 \
+             WHERE epoch = $1 AND wrapped_kek IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM parked WHERE key_id = $3) \
+             AND NOT EXISTS (SELECT 1 FROM dead_letters WHERE key_id = $3)";
+        let key_id = crate::vault::epoch_key_id(epoch);
+        let done = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(epoch)
+            .bind(at)
+            .bind(&key_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+
+    /// Replace the wrapping of a live epoch's KEK (master-key rotation),
+    /// unless another instance changed or destroyed it meanwhile.
+    pub async fn rewrap_epoch(
+        &self,
+        epoch: &str,
+        was: &crate::vault::WrappedKek,
+        now: &crate::vault::WrappedKek,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE vault_epochs SET master_key_id = $3, wrapped_kek = $4 \
+             WHERE epoch = $1 AND master_key_id = $2 AND wrapped_kek IS NOT NULL";
+        let done = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(epoch)
+            .bind(&was.master_key_id)
+            .bind(&now.master_key_id)
+            .bind(&now.wrapped_kek)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+
+    /// Key ids of payloads sealed before epochs (master key ids) with how
+    /// many payloads each still wraps.
+    pub async fn legacy_key_ids(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        const SQL: &str = "SELECT key_id, COUNT(*) FROM (\
+             SELECT key_id FROM parked WHERE key_id NOT LIKE 'epoch:%' \
+             UNION ALL SELECT key_id FROM dead_letters WHERE key_id IS NOT NULL \
+             AND sealed_key IS NOT NULL AND key_id NOT LIKE 'epoch:%') AS k \
+             GROUP BY key_id ORDER BY key_id";
+        let rows: Vec<(String, i64)> =
+            on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
+        Ok(rows)
     }
 
     /// Write `records` in one transaction.

@@ -1,21 +1,35 @@
 //! Encryption at rest and crypto-shredding.
 //!
 //! Every payload that has to rest (a parked submission, a dead letter kept for
-//! replay) is sealed with AES-256-GCM under a fresh random data key; the data
-//! key is sealed under the master key from `[vault] key_file`. The submission
-//! id is the associated data, so a sealed payload cannot be moved to another
-//! row. Both sealed blobs live in the same row: deleting the row destroys the
-//! data key, and with it every copy of the payload in WAL files or backups
-//! (which hold only ciphertext). Master-key rotation: a new `key_file`, the
-//! old one listed in `previous_key_files` until nothing sealed under it is left.
+//! replay) is sealed with AES-256-GCM under a fresh random data key. The data
+//! key is wrapped by the key-encryption key (KEK) of the day's *epoch* (one
+//! per UTC day, `key_id` `epoch:2026-12-02`); each epoch's KEK is wrapped by
+//! the master key from `[vault] key_file` and kept in the `vault_epochs`
+//! table (see [`crate::shred`]). The submission id is the associated data of
+//! the payload and of its data key, so a sealed payload cannot be moved to
+//! another row; the epoch is that of its wrapped KEK.
 //!
-//! Reads the key files (creating the first one if missing, mode 0600) and
-//! refuses one that others may read ([`crate::secret_file`]); holds keys
-//! only in memory.
+//! Erasure is twofold. Deleting a row deletes its wrapped data key; and once
+//! nothing sealed in an epoch can still be needed, the epoch's KEK itself is
+//! destroyed. Only then is every copy of those payloads in WAL files and
+//! backups unreadable, even to someone who also holds the master key.
+//! Payloads sealed before epochs existed (`key_id` = a master key id, the
+//! data key wrapped by the master key itself) still open.
+//!
+//! The KEKs live in an in-memory cache, so [`Vault::seal`] and
+//! [`Vault::open`] stay synchronous; [`crate::shred`] fills and trims it.
+//! Raw key bytes (master keys, KEKs, data keys) are zeroized after use; the
+//! expanded keys live in aws-lc AEAD contexts, whose memory aws-lc cleanses
+//! when they are freed (`OPENSSL_free`). Reads the key files (creating the
+//! first one if missing, mode 0600) and refuses one that others may read
+//! ([`crate::secret_file`]); holds keys only in memory.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::RwLock;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, MAX_TAG_LEN, NONCE_LEN, Nonce, RandomizedNonceKey};
+use zeroize::Zeroizing;
 
 use crate::config::VaultConfig;
 
@@ -27,6 +41,20 @@ pub enum VaultError {
         "vault: sealed with master key {0}, which is not configured (add it to previous_key_files)"
     )]
     UnknownKey(String),
+    #[error(
+        "vault: no key for epoch {0} (not in vault_epochs, or not loaded); the database and the vault key must belong to the same installation"
+    )]
+    UnknownEpoch(String),
+    #[error(
+        "vault: the key of epoch {0} was destroyed (crypto-shredded); what was sealed in it cannot be opened by anyone"
+    )]
+    Shredded(String),
+    #[error(
+        "vault: no epoch key for today is loaded (the scheduler creates it; is the database reachable?)"
+    )]
+    NoCurrentEpoch,
+    #[error("vault: {0:?} is not an epoch (YYYY-MM-DD)")]
+    BadEpoch(String),
     #[error("vault: sealed data is damaged or does not belong to this submission")]
     Damaged,
     #[error("vault: the random number generator failed")]
@@ -36,8 +64,38 @@ pub enum VaultError {
     Exposed(String),
 }
 
-/// A payload at rest: which master key, the sealed data key, the sealed payload.
-/// Each blob is `nonce ‖ ciphertext ‖ tag`.
+/// `key_id` prefix of payloads whose data key is wrapped by an epoch's KEK.
+pub const EPOCH_KEY_PREFIX: &str = "epoch:";
+
+/// The epoch (UTC day, `YYYY-MM-DD`) of a point in time.
+pub fn epoch_of(at: time::OffsetDateTime) -> String {
+    epoch_of_date(at.to_offset(time::UtcOffset::UTC).date())
+}
+
+/// The epoch of a date.
+pub fn epoch_of_date(date: time::Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// The date an epoch names.
+pub fn epoch_date(epoch: &str) -> Result<time::Date, VaultError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(epoch, &format).map_err(|_| VaultError::BadEpoch(epoch.to_owned()))
+}
+
+/// The `key_id` of payloads sealed in `epoch`.
+pub fn epoch_key_id(epoch: &str) -> String {
+    format!("{EPOCH_KEY_PREFIX}{epoch}")
+}
+
+/// A payload at rest: which key wraps its data key (an epoch, or a master
+/// key for payloads sealed before epochs), the sealed data key, the sealed
+/// payload. Each blob is `nonce ‖ ciphertext ‖ tag`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Sealed {
     pub key_id: String,
@@ -54,18 +112,50 @@ impl std::fmt::Debug for Sealed {
     }
 }
 
+impl Sealed {
+    /// The epoch whose KEK wraps the data key (`None`: sealed under a
+    /// master key, before epochs).
+    pub fn epoch(&self) -> Option<&str> {
+        self.key_id.strip_prefix(EPOCH_KEY_PREFIX)
+    }
+}
+
 struct MasterKey {
     id: String,
     key: RandomizedNonceKey,
 }
 
+/// An epoch's KEK as the cache holds it.
+enum EpochKey {
+    Live(RandomizedNonceKey),
+    /// Destroyed in the database: remembered so that `open` says so.
+    Destroyed,
+}
+
+/// An epoch's KEK wrapped by a master key, as `vault_epochs` stores it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKek {
+    pub master_key_id: String,
+    pub wrapped_kek: Vec<u8>,
+}
+
+impl std::fmt::Debug for WrappedKek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrappedKek")
+            .field("master_key_id", &self.master_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 pub struct Vault {
     current: MasterKey,
     previous: Vec<MasterKey>,
+    epochs: RwLock<BTreeMap<String, EpochKey>>,
 }
 
 impl Vault {
-    /// Load the master keys; the current one is created if its file is missing.
+    /// Load the master keys; the current one is created if its file is
+    /// missing. No epoch key is loaded yet ([`crate::shred::start`]).
     pub fn load(config: &VaultConfig) -> Result<Vault, VaultError> {
         if !config.key_file.exists() {
             create_key_file(&config.key_file)?;
@@ -77,47 +167,213 @@ impl Vault {
             .iter()
             .map(|p| read_key(p))
             .collect::<Result<_, _>>()?;
-        Ok(Vault { current, previous })
-    }
-
-    pub fn seal(&self, submission_id: &str, payload: &[u8]) -> Result<Sealed, VaultError> {
-        let mut data_key = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut data_key).map_err(|_| VaultError::Random)?;
-        let key = RandomizedNonceKey::new(&AES_256_GCM, &data_key).map_err(|_| VaultError::Random);
-        let sealed_key = seal_with(&self.current.key, submission_id, &data_key);
-        data_key.fill(0);
-        let key = key?;
-        Ok(Sealed {
-            key_id: self.current.id.clone(),
-            sealed_key: sealed_key?,
-            sealed_payload: seal_with(&key, submission_id, payload)?,
+        Ok(Vault {
+            current,
+            previous,
+            epochs: RwLock::new(BTreeMap::new()),
         })
     }
 
+    /// Seal under today's epoch (UTC). Right after midnight, before the
+    /// scheduler has loaded today's key, yesterday's serves: it is
+    /// destroyed only days after its end.
+    pub fn seal(&self, submission_id: &str, payload: &[u8]) -> Result<Sealed, VaultError> {
+        let now = time::OffsetDateTime::now_utc();
+        let today = epoch_of(now);
+        let yesterday = epoch_of(now - time::Duration::days(1));
+        let epochs = self.read_epochs();
+        for epoch in [&today, &yesterday] {
+            if let Some(EpochKey::Live(kek)) = epochs.get(epoch.as_str()) {
+                return seal_under(kek, epoch_key_id(epoch), submission_id, payload);
+            }
+        }
+        Err(VaultError::NoCurrentEpoch)
+    }
+
+    /// Seal under a given epoch's KEK (which must be loaded). [`Vault::seal`]
+    /// picks today's; tests use this to make payloads of days long past.
+    pub fn seal_in_epoch(
+        &self,
+        epoch: &str,
+        submission_id: &str,
+        payload: &[u8],
+    ) -> Result<Sealed, VaultError> {
+        match self.read_epochs().get(epoch) {
+            Some(EpochKey::Live(kek)) => {
+                seal_under(kek, epoch_key_id(epoch), submission_id, payload)
+            }
+            Some(EpochKey::Destroyed) => Err(VaultError::Shredded(epoch.to_owned())),
+            None => Err(VaultError::UnknownEpoch(epoch.to_owned())),
+        }
+    }
+
     pub fn open(&self, submission_id: &str, sealed: &Sealed) -> Result<Vec<u8>, VaultError> {
-        let master = std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|k| k.id == sealed.key_id)
-            .ok_or_else(|| VaultError::UnknownKey(sealed.key_id.clone()))?;
-        let mut data_key = open_with(&master.key, submission_id, &sealed.sealed_key)?;
-        let key = RandomizedNonceKey::new(&AES_256_GCM, &data_key).map_err(|_| VaultError::Damaged);
-        data_key.fill(0);
-        open_with(&key?, submission_id, &sealed.sealed_payload)
+        let data_key = match sealed.epoch() {
+            Some(epoch) => match self.read_epochs().get(epoch) {
+                Some(EpochKey::Live(kek)) => {
+                    Zeroizing::new(open_with(kek, submission_id, &sealed.sealed_key)?)
+                }
+                Some(EpochKey::Destroyed) => return Err(VaultError::Shredded(epoch.to_owned())),
+                None => return Err(VaultError::UnknownEpoch(epoch.to_owned())),
+            },
+            // Sealed before epochs: the master key wraps the data key.
+            None => {
+                let master = self
+                    .master(&sealed.key_id)
+                    .ok_or_else(|| VaultError::UnknownKey(sealed.key_id.clone()))?;
+                Zeroizing::new(open_with(&master.key, submission_id, &sealed.sealed_key)?)
+            }
+        };
+        let key =
+            RandomizedNonceKey::new(&AES_256_GCM, &data_key).map_err(|_| VaultError::Damaged)?;
+        drop(data_key);
+        open_with(&key, submission_id, &sealed.sealed_payload)
     }
 
     pub fn current_key_id(&self) -> &str {
         &self.current.id
     }
+
+    /// A new random KEK for `epoch`, wrapped by the current master key (to
+    /// be stored; [`Vault::install`] the row that ends up in the database).
+    pub fn new_epoch_key(&self, epoch: &str) -> Result<WrappedKek, VaultError> {
+        epoch_date(epoch)?;
+        let mut kek = Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(kek.as_mut()).map_err(|_| VaultError::Random)?;
+        Ok(WrappedKek {
+            master_key_id: self.current.id.clone(),
+            wrapped_kek: seal_with(&self.current.key, &kek_aad(epoch), kek.as_ref())?,
+        })
+    }
+
+    /// Put an epoch's KEK, as stored, into the cache (`None`: destroyed).
+    pub fn install(&self, epoch: &str, wrapped: Option<&WrappedKek>) -> Result<(), VaultError> {
+        let key = match wrapped {
+            Some(w) => EpochKey::Live(self.unwrap_kek(epoch, w)?),
+            None => EpochKey::Destroyed,
+        };
+        self.write_epochs().insert(epoch.to_owned(), key);
+        Ok(())
+    }
+
+    /// Drop an epoch's KEK from the cache for good (it was destroyed); the
+    /// memory of the key is cleansed as it is freed.
+    pub fn forget(&self, epoch: &str) {
+        self.write_epochs()
+            .insert(epoch.to_owned(), EpochKey::Destroyed);
+    }
+
+    /// Is the epoch's KEK in the cache (live)?
+    pub fn has_epoch(&self, epoch: &str) -> bool {
+        matches!(self.read_epochs().get(epoch), Some(EpochKey::Live(_)))
+    }
+
+    /// The epochs whose KEK is in the cache, oldest first.
+    pub fn live_epochs(&self) -> Vec<String> {
+        self.read_epochs()
+            .iter()
+            .filter(|(_, k)| matches!(k, EpochKey::Live(_)))
+            .map(|(e, _)| e.clone())
+            .collect()
+    }
+
+    /// The KEK of `epoch` wrapped by the current master key, if `wrapped`
+    /// uses another one (`None`: nothing to do).
+    pub fn rewrap(
+        &self,
+        epoch: &str,
+        wrapped: &WrappedKek,
+    ) -> Result<Option<WrappedKek>, VaultError> {
+        if wrapped.master_key_id == self.current.id {
+            return Ok(None);
+        }
+        let kek = self.unwrap_kek_bytes(epoch, wrapped)?;
+        Ok(Some(WrappedKek {
+            master_key_id: self.current.id.clone(),
+            wrapped_kek: seal_with(&self.current.key, &kek_aad(epoch), &kek)?,
+        }))
+    }
+
+    fn unwrap_kek(
+        &self,
+        epoch: &str,
+        wrapped: &WrappedKek,
+    ) -> Result<RandomizedNonceKey, VaultError> {
+        let kek = self.unwrap_kek_bytes(epoch, wrapped)?;
+        RandomizedNonceKey::new(&AES_256_GCM, &kek).map_err(|_| VaultError::Damaged)
+    }
+
+    fn unwrap_kek_bytes(
+        &self,
+        epoch: &str,
+        wrapped: &WrappedKek,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let master = self
+            .master(&wrapped.master_key_id)
+            .ok_or_else(|| VaultError::UnknownKey(wrapped.master_key_id.clone()))?;
+        Ok(Zeroizing::new(open_with(
+            &master.key,
+            &kek_aad(epoch),
+            &wrapped.wrapped_kek,
+        )?))
+    }
+
+    fn master(&self, id: &str) -> Option<&MasterKey> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == id)
+    }
+
+    // A panic while the lock was held cannot leave the map half-changed
+    // (every change is one insert), so a poisoned lock is still good.
+    fn read_epochs(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, EpochKey>> {
+        self.epochs.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_epochs(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, EpochKey>> {
+        self.epochs.write().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
+/// The associated data of a wrapped KEK: a KEK cannot be moved to another
+/// epoch's row.
+fn kek_aad(epoch: &str) -> String {
+    format!("kurier-kek:{epoch}")
+}
+
+/// A fresh data key seals the payload; `kek` wraps the data key.
+fn seal_under(
+    kek: &RandomizedNonceKey,
+    key_id: String,
+    submission_id: &str,
+    payload: &[u8],
+) -> Result<Sealed, VaultError> {
+    let mut data_key = Zeroizing::new([0u8; 32]);
+    aws_lc_rs::rand::fill(data_key.as_mut()).map_err(|_| VaultError::Random)?;
+    let key =
+        RandomizedNonceKey::new(&AES_256_GCM, data_key.as_ref()).map_err(|_| VaultError::Random)?;
+    let sealed_key = seal_with(kek, submission_id, data_key.as_ref())?;
+    drop(data_key);
+    Ok(Sealed {
+        key_id,
+        sealed_key,
+        sealed_payload: seal_with(&key, submission_id, payload)?,
+    })
+}
+
+/// `nonce ‖ ciphertext ‖ tag`, encrypted in its final buffer: no copy of
+/// the plaintext is left in a freed allocation.
 fn seal_with(key: &RandomizedNonceKey, aad: &str, plain: &[u8]) -> Result<Vec<u8>, VaultError> {
-    let mut in_out = plain.to_vec();
-    let nonce = key
-        .seal_in_place_append_tag(Aad::from(aad.as_bytes()), &mut in_out)
+    let mut out = vec![0u8; NONCE_LEN + plain.len() + MAX_TAG_LEN];
+    let body = NONCE_LEN..NONCE_LEN + plain.len();
+    out[body.clone()].copy_from_slice(plain);
+    let (nonce, tag) = key
+        .seal_in_place_separate_tag(Aad::from(aad.as_bytes()), &mut out[body.clone()])
         .map_err(|_| VaultError::Random)?;
-    let mut out = Vec::with_capacity(NONCE_LEN + in_out.len());
-    out.extend_from_slice(nonce.as_ref());
-    out.extend_from_slice(&in_out);
+    let tag = tag.as_ref();
+    out[..NONCE_LEN].copy_from_slice(nonce.as_ref());
+    out.truncate(body.end + tag.len());
+    out[body.end..].copy_from_slice(tag);
     Ok(out)
 }
 
@@ -128,10 +384,13 @@ fn open_with(key: &RandomizedNonceKey, aad: &str, sealed: &[u8]) -> Result<Vec<u
     let (nonce, body) = sealed.split_at(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| VaultError::Damaged)?;
     let mut in_out = body.to_vec();
-    let plain = key
+    let len = key
         .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut in_out)
-        .map_err(|_| VaultError::Damaged)?;
-    Ok(plain.to_vec())
+        .map_err(|_| VaultError::Damaged)?
+        .len();
+    // In place, no copy: a caller that holds a key zeroizes this buffer.
+    in_out.truncate(len);
+    Ok(in_out)
 }
 
 fn read_key(path: &Path) -> Result<MasterKey, VaultError> {
@@ -140,19 +399,19 @@ fn read_key(path: &Path) -> Result<MasterKey, VaultError> {
         message,
     };
     crate::secret_file::check("[vault] key file", path).map_err(VaultError::Exposed)?;
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?);
     let hex = text.trim();
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(err("must hold 64 hex characters (32 bytes)".into()));
     }
-    let mut bytes = [0u8; 32];
+    let mut bytes = Zeroizing::new([0u8; 32]);
     for (i, byte) in bytes.iter_mut().enumerate() {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| err(e.to_string()))?;
     }
     // The id names the key without revealing it.
-    let id = crate::policy::sha256_hex(&bytes)[..16].to_owned();
-    let key = RandomizedNonceKey::new(&AES_256_GCM, &bytes).map_err(|_| err("unusable key".into()));
-    bytes.fill(0);
+    let id = crate::policy::sha256_hex(bytes.as_ref())[..16].to_owned();
+    let key = RandomizedNonceKey::new(&AES_256_GCM, bytes.as_ref())
+        .map_err(|_| err("unusable key".into()));
     Ok(MasterKey { id, key: key? })
 }
 
@@ -165,10 +424,13 @@ pub fn create_key_file(path: &Path) -> Result<(), VaultError> {
         path: path.display().to_string(),
         message,
     };
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| VaultError::Random)?;
-    let hex = crate::policy::hex(&bytes);
-    bytes.fill(0);
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    aws_lc_rs::rand::fill(bytes.as_mut()).map_err(|_| VaultError::Random)?;
+    let hex = Zeroizing::new(crate::policy::hex(bytes.as_ref()));
+    let mut line = Zeroizing::new(String::with_capacity(hex.len() + 1));
+    line.push_str(&hex);
+    line.push('\n');
+    drop(bytes);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -185,7 +447,7 @@ pub fn create_key_file(path: &Path) -> Result<(), VaultError> {
     let written = (|| {
         use std::io::Write;
         let mut file = options.open(&temp)?;
-        file.write_all(format!("{hex}\n").as_bytes())?;
+        file.write_all(line.as_bytes())?;
         file.sync_all()
     })();
     let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
@@ -202,11 +464,27 @@ mod tests {
     use super::*;
 
     fn vault_in(dir: &Path) -> Vault {
-        Vault::load(&VaultConfig {
+        let vault = Vault::load(&VaultConfig {
             key_file: dir.join("k1"),
             previous_key_files: vec![],
         })
-        .unwrap()
+        .unwrap();
+        with_today(&vault);
+        vault
+    }
+
+    /// Today's epoch created and loaded, as `shred::start` does; returns
+    /// its row as the database would hold it.
+    fn with_today(vault: &Vault) -> WrappedKek {
+        let epoch = epoch_of(time::OffsetDateTime::now_utc());
+        let wrapped = vault.new_epoch_key(&epoch).unwrap();
+        vault.install(&epoch, Some(&wrapped)).unwrap();
+        wrapped
+    }
+
+    /// What `seal` did before epochs: the master key wraps the data key.
+    fn seal_before_epochs(vault: &Vault, id: &str, payload: &[u8]) -> Sealed {
+        seal_under(&vault.current.key, vault.current.id.clone(), id, payload).unwrap()
     }
 
     #[test]
@@ -233,24 +511,128 @@ mod tests {
     }
 
     #[test]
-    fn rotation_keeps_old_payloads_readable() {
+    fn a_payload_is_sealed_under_todays_epoch_key_and_opens_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault_in(dir.path());
+        let today = epoch_of(time::OffsetDateTime::now_utc());
+        let sealed = vault.seal("id-1", b"payload").unwrap();
+        assert_eq!(sealed.key_id, format!("epoch:{today}"));
+        assert_eq!(sealed.epoch(), Some(today.as_str()));
+        assert_eq!(vault.open("id-1", &sealed).unwrap(), b"payload");
+        // Another instance with the same master key and the same stored
+        // epoch row opens it too.
+        let row = vault.new_epoch_key("2026-01-01").unwrap();
+        vault.install("2026-01-01", Some(&row)).unwrap();
+        let old = vault.seal_in_epoch("2026-01-01", "id-2", b"old").unwrap();
+        let other = Vault::load(&VaultConfig {
+            key_file: dir.path().join("k1"),
+            previous_key_files: vec![],
+        })
+        .unwrap();
+        other.install("2026-01-01", Some(&row)).unwrap();
+        assert_eq!(other.open("id-2", &old).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_payload_sealed_before_epochs_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault_in(dir.path());
+        let sealed = seal_before_epochs(&vault, "id-1", b"sealed in 2025");
+        assert_eq!(sealed.key_id, vault.current_key_id());
+        assert_eq!(sealed.epoch(), None);
+        assert_eq!(vault.open("id-1", &sealed).unwrap(), b"sealed in 2025");
+    }
+
+    #[test]
+    fn an_unknown_or_destroyed_epoch_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault_in(dir.path());
+        let sealed = vault.seal("id-1", b"payload").unwrap();
+        let today = epoch_of(time::OffsetDateTime::now_utc());
+        // Same master key, but the epoch key is not loaded.
+        let fresh = Vault::load(&VaultConfig {
+            key_file: dir.path().join("k1"),
+            previous_key_files: vec![],
+        })
+        .unwrap();
+        let err = fresh.open("id-1", &sealed).unwrap_err();
+        assert!(
+            matches!(&err, VaultError::UnknownEpoch(e) if *e == today),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&today), "{err}");
+        assert!(matches!(
+            fresh.seal("id-1", b"x"),
+            Err(VaultError::NoCurrentEpoch)
+        ));
+        // Destroyed: the master key alone opens nothing.
+        vault.forget(&today);
+        let err = vault.open("id-1", &sealed).unwrap_err();
+        assert!(
+            matches!(&err, VaultError::Shredded(e) if *e == today),
+            "{err}"
+        );
+        assert!(err.to_string().contains("destroyed"), "{err}");
+        assert!(!vault.has_epoch(&today));
+        assert!(vault.live_epochs().is_empty());
+    }
+
+    #[test]
+    fn an_epoch_key_belongs_to_its_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = vault_in(dir.path());
+        let row = vault.new_epoch_key("2026-12-01").unwrap();
+        assert!(matches!(
+            vault.install("2026-12-02", Some(&row)),
+            Err(VaultError::Damaged)
+        ));
+        assert!(matches!(
+            vault.new_epoch_key("yesterday"),
+            Err(VaultError::BadEpoch(_))
+        ));
+        let at = time::macros::datetime!(2026-12-02 23:59:59 UTC);
+        assert_eq!(epoch_of(at), "2026-12-02");
+        assert_eq!(
+            epoch_date("2026-12-02").unwrap(),
+            time::macros::date!(2026 - 12 - 02)
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_old_payloads_readable_and_rewrap_frees_the_old_key() {
         let dir = tempfile::tempdir().unwrap();
         let old = vault_in(dir.path());
+        let epoch = epoch_of(time::OffsetDateTime::now_utc());
+        let row = old.new_epoch_key(&epoch).unwrap();
+        old.install(&epoch, Some(&row)).unwrap();
         let sealed = old.seal("id-1", b"payload").unwrap();
+        let legacy = seal_before_epochs(&old, "id-2", b"legacy");
         let rotated = Vault::load(&VaultConfig {
             key_file: dir.path().join("k2"),
             previous_key_files: vec![dir.path().join("k1")],
         })
         .unwrap();
         assert_ne!(rotated.current_key_id(), old.current_key_id());
+        rotated.install(&epoch, Some(&row)).unwrap();
         assert_eq!(rotated.open("id-1", &sealed).unwrap(), b"payload");
+        assert_eq!(rotated.open("id-2", &legacy).unwrap(), b"legacy");
+        let rewrapped = rotated.rewrap(&epoch, &row).unwrap().unwrap();
+        assert_eq!(rewrapped.master_key_id, rotated.current_key_id());
+        assert_eq!(rotated.rewrap(&epoch, &rewrapped).unwrap(), None);
+
         let without_old = Vault::load(&VaultConfig {
             key_file: dir.path().join("k2"),
             previous_key_files: vec![],
         })
         .unwrap();
         assert!(matches!(
-            without_old.open("id-1", &sealed),
+            without_old.install(&epoch, Some(&row)),
+            Err(VaultError::UnknownKey(_))
+        ));
+        without_old.install(&epoch, Some(&rewrapped)).unwrap();
+        assert_eq!(without_old.open("id-1", &sealed).unwrap(), b"payload");
+        assert!(matches!(
+            without_old.open("id-2", &legacy),
             Err(VaultError::UnknownKey(_))
         ));
     }
@@ -273,11 +655,11 @@ mod tests {
             previous_key_files: vec![],
         };
         let a = Vault::load(&config).unwrap();
+        let row = with_today(&a);
         let sealed = a.seal("id", b"x").unwrap();
-        assert_eq!(
-            Vault::load(&config).unwrap().open("id", &sealed).unwrap(),
-            b"x"
-        );
+        let b = Vault::load(&config).unwrap();
+        b.install(sealed.epoch().unwrap(), Some(&row)).unwrap();
+        assert_eq!(b.open("id", &sealed).unwrap(), b"x");
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary files left behind");
     }

@@ -80,11 +80,10 @@ pub async fn start(
             "[admin] token_file is not set: /api and the console refuse every request (401)"
         );
     }
-    let vault = crate::vault::Vault::load(&pipeline.config.vault)?;
     let state = Arc::new(AdminState {
         ops: Ops::new(
             pipeline.store.clone(),
-            Some(Arc::new(vault)),
+            Some(Arc::clone(&pipeline.vault)),
             &pipeline.config,
         ),
         tokens: Tokens::new(admin.token_file.clone()),
