@@ -10,6 +10,8 @@
 # (faster; Rust panics and overflows are still found, C memory errors not).
 # New inputs go to $WORK/<target> (not the committed seeds in corpus/);
 # crashing inputs to fuzz/artifacts/<target>/ (cargo-fuzz's place).
+# FUZZ_ARGS adds libFuzzer flags (e.g. "-fork=1 -ignore_crashes=1" to go on
+# after a crash).
 set -euo pipefail
 
 SECONDS_PER_TARGET="${1:-60}"
@@ -35,7 +37,7 @@ for t in "${TARGETS[@]}"; do
   set +e
   cargo fuzz run --sanitizer "$SANITIZER" "$t" "$WORK/$t" "corpus/$t" -- \
     -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 >"$log" 2>&1
+    -print_final_stats=1 ${FUZZ_ARGS:-} >"$log" 2>&1
   rc=$?
   set -e
   elapsed=$(( $(date +%s) - start ))

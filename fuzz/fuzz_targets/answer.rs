@@ -43,14 +43,20 @@ fuzz_target!(|data: &[u8]| {
         };
         if let Ok(text) = value.to_str() {
             let epoch = SystemTime::UNIX_EPOCH;
-            for now in [SystemTime::now(), epoch, epoch + Duration::from_secs(253_402_300_799)] {
+            for now in [
+                SystemTime::now(),
+                epoch,
+                epoch + Duration::from_secs(253_402_300_799),
+            ] {
                 let _ = decision::parse_retry_after(text, now);
             }
         }
         headers.append(name, value);
     }
     let outcome = deliver::classify_answer(status, &headers, body);
-    if let decision::Outcome::Accepted { reference: Some(r), .. }
+    if let decision::Outcome::Accepted {
+        reference: Some(r), ..
+    }
     | decision::Outcome::AlreadyAccepted { reference: Some(r) } = &outcome
     {
         assert!(r.chars().count() <= deliver::MAX_REFERENCE_CHARS);

@@ -24,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut retries = vec![config.retry.clone()];
-    retries.extend(config.destinations.iter().map(|d| config.retry.with_overrides(&d.retry)));
+    retries.extend(
+        config
+            .destinations
+            .iter()
+            .map(|d| config.retry.with_overrides(&d.retry)),
+    );
     for retry in retries {
         let _ = (retry.request_timeout(), retry.connect_timeout());
         let _limiter = Limiter::new(retry.initial_in_flight, retry.max_in_flight);
