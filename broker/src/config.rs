@@ -458,13 +458,16 @@ fn retry_problem(r: &RetryConfig) -> Option<String> {
         "circuit_open_secs must be at least 1"
     } else if r.max_age_secs > 10 * 365 * 86_400 || r.max_delay_ms > 30 * 86_400_000 {
         "max_age_secs is at most ten years and max_delay_ms at most 30 days"
-    } else if r.circuit_open_max_secs > 86_400
-        || r.circuit_window_secs > 86_400
+    } else if r.circuit_open_secs > 86_400 || r.circuit_open_max_secs > 86_400 {
+        // The circuit adds the open interval to the clock and doubles it:
+        // unbounded, the first outage would overflow `Instant` and panic.
+        "circuit_open_secs and circuit_open_max_secs are at most one day (86400)"
+    } else if r.circuit_window_secs > 86_400
         || r.max_in_place_delay_ms > 3_600_000
         || r.request_timeout_ms > 3_600_000
         || r.connect_timeout_ms > 3_600_000
     {
-        "circuit_open_max_secs and circuit_window_secs are at most a day; max_in_place_delay_ms, request_timeout_ms and connect_timeout_ms at most an hour"
+        "circuit_window_secs is at most a day; max_in_place_delay_ms, request_timeout_ms and connect_timeout_ms at most an hour"
     } else {
         return None;
     };
@@ -1184,6 +1187,33 @@ allow_insecure_http = true
         assert_eq!(c.policy.max_attachments, 20);
         assert_eq!(c.policy.max_attachment_bytes, 7_500_000);
         assert!(c.check().unwrap().iter().any(|w| w.contains("plaintext")));
+    }
+
+    /// Found by the fuzz target `config`: `check` accepted a circuit interval
+    /// of 2^63-1 seconds, and the destination's first outage then panicked
+    /// adding it to the clock in `Circuit::open` ("overflow when adding
+    /// duration to instant").
+    #[test]
+    fn circuit_intervals_beyond_a_day_are_refused_not_a_panic_at_the_first_outage() {
+        for key in ["circuit_open_secs", "circuit_open_max_secs"] {
+            let bad = MINIMAL.replace(
+                "[amqp]",
+                &format!("[retry]\n{key} = 9223372036854775807\n\n[amqp]"),
+            );
+            let err = Config::parse(&bad, Path::new("k.toml"))
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        let ok = MINIMAL.replace("[amqp]", "[retry]\ncircuit_open_max_secs = 86400\n\n[amqp]");
+        assert!(
+            Config::parse(&ok, Path::new("k.toml"))
+                .unwrap()
+                .check()
+                .is_ok()
+        );
     }
 
     #[test]
