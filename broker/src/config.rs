@@ -781,7 +781,9 @@ fn default_forbidden_document_types() -> Vec<String> {
     ]
 }
 fn default_initial_delay_ms() -> u64 {
-    500
+    // Short: the circuit, not the backoff, protects an authority that is
+    // down; a refusal here and there is retried soon (rate.rs, flaky_20).
+    200
 }
 fn default_multiplier() -> f32 {
     2.0
