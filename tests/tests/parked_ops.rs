@@ -301,7 +301,7 @@ async fn a_held_submission_is_left_alone_until_it_is_released(backend: Backend) 
 }
 
 async fn a_purged_submission_is_shredded_dead_lettered_and_never_sent(backend: Backend) {
-    let (world, store, purged, kept) =
+    let (mut world, store, purged, kept) =
         two_parked(WorldOptions::new(backend), "sozialamt-koeln").await;
     await_not_in_flight(&world, &purged).await;
     let shown = cli_json(&world, &["parked", "show", &purged]);
@@ -342,7 +342,7 @@ async fn a_purged_submission_is_shredded_dead_lettered_and_never_sent(backend: B
     let sealed = sealed_left(&store, &purged).await;
     assert_eq!(sealed, 0, "no sealed payload or key is kept");
     // The portal learns of it: an event in the outbox, its seq on the receipt.
-    let (seq, routing_key, body, events) = outbox_of(&store, &purged).await;
+    let (seq, routing_key, body, events) = purge_event(&mut world, &store, &purged).await;
     assert_eq!(routing_key, shown["portal"].as_str().unwrap());
     assert_eq!(events, seq);
     assert!(seq >= 1);
@@ -393,19 +393,28 @@ async fn sealed_left(store: &Store, id: &str) -> i64 {
     n
 }
 
-/// The outbox row of `id` (exactly one): seq, routing key, JSON body, and
-/// the receipt's `events`.
-async fn outbox_of(store: &Store, id: &str) -> (i64, String, serde_json::Value, i64) {
-    const OUTBOX: &str = "SELECT seq, routing_key, body FROM outbox WHERE submission_id = $1";
+/// The purge's receipt event as the portal gets it (the outbox relay
+/// publishes it, then deletes its row): seq, routing key, JSON body, and the
+/// receipt's `events`.
+async fn purge_event(
+    world: &mut World,
+    store: &Store,
+    id: &str,
+) -> (i64, String, serde_json::Value, i64) {
     const EVENTS: &str = "SELECT events FROM receipts WHERE submission_id = $1";
-    let rows: Vec<(i64, String, Vec<u8>)> =
-        on_pool!(store, pool => sqlx::query_as(OUTBOX).bind(id).fetch_all(pool).await.unwrap());
     let (events,): (i64,) =
         on_pool!(store, pool => sqlx::query_as(EVENTS).bind(id).fetch_one(pool).await.unwrap());
-    assert_eq!(rows.len(), 1, "one receipt event for the purge");
-    let (seq, routing_key, body) = rows.into_iter().next().unwrap();
-    let body = serde_json::from_slice(&body).unwrap();
-    (seq, routing_key, body, events)
+    for _ in 0..20 {
+        let got = world
+            .receipt_events(1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let (routing_key, body) = got.into_iter().next().unwrap();
+        if body["submission_id"] == id && body["status"] == "dead_lettered" {
+            return (body["seq"].as_i64().unwrap(), routing_key, body, events);
+        }
+    }
+    panic!("no receipt event for the purge of {id}")
 }
 
 async fn destinations_are_paused_and_resumed_and_unknown_ids_exit_1(backend: Backend) {
