@@ -25,6 +25,8 @@ use crate::store::OutboxEvent;
 
 /// Events published and confirmed together.
 const BATCH: i64 = 512;
+/// How long the relay lets events gather after a commit woke it.
+const GATHER: Duration = Duration::from_millis(50);
 
 pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let amqp = &pipeline.config.amqp;
@@ -70,7 +72,12 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
             Ok(_) if shutdown.is_triggered() => break,
             Ok(_) => {
                 tokio::select! {
-                    _ = written.notified() => {}
+                    _ = written.notified() => {
+                        // Let a few group commits gather: one drain (and, on
+                        // SQLite, one delete transaction with its fsync) per
+                        // batch of events, not per commit.
+                        tokio::time::sleep(GATHER).await;
+                    }
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.cancelled() => {}
                 }
