@@ -15,6 +15,15 @@ fi
 bash deploy/local/services.sh --postgres
 # shellcheck disable=SC1091
 source "${KURIER_RUN_DIR:-/tmp/kurier-local}/env.sh"
+# A demo left running consumes from the contract's exchange, which
+# tests/tests/portals.rs publishes to: stop its Kurier and authority first.
+for name in kurier authority; do
+  pidfile="${KURIER_RUN_DIR:-/tmp/kurier-local}/$name.pid"
+  if [[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null; then
+    echo "[test] stopped the demo's $name (deploy/local/demo.sh starts it again)"
+    rm -f "$pidfile"
+  fi
+done
 
 # The console test drives headless Chromium through Playwright (node).
 missing=()
