@@ -95,13 +95,21 @@ pub fn submission_id_hint(value: &Value) -> Option<String> {
 /// Best-effort string field of a (possibly invalid) envelope, if it looks like
 /// an identifier (used for portal and destination of dead letters).
 pub fn identifier_hint(value: &Value, field: &str) -> Option<String> {
-    let s = value.get(field)?.as_str()?;
-    let ok = !s.is_empty()
+    value
+        .get(field)?
+        .as_str()
+        .filter(|s| looks_like_identifier(s))
+        .map(str::to_owned)
+}
+
+/// Short, lowercase ASCII letters, digits, `-`, `_` and `.`: an id, never a
+/// person's data (service, destination and portal ids; AMQP properties).
+pub fn looks_like_identifier(s: &str) -> bool {
+    !s.is_empty()
         && s.len() <= 128
         && s.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
-        });
-    ok.then(|| s.to_owned())
+        })
 }
 
 /// Turn a schema-valid envelope value into the typed envelope.

@@ -77,7 +77,9 @@ impl Ids {
     /// only if it looks like an identifier.
     fn from_properties(delivery: &Delivery) -> Ids {
         let property = |value: Option<&str>| {
-            value.and_then(|v| envelope::identifier_hint(&serde_json::json!({ "v": v }), "v"))
+            value
+                .filter(|v| envelope::looks_like_identifier(v))
+                .map(str::to_owned)
         };
         let (service, destination) = delivery
             .routing_key
@@ -670,17 +672,18 @@ impl Pipeline {
         wait: Duration,
     ) -> Result<Record, crate::vault::VaultError> {
         let sealed = self.vault.seal(&envelope.submission_id, received.body)?;
-        let retry = self
+        let max_age_secs = self
             .routes
             .route(&envelope.destination)
-            .map(|d| d.deliverer.retry.clone())
-            .unwrap_or_else(|_| self.config.retry.clone());
+            .map_or(self.config.retry.max_age_secs, |d| {
+                d.deliverer.retry.max_age_secs
+            });
         let received_time = time::OffsetDateTime::parse(
             &received.at,
             &time::format_description::well_known::Rfc3339,
         )
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-        let expires = received_time + Duration::from_secs(retry.max_age_secs);
+        let expires = received_time + Duration::from_secs(max_age_secs);
         Ok(Record::Park(Parked {
             submission_id: envelope.submission_id.clone(),
             service: envelope.service.clone(),

@@ -540,8 +540,7 @@ impl Store {
 
     /// Is the submission parked (durably held for a later attempt)?
     pub async fn is_parked(&self, submission_id: &str) -> Result<bool, StoreError> {
-        const SQL: &str = "SELECT COUNT(*) FROM parked WHERE submission_id = $1";
-        let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(SQL)
+        let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(IS_PARKED)
             .bind(submission_id)
             .fetch_one(pool)
             .await)?;
