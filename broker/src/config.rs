@@ -675,6 +675,11 @@ pub struct DestinationConfig {
     /// The private key (PEM) of `client_cert_file`.
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
+    /// How documents reach the authority (CONTRACT.md § 6): `https` (the
+    /// default). `xta2` and `fit-connect` are named by the contract but not
+    /// built yet: check-config refuses them.
+    #[serde(default)]
+    pub transport: Option<String>,
     /// Allow a plain `http://` endpoint. Local development only.
     #[serde(default)]
     pub allow_insecure_http: bool,
@@ -975,6 +980,19 @@ impl Config {
                     "{at}: adapter {:?} is not implemented yet; its submissions become transform_failed",
                     d.adapter
                 ));
+            }
+            match d.transport.as_deref() {
+                None | Some("https") => {}
+                Some(t @ ("xta2" | "fit-connect")) => {
+                    return Err(invalid(format!(
+                        "{at}: transport = {t:?} is not built yet; use transport = \"https\""
+                    )));
+                }
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "{at}: unknown transport {other:?}; known: https (xta2 and fit-connect are not built yet)"
+                    )));
+                }
             }
             if let Some(rest) = d.endpoint.strip_prefix("http://") {
                 if !d.allow_insecure_http {
@@ -1290,6 +1308,22 @@ allow_insecure_http = true
             err.contains("ca_file /nonexistent/ca.pem not found"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_contracts_transport_key_is_accepted_for_https_only() {
+        let with = |t: &str| {
+            let text = MINIMAL.replace(
+                "allow_insecure_http = true",
+                &format!("allow_insecure_http = true\ntransport = \"{t}\""),
+            );
+            Config::parse(&text, Path::new("k.toml")).unwrap().check()
+        };
+        assert!(with("https").is_ok());
+        let err = with("xta2").unwrap_err().to_string();
+        assert!(err.contains("not built yet"), "{err}");
+        let err = with("smtp").unwrap_err().to_string();
+        assert!(err.contains("unknown transport"), "{err}");
     }
 
     #[test]
