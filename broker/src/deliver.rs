@@ -250,6 +250,11 @@ impl Deliverer {
             }
             Outcome::Refused { .. } => (Signal::Good, Health::Answered, "refused"),
             Outcome::Busy { .. } => (Signal::Overload, Health::Answered, "busy"),
+            // A bare 503 is "busy" or "down" depending on whether the
+            // authority answers otherwise: the circuit decides.
+            Outcome::Unavailable(Cause::Status(503)) => {
+                (Signal::Overload, Health::Overloaded, "unavailable")
+            }
             Outcome::Unavailable(_) => (Signal::Overload, Health::Failed, "unavailable"),
             Outcome::NotAttempted { .. } => (Signal::Neutral, Health::Answered, "not_attempted"),
         };

@@ -9,7 +9,7 @@
 #                 all 30 delivered within 30 s, on SQLite and PostgreSQL
 #   flaky_20      (20 % of requests 503, no Retry-After) all delivered, the
 #                 last at most 5 s after the healthy authority's last
-#   capacity      (8 at a time, 20 ms each, the 9th refused) all delivered,
+#   capacity      (8 at a time, 50 ms each, the 9th refused) all delivered,
 #                 utilisation >= 0.70, refused share <= 0.20
 #   down          (503 for 30 s, then healthy) <= 2 requests/s in the last 20 s
 #                 of the outage, the backlog delivered <= 10 s after "back"

@@ -5,8 +5,11 @@
 //!   submission 503 with `Retry-After: 1`;
 //! - `flaky_20`: one that refuses 20 % of all requests at random (503, no
 //!   `Retry-After`), beside a healthy one in the same run;
-//! - `capacity`: one that serves 8 requests at a time (20 ms each) and
-//!   refuses the 9th at once;
+//! - `capacity`: one that serves 8 requests at a time (50 ms each, 160
+//!   requests/s) and refuses the 9th at once with a bare 503. (At 20 ms each
+//!   its 400/s would be about Kurier's whole end-to-end rate with the test
+//!   harness on 2 cores, and the figure would measure the machine, not the
+//!   limiter: see `docs/PERFORMANCE.md`.)
 //! - `down_then_back`: one that is down (503, no `Retry-After`) for 30 s and
 //!   then healthy;
 //! - `kill9_during_flaky`: `kill -9` of Kurier three times while it delivers
@@ -319,9 +322,9 @@ async fn flaky_20_beside_a_healthy_authority() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capacity_8_at_20ms() {
-    const N: usize = 1500;
-    const PATH: &str = "/capacity/8/20";
+async fn capacity_8_at_50ms() {
+    const N: usize = 1000;
+    const PATH: &str = "/capacity/8/50";
     let (world, events) = world_with(Backend::Sqlite, &[("capacity-8", PATH)]).await;
     let (envelopes, ids) = submissions("capacity-8", N);
     let t0 = Instant::now();
@@ -336,7 +339,7 @@ async fn capacity_8_at_20ms() {
     let utilisation = if elapsed.is_zero() {
         0.0
     } else {
-        served as f64 * 0.020 / (8.0 * elapsed.as_secs_f64())
+        served as f64 * 0.050 / (8.0 * elapsed.as_secs_f64())
     };
     let refused_share = if requests == 0 {
         0.0

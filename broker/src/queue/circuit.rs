@@ -10,6 +10,11 @@
 //! many successes close it, one failure opens it again with the interval
 //! doubled (capped at `open_max`). A busy answer (429, 503 with
 //! `Retry-After`) shows the authority is there: it never counts as a failure.
+//! Nor does a 503 without `Retry-After` while the authority has been
+//! answering within the last [`ALIVE_WITHIN`]: an authority that serves a
+//! few requests at a time refuses the one too many that way, and that is
+//! the concurrency limit's business, not an outage. A 503 from an authority
+//! that has not answered lately counts as a failure.
 //! In memory, per process; touches nothing else.
 
 use std::collections::VecDeque;
@@ -26,7 +31,13 @@ pub enum Health {
     Answered,
     /// It could not be reached or failed.
     Failed,
+    /// It answered 503 without `Retry-After`: [`Health::Answered`] if it
+    /// answered anything else within [`ALIVE_WITHIN`], else a failure.
+    Overloaded,
 }
+
+/// How recent another answer must be for a 503 to mean "busy", not "down".
+pub const ALIVE_WITHIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CircuitState {
@@ -92,6 +103,8 @@ struct State {
     epoch: Instant,
     /// The interval of the next opening.
     open_for: Duration,
+    /// When the authority last answered (anything but a bare 503).
+    last_answered: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +128,7 @@ impl Circuit {
                 window: VecDeque::new(),
                 epoch: Instant::now(),
                 open_for: config.open_initial,
+                last_answered: None,
             }),
             config,
             closings: AtomicU64::new(0),
@@ -184,6 +198,19 @@ impl Circuit {
 
     fn record_at(&self, health: Health, probe: bool, now: Instant) {
         let mut s = self.lock();
+        let health = match health {
+            Health::Answered => {
+                s.last_answered = Some(now);
+                Health::Answered
+            }
+            Health::Overloaded
+                if s.last_answered
+                    .is_some_and(|at| now.saturating_duration_since(at) <= ALIVE_WITHIN) =>
+            {
+                Health::Answered
+            }
+            Health::Overloaded | Health::Failed => Health::Failed,
+        };
         match (s.phase, probe) {
             (
                 Phase::HalfOpen {
@@ -201,7 +228,7 @@ impl Circuit {
                     self.closings.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("circuit closed: the authority answers again");
                 }
-                Health::Answered => {
+                Health::Answered | Health::Overloaded => {
                     s.phase = Phase::HalfOpen {
                         admitted,
                         answered: answered + 1,
@@ -224,7 +251,7 @@ impl Circuit {
                 }
                 if let Some(bucket) = s.window.back_mut() {
                     match health {
-                        Health::Answered => bucket.1 += 1,
+                        Health::Answered | Health::Overloaded => bucket.1 += 1,
                         Health::Failed => bucket.2 += 1,
                     }
                 }
@@ -369,6 +396,57 @@ mod tests {
         }
         assert_eq!(intervals, [2, 4, 5, 5]);
         assert_eq!(c.closings(), 0);
+    }
+
+    #[test]
+    fn a_bare_503_beside_recent_answers_is_busy_not_an_outage() {
+        let c = circuit();
+        let t = Instant::now();
+        // An authority serving a few at a time: it accepts some and refuses
+        // the rest with 503, far more than the failure rate.
+        for i in 0..40u64 {
+            let at = t + Duration::from_millis(i * 20);
+            c.record_at(Health::Answered, false, at);
+            for _ in 0..3 {
+                c.record_at(Health::Overloaded, false, at);
+            }
+        }
+        assert_eq!(
+            c.admit_at(t + S(1)),
+            Admission::Go { probe: false },
+            "75 % refusals beside answers do not open it"
+        );
+    }
+
+    #[test]
+    fn bare_503s_without_a_recent_answer_open_it() {
+        let c = circuit();
+        let t = Instant::now();
+        c.record_at(Health::Answered, false, t);
+        // Just after the answer: busy. From `ALIVE_WITHIN` on: down.
+        for _ in 0..20 {
+            c.record_at(Health::Overloaded, false, t + Duration::from_millis(500));
+        }
+        assert_eq!(c.admit_at(t + S(1)), Admission::Go { probe: false });
+        for _ in 0..21 {
+            c.record_at(Health::Overloaded, false, t + S(2));
+        }
+        assert_eq!(c.admit_at(t + S(2)), Admission::Wait(S(2)));
+        // A half-open probe answered 503 fails, however the window looked.
+        let later = t + S(4);
+        assert_eq!(c.admit_at(later), Admission::Go { probe: true });
+        c.record_at(Health::Overloaded, true, later);
+        assert!(matches!(c.admit_at(later), Admission::Wait(_)));
+    }
+
+    #[test]
+    fn never_answered_and_503_is_down() {
+        let c = circuit();
+        let t = Instant::now();
+        for _ in 0..10 {
+            c.record_at(Health::Overloaded, false, t);
+        }
+        assert_eq!(c.admit_at(t), Admission::Wait(S(2)));
     }
 
     #[test]
