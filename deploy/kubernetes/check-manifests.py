@@ -5,8 +5,9 @@
 1. Every object of a built-in kind is valid against the Kubernetes JSON
    Schemas of kubernetes-validate in strict mode (unknown fields refused),
    kept in schema/k8s-strict.json (schema/update.py makes it).
-2. Objects of the operators' kinds (RabbitmqCluster, CloudNativePG Cluster,
-   ServiceMonitor) have the fields Kurier's configuration relies on.
+2. Objects of another kind must be one of the operators' kinds used here
+   (RabbitmqCluster, CloudNativePG Cluster, ServiceMonitor, Kustomization);
+   their fields are not validated (no schemas for them here).
 3. Every pod template meets the "restricted" Pod Security Standard
    (https://kubernetes.io/docs/concepts/security/pod-security-standards/),
    and what Kurier needs: a read-only root, fsGroup so that the Secret's
