@@ -12,6 +12,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# The deployment files: alert rules, dashboard, Kubernetes manifests, systemd
+# unit (seconds; no registry, no cluster, no containers).
+bash deploy/check-deploy.sh
+
 bash deploy/local/services.sh --postgres
 # shellcheck disable=SC1091
 source "${KURIER_RUN_DIR:-/tmp/kurier-local}/env.sh"
