@@ -36,6 +36,9 @@
 //!   its data key, and then [`shred`] destroys the epoch's key, so that
 //!   copies in WAL files and backups become unreadable too.
 //!
+//! [`preflight`] checks the configuration and builds the pipeline's parts
+//! before anything connects; `kurier check-config` runs the same check.
+//!
 //! Operators work through [`ops`] (one implementation for the CLI and the
 //! [`admin`] HTTP API with its [`console`]): dead letters listed, replayed
 //! and purged, parked backlog, receipts, the audit trail; [`metrics`] for
@@ -60,6 +63,7 @@ pub mod outbox;
 pub mod park;
 pub mod pipeline;
 pub mod policy;
+pub mod preflight;
 pub mod queue;
 pub mod reason;
 pub mod receipt;
@@ -86,14 +90,17 @@ use crate::shutdown::Shutdown;
 
 /// Build everything from the configuration and relay until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    for warning in config.check()? {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let preflight::Preflight {
+        warnings,
+        reloadable_problems,
+        schemas,
+        routes,
+        xsd,
+    } = preflight::check(&config, now)?;
+    for warning in warnings.iter().chain(&reloadable_problems) {
         tracing::warn!("{warning}");
     }
-    let schemas = match &config.schemas_dir {
-        Some(dir) => validate::Schemas::load_dir(dir)?,
-        None => validate::Schemas::builtin()?,
-    };
-    let routes = route::Routes::build(&config).context("building destinations")?;
     let store = store::Store::connect(&config.database)
         .await
         .context("connecting to the database")?;
@@ -103,7 +110,6 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     shred::start(&vault, &store)
         .await
         .context("loading the vault's epoch keys")?;
-    let xsd = xsd::Validator::start(config.xsd_dir.as_deref())?;
     let pipeline = Arc::new(Pipeline {
         vault,
         policy: policy::Policy::new(config.policy.clone()),

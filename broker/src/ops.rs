@@ -37,7 +37,7 @@ use crate::config::{AmqpConfig, Config};
 use crate::intake;
 use crate::reason::ReasonCode;
 use crate::receipt::{format_time, now};
-use crate::store::{DeadLetter, Receipt, Store, StoreError, on_pool, status};
+use crate::store::{Access, DeadLetter, Receipt, Store, StoreError, on_pool, status};
 use crate::vault::{Sealed, Vault, VaultError};
 
 #[derive(Debug, thiserror::Error)]
@@ -321,6 +321,21 @@ impl Ops {
     pub async fn open(config: &Config) -> Result<Ops, OpsError> {
         let store = Store::connect(&config.database).await?;
         store.migrate().await?;
+        Ops::with_vault_if_there(store, config)
+    }
+
+    /// For the CLI's operator commands: the database that `run` or `migrate`
+    /// made, never created or migrated here. Read-only access loads no vault
+    /// (nothing read-only needs a key); read-write loads it if its key exists.
+    pub async fn open_existing(config: &Config, access: Access) -> Result<Ops, OpsError> {
+        let store = Store::open_existing(&config.database, access).await?;
+        match access {
+            Access::ReadOnly => Ok(Ops::new(store, None, config)),
+            Access::ReadWrite => Ops::with_vault_if_there(store, config),
+        }
+    }
+
+    fn with_vault_if_there(store: Store, config: &Config) -> Result<Ops, OpsError> {
         let vault = if config.vault.key_file.exists() {
             Some(Arc::new(Vault::load(&config.vault)?))
         } else {

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -34,6 +34,24 @@ pub enum StoreError {
     WriterGone,
     #[error("database: group commit failed: {0}")]
     Batch(String),
+    #[error(
+        "there is no database {0}: `kurier run` or `kurier migrate` creates it; check [database] url if the broker has run"
+    )]
+    Missing(String),
+    #[error(
+        "the database {name} is not migrated (migration {have} of {want} applied); `kurier migrate` applies the rest"
+    )]
+    NotMigrated { name: String, have: i64, want: i64 },
+}
+
+/// How an operator's command opens a database that must already be there
+/// ([`Store::open_existing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Looks only: SQLite opened read-only, PostgreSQL sessions read-only.
+    ReadOnly,
+    /// Changes rows (replay, purge, pause, …), never the schema.
+    ReadWrite,
 }
 
 /// Terminal states of a submission.
@@ -425,42 +443,149 @@ macro_rules! write_records {
     };
 }
 
+/// The SQLite settings every connection of Kurier's uses.
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a commit survives power loss, not only a crash.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        // Deleted rows are overwritten, not merely unlinked.
+        .pragma("secure_delete", "ON"))
+}
+
 impl Store {
+    /// Connect, creating an SQLite file that is not there yet (`run`, `migrate`).
     pub async fn connect(config: &DatabaseConfig) -> Result<Store, StoreError> {
         let url = config.url.as_str();
         if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // FULL: a commit survives power loss, not only a crash.
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                // Deleted rows are overwritten, not merely unlinked.
-                .pragma("secure_delete", "ON");
-            let pool = SqlitePoolOptions::new()
-                .max_connections(config.max_connections.clamp(1, 8))
-                .connect_with(options)
-                .await?;
-            Ok(Store::Sqlite(pool))
+            let options = sqlite_options(url)?.create_if_missing(true);
+            Store::connect_sqlite(config, options).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
-                .max_connections(config.max_connections.max(1))
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
-                .await?;
-            Ok(Store::Postgres(pool))
+            Store::connect_postgres(config, PgConnectOptions::from_str(url)?).await
         } else {
             Err(StoreError::UnsupportedUrl)
         }
     }
 
-    /// Apply the migrations of `migrations/<backend>/` (embedded at build time).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
-            Store::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+    /// Open the database that `run` or `migrate` made, for an operator's
+    /// command: never create it, never migrate it (a rolling upgrade decides
+    /// when the schema changes, not a `kurier status`), and refuse one whose
+    /// schema is older than this binary's, naming the database.
+    pub async fn open_existing(
+        config: &DatabaseConfig,
+        access: Access,
+    ) -> Result<Store, StoreError> {
+        let url = config.url.as_str();
+        let read_only = access == Access::ReadOnly;
+        let (store, name) = if url.starts_with("sqlite:") {
+            let options = sqlite_options(url)?.read_only(read_only);
+            let name = options.get_filename().display().to_string();
+            if !options.get_filename().exists() {
+                return Err(StoreError::Missing(name));
+            }
+            (Store::connect_sqlite(config, options).await?, name)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut options = PgConnectOptions::from_str(url)?;
+            if read_only {
+                options = options.options([("default_transaction_read_only", "on")]);
+            }
+            let name = format!(
+                "{:?} on {}:{}",
+                options.get_database().unwrap_or(options.get_username()),
+                options.get_host(),
+                options.get_port()
+            );
+            match Store::connect_postgres(config, options).await {
+                Ok(store) => (store, name),
+                // invalid_catalog_name: the database itself does not exist.
+                Err(StoreError::Sql(sqlx::Error::Database(e)))
+                    if e.code().as_deref() == Some("3D000") =>
+                {
+                    return Err(StoreError::Missing(name));
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let want = store
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        let have = store.schema_version().await?;
+        if have < want {
+            store.close().await;
+            return Err(StoreError::NotMigrated { name, have, want });
         }
+        Ok(store)
+    }
+
+    async fn connect_sqlite(
+        config: &DatabaseConfig,
+        options: SqliteConnectOptions,
+    ) -> Result<Store, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.max_connections.clamp(1, 8))
+            .connect_with(options)
+            .await?;
+        Ok(Store::Sqlite(pool))
+    }
+
+    async fn connect_postgres(
+        config: &DatabaseConfig,
+        options: PgConnectOptions,
+    ) -> Result<Store, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Store::Postgres(pool))
+    }
+
+    /// The migrations of `migrations/<backend>/` (embedded at build time).
+    fn migrator(&self) -> sqlx::migrate::Migrator {
+        match self {
+            Store::Sqlite(_) => sqlx::migrate!("../migrations/sqlite"),
+            Store::Postgres(_) => sqlx::migrate!("../migrations/postgres"),
+        }
+    }
+
+    /// Apply the migrations of `migrations/<backend>/`.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = self.migrator();
+        on_pool!(self, pool => migrator.run(pool).await)?;
         Ok(())
+    }
+
+    /// The newest migration applied; 0 for a database without Kurier's schema.
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        let has_table = match self {
+            Store::Sqlite(pool) => {
+                sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+            Store::Postgres(pool) => {
+                sqlx::query_scalar::<_, bool>("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        if !has_table {
+            return Ok(0);
+        }
+        let version = on_pool!(self, pool => sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success"
+        )
+        .fetch_one(pool)
+        .await)?;
+        Ok(version.unwrap_or(0))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -267,7 +267,8 @@ async fn names_from_envelopes_never_become_labels_and_absurd_durations_are_refus
         let out = world
             .kurier_cli(&["dead-letters", "purge", "--older-than", huge])
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{huge}");
+        // A malformed value is a usage error (exit 2): nothing is opened.
+        assert_eq!(out.status.code(), Some(2), "{huge}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("thousand years"), "{huge}: {err}");
         assert!(!err.contains("panicked"), "{err}");

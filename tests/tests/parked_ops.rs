@@ -418,8 +418,11 @@ async fn purge_event(
 }
 
 async fn destinations_are_paused_and_resumed_and_unknown_ids_exit_1(backend: Backend) {
-    // The CLI alone: no broker runs.
+    // The CLI alone: no broker runs, `kurier migrate` made the database
+    // (no other verb creates one: tests/tests/cli.rs).
     let world = World::start(WorldOptions::new(backend)).await.unwrap();
+    let out = world.kurier_cli(&["migrate"]).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
     let operator = kurier::ops::Actor::os_user().0;
     let listed = cli_json(&world, &["destinations", "list"]);
     let names: Vec<&str> = listed

@@ -71,11 +71,8 @@ pub async fn start(
         AdminTransport::Tls { cert, key } => Some(crate::tls::server_config(cert, key)?),
         _ => None,
     };
-    if let Some(file) = &admin.token_file {
-        if let Err(problems) = tokens::check_file(file) {
-            tracing::warn!("{problems}");
-        }
-    } else if transport != AdminTransport::Off {
+    // A malformed token file is logged by `run`'s preflight check.
+    if admin.token_file.is_none() && transport != AdminTransport::Off {
         tracing::warn!(
             "[admin] token_file is not set: /api and the console refuse every request (401)"
         );
