@@ -1,6 +1,6 @@
 //! Certificates over time: when those in a PEM file expire, for `kurier
 //! check-config` (warn within 30 days, fail when expired) and the
-//! `kurier_certificate_expiry_seconds` gauge (destinations; `check-config`
+//! `kurier_certificate_expiry_timestamp_seconds` gauge (destinations; `check-config`
 //! also the admin listener's certificate); and [`watch`], which reloads a
 //! destination's TLS material on SIGHUP or when its files change (the admin
 //! listener's: `admin::listener`). Reads certificate and key files only.

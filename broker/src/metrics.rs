@@ -12,18 +12,25 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `kurier_submissions_total` | counter | destination, outcome |
+//! | `kurier_build_info` | gauge (1) | version |
+//! | `kurier_submissions_total` | counter, once per submission at its end | service, destination, outcome=delivered\|rejected\|dead_lettered |
+//! | `kurier_parkings_total` | counter | destination |
 //! | `kurier_dead_letters_total` | counter | reason |
 //! | `kurier_publish_to_receipt_seconds` | histogram | |
-//! | `kurier_delivery_seconds` | histogram | destination, outcome |
+//! | `kurier_delivery_duration_seconds` | histogram, the request alone (no waiting for a place) | destination, outcome |
 //! | `kurier_delivery_limit` | gauge | destination (adaptive concurrency limit) |
 //! | `kurier_delivery_in_flight` | gauge | destination |
 //! | `kurier_destination_paused` | gauge (0/1) | destination |
 //! | `kurier_in_flight` | gauge | |
-//! | `kurier_parked` | gauge | destination |
-//! | `kurier_dead_letters` | gauge | destination |
+//! | `kurier_parked` | gauge, database-wide | destination |
+//! | `kurier_dead_letters_waiting` | gauge, database-wide | destination |
 //! | `kurier_circuit_open` | gauge (0/1) | destination |
-//! | `kurier_certificate_expiry_seconds` | gauge | destination, kind=client\|ca |
+//! | `kurier_certificate_expiry_timestamp_seconds` | gauge, Unix time | destination, kind=client\|ca |
+//! | `kurier_certificate_expiry_seconds` | gauge, seconds left (deprecated: kept for one release) | destination, kind |
+//!
+//! The database-wide gauges (`kurier_parked`, `kurier_dead_letters_waiting`)
+//! are the same number on every instance of a cluster: aggregate them with
+//! `max`, not `sum` (the shipped alert rules and dashboard do).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,9 +64,15 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 fn describe() {
+    metrics::describe_gauge!("kurier_build_info", "1, labelled with the running version");
+    metrics::gauge!("kurier_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::describe_counter!(
         "kurier_submissions_total",
-        "Runs of the pipeline that ended, by destination and outcome (delivered, rejected, dead_lettered, parked, rescheduled)"
+        "Submissions that ended, once each: delivered, rejected or dead_lettered, by service and destination"
+    );
+    metrics::describe_counter!(
+        "kurier_parkings_total",
+        "Times a submission was parked for a later attempt"
     );
     metrics::describe_counter!("kurier_dead_letters_total", "Dead letters by reason code");
     metrics::describe_histogram!(
@@ -67,8 +80,8 @@ fn describe() {
         "From the envelope's submitted_at to the terminal receipt"
     );
     metrics::describe_histogram!(
-        "kurier_delivery_seconds",
-        "Duration of one delivery attempt (HTTP request and answer)"
+        "kurier_delivery_duration_seconds",
+        "Duration of one delivery attempt: the request and its answer, without waiting for a place"
     );
     metrics::describe_gauge!("kurier_in_flight", "Submissions being processed now");
     metrics::describe_gauge!(
@@ -84,23 +97,40 @@ fn describe() {
         "1 while an operator paused the destination"
     );
     metrics::describe_gauge!("kurier_parked", "Parked submissions per destination");
-    metrics::describe_gauge!("kurier_dead_letters", "Dead letters kept per destination");
+    metrics::describe_gauge!(
+        "kurier_dead_letters_waiting",
+        "Dead letters kept per destination (database-wide: the same on every instance)"
+    );
     metrics::describe_gauge!(
         "kurier_circuit_open",
         "1 while the destination's circuit is open or half-open"
     );
     metrics::describe_gauge!(
+        "kurier_certificate_expiry_timestamp_seconds",
+        "Unix time at which the earliest certificate in the file expires"
+    );
+    metrics::describe_gauge!(
         "kurier_certificate_expiry_seconds",
-        "Seconds until the earliest certificate in the file expires (negative: expired)"
+        "Deprecated (use kurier_certificate_expiry_timestamp_seconds): seconds left at the last refresh"
     );
 }
 
 /// A run of the pipeline ended with `record` (called from `Pipeline::log_end`).
-/// A destination label is only ever a configured destination (`configured`
-/// says which): an envelope's unknown destination is counted as `unknown`,
-/// so what portals send cannot grow the number of series.
-pub fn finished(record: &Record, configured: impl Fn(&str) -> bool) {
-    let (destination, outcome) = match record {
+/// Counts a submission once, when it ends (delivered, rejected, dead
+/// lettered); a parking is counted apart; a rescheduled or repeated run is
+/// not counted. Labels are only ever configured destinations and known
+/// services (`configured`, `known_service`): what portals send is counted as
+/// `unknown`, so it cannot grow the number of series.
+pub fn finished(
+    record: &Record,
+    configured: impl Fn(&str) -> bool,
+    known_service: impl Fn(&str) -> bool,
+) {
+    let label = |value: Option<&str>, known: &dyn Fn(&str) -> bool| match value {
+        Some(v) if known(v) => v.to_owned(),
+        _ => "unknown".to_owned(),
+    };
+    let (service, destination, outcome) = match record {
         Record::Receipt(r)
         | Record::DeadLetter {
             receipt: Some(r), ..
@@ -112,38 +142,49 @@ pub fn finished(record: &Record, configured: impl Fn(&str) -> bool) {
             {
                 metrics::histogram!("kurier_publish_to_receipt_seconds").record(secs);
             }
-            (r.destination.clone().unwrap_or_default(), r.status.clone())
+            (
+                r.service.as_deref(),
+                r.destination.as_deref(),
+                r.status.clone(),
+            )
         }
         Record::DeadLetter {
             dead_letter,
             receipt: None,
             ..
         } => (
-            dead_letter.destination.clone().unwrap_or_default(),
+            dead_letter.service.as_deref(),
+            dead_letter.destination.as_deref(),
             crate::store::status::DEAD_LETTERED.to_owned(),
         ),
-        Record::Park(p) => (p.destination.clone(), "parked".to_owned()),
-        Record::Reschedule { .. } => (String::new(), "rescheduled".to_owned()),
-        Record::RepeatEvent(_) => return,
-    };
-    let destination = if configured(&destination) {
-        destination
-    } else {
-        "unknown".to_owned()
+        Record::Park(p) => {
+            metrics::counter!(
+                "kurier_parkings_total",
+                "destination" => label(Some(&p.destination), &configured)
+            )
+            .increment(1);
+            return;
+        }
+        Record::Reschedule { .. } | Record::RepeatEvent(_) => return,
     };
     if let Record::DeadLetter { dead_letter, .. } = record {
         metrics::counter!("kurier_dead_letters_total", "reason" => dead_letter.reason_code.clone())
             .increment(1);
     }
-    metrics::counter!("kurier_submissions_total", "destination" => destination, "outcome" => outcome)
-        .increment(1);
+    metrics::counter!(
+        "kurier_submissions_total",
+        "service" => label(service, &known_service),
+        "destination" => label(destination, &configured),
+        "outcome" => outcome
+    )
+    .increment(1);
 }
 
 /// One delivery attempt to `destination` took `elapsed` (the request alone,
 /// not the wait for a place under the limit) and ended as `outcome`.
 pub fn delivery(destination: &str, outcome: &'static str, elapsed: Duration) {
     metrics::histogram!(
-        "kurier_delivery_seconds",
+        "kurier_delivery_duration_seconds",
         "destination" => destination.to_owned(),
         "outcome" => outcome
     )
@@ -184,7 +225,7 @@ async fn refresh(pipeline: &Pipeline, ops: &crate::ops::Ops, certificates: bool)
             for d in status.destinations {
                 metrics::gauge!("kurier_parked", "destination" => d.destination.clone())
                     .set(d.parked as f64);
-                metrics::gauge!("kurier_dead_letters", "destination" => d.destination)
+                metrics::gauge!("kurier_dead_letters_waiting", "destination" => d.destination)
                     .set(d.dead_letters as f64);
             }
         }
@@ -218,6 +259,12 @@ async fn refresh(pipeline: &Pipeline, ops: &crate::ops::Ops, certificates: bool)
                 if let Some(path) = file
                     && let Ok(not_after) = crate::certs::earliest_expiry(path)
                 {
+                    metrics::gauge!(
+                        "kurier_certificate_expiry_timestamp_seconds",
+                        "destination" => d.id.clone(),
+                        "kind" => kind
+                    )
+                    .set(not_after as f64);
                     metrics::gauge!(
                         "kurier_certificate_expiry_seconds",
                         "destination" => d.id.clone(),

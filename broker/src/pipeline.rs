@@ -740,7 +740,11 @@ impl Pipeline {
     }
 
     fn log_end(&self, record: &Record, started: Instant) {
-        crate::metrics::finished(record, |d| self.routes.route(d).is_ok());
+        crate::metrics::finished(
+            record,
+            |d| self.routes.route(d).is_ok(),
+            |s| self.schemas.services().any(|known| known == s),
+        );
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match record {
             Record::Receipt(r)

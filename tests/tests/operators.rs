@@ -444,6 +444,7 @@ async fn the_admin_api_needs_a_token_and_serves_what_the_cli_does(backend: Backe
         .find(|l| {
             l.starts_with("kurier_submissions_total{")
                 && l.contains("destination=\"sozialamt-koeln\"")
+                && l.contains("service=\"hzl\"")
                 && l.contains("outcome=\"delivered\"")
         })
         .unwrap_or_else(|| panic!("no delivered counter in\n{}", metrics.body));
@@ -451,5 +452,13 @@ async fn the_admin_api_needs_a_token_and_serves_what_the_cli_does(backend: Backe
     assert!(value >= 1.0, "{line}");
     assert!(metrics.body.contains("kurier_dead_letters_total{"));
     assert!(metrics.body.contains("kurier_circuit_open{"));
+    assert!(
+        metrics.body.contains(&format!(
+            "kurier_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "build info in\n{}",
+        metrics.body
+    );
     assert!(!metrics.body.contains(&canary));
 }
