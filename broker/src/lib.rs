@@ -75,6 +75,7 @@ pub mod tls;
 pub mod validate;
 pub mod vault;
 pub mod xsd;
+pub mod xta2;
 
 use std::sync::Arc;
 
@@ -98,6 +99,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     store.migrate().await?;
+    // XTA 2 destinations keep their message ids in the database.
+    routes.attach_store(&store);
     let recorder = store::Recorder::spawn(store.clone());
     let vault = Arc::new(vault::Vault::load(&config.vault)?);
     shred::start(&vault, &store)
