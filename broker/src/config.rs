@@ -1008,9 +1008,7 @@ impl Config {
                         ("xta_service", &d.xta_service),
                     ] {
                         if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
-                            return Err(invalid(format!(
-                                "{at}: transport = \"xta2\" needs {key}"
-                            )));
+                            return Err(invalid(format!("{at}: transport = \"xta2\" needs {key}")));
                         }
                     }
                 }
@@ -1356,8 +1354,7 @@ allow_insecure_http = true
         let err = with("xta2").unwrap_err().to_string();
         assert!(err.contains("needs xta_author"), "{err}");
         assert!(
-            with("xta2\"\nxta_author = \"a\"\nxta_reader = \"r\"\nxta_service = \"urn:s")
-                .is_ok()
+            with("xta2\"\nxta_author = \"a\"\nxta_reader = \"r\"\nxta_service = \"urn:s").is_ok()
         );
         let err = with("smtp").unwrap_err().to_string();
         assert!(err.contains("unknown transport"), "{err}");

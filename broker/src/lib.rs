@@ -19,7 +19,8 @@
 //!   the authority's XML.
 //! - [`xsd`]: the rendered document must satisfy its adapter's XSD
 //!   (libxml2, on a thread of its own), or it is never sent.
-//! - [`deliver`]: HTTPS with mutual TLS ([`tls`]), one attempt at a time
+//! - [`deliver`]: HTTPS with mutual TLS ([`tls`]), or XTA 2 SOAP ([`xta2`])
+//!   for destinations with `transport = "xta2"`, one attempt at a time
 //!   through the destination's circuit and adaptive concurrency limit;
 //!   [`queue`] decides what each outcome means (retry in place, park,
 //!   receipt, dead letter).

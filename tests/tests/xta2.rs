@@ -146,7 +146,10 @@ async fn assert_strict_and_once(server: &Xta2Server, submissions: usize) -> serd
     assert_eq!(stats["accepted"], submissions, "{stats}");
     let per = stats["per_submission"].as_object().unwrap();
     assert_eq!(per.len(), submissions, "{stats}");
-    assert!(per.values().all(|n| n == 1), "a submission sent twice: {stats}");
+    assert!(
+        per.values().all(|n| n == 1),
+        "a submission sent twice: {stats}"
+    );
     stats
 }
 
@@ -174,7 +177,11 @@ async fn all_three_services_are_delivered_over_xta2_as_one_valid_message_each(ba
             .transport_message_id(&id, e["destination"].as_str().unwrap())
             .await
             .unwrap();
-        assert!(kept.as_deref().unwrap().starts_with("urn:de:xta:messageid:"));
+        assert!(
+            kept.as_deref()
+                .unwrap()
+                .starts_with("urn:de:xta:messageid:")
+        );
         assert_eq!(r.reference, kept, "{r:?}");
     }
     let stats = assert_strict_and_once(&server, 3).await;
@@ -231,7 +238,11 @@ async fn a_lost_answer_is_recognised_by_9024_and_delivered_once(backend: Backend
     world.publish_envelope(&e).await.unwrap();
     let r = world.await_receipt(&id_of(&e), WAIT).await.unwrap();
     assert_eq!(r.status, "delivered", "{r:?}");
-    assert_eq!(r.http_status, Some(409), "delivered as already accepted: {r:?}");
+    assert_eq!(
+        r.http_status,
+        Some(409),
+        "delivered as already accepted: {r:?}"
+    );
     let stats = assert_strict_and_once(&server, 1).await;
     assert_eq!(stats["duplicates_refused"], 1, "{stats}");
     world
@@ -288,7 +299,10 @@ async fn kill9_of_kurier_mid_run_never_sends_a_second_message(backend: Backend) 
     let (mut world, server, _dir) = xta_world(backend, "").await;
     // Slow answers: kills land between createMessageId, sendMessage and the
     // receipt's commit.
-    server.control("PUT", "/delay", r#"{"ms": 40}"#).await.unwrap();
+    server
+        .control("PUT", "/delay", r#"{"ms": 40}"#)
+        .await
+        .unwrap();
     let n = 60;
     let envelopes: Vec<serde_json::Value> = (0..n)
         .map(|i| {
@@ -348,7 +362,11 @@ async fn figure_submissions_per_second_over_xta2() {
     let mut started = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let done = store.receipts(None, 100_000).await.map(|r| r.len()).unwrap_or(0);
+        let done = store
+            .receipts(None, 100_000)
+            .await
+            .map(|r| r.len())
+            .unwrap_or(0);
         if done > 0 && started.is_none() {
             started = Some((Instant::now(), done));
         }

@@ -68,7 +68,9 @@ pub fn read(envelope: &[u8]) -> Result<Answer, NotSoap> {
     let mut report_status = None;
     let mut text = String::new();
     loop {
-        let (ns, event) = reader.read_resolved_event_into(&mut buf).map_err(|_| NotSoap)?;
+        let (ns, event) = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(|_| NotSoap)?;
         let ns = match ns {
             ResolveResult::Bound(n) => n.as_ref().to_owned(),
             _ => String::new(),
@@ -84,11 +86,7 @@ pub fn read(envelope: &[u8]) -> Result<Answer, NotSoap> {
                     seen_envelope = true;
                 }
                 // Envelope/Body/Fault
-                if path.len() == 2
-                    && path[1].1 == "Body"
-                    && ns == NS_SOAP
-                    && local == "Fault"
-                {
+                if path.len() == 2 && path[1].1 == "Body" && ns == NS_SOAP && local == "Fault" {
                     fault = Some(Fault {
                         sender: false,
                         exception: None,
@@ -143,9 +141,7 @@ pub fn read(envelope: &[u8]) -> Result<Answer, NotSoap> {
                         }
                     }
                     // Envelope/Body/xta:TransportReport/MessageStatus/Status
-                    ([_, "Body", "TransportReport", "MessageStatus"], "Status")
-                        if ns == NS_XTA =>
-                    {
+                    ([_, "Body", "TransportReport", "MessageStatus"], "Status") if ns == NS_XTA => {
                         report_status = text.trim().parse().ok();
                     }
                     _ => {}
@@ -324,7 +320,11 @@ mod tests {
             }
         );
         // A refusal stays a refusal whatever Retry-After says.
-        let too_large = read(&fault_envelope("Sender", "ParameterIsNotValidException", "9023"));
+        let too_large = read(&fault_envelope(
+            "Sender",
+            "ParameterIsNotValidException",
+            "9023",
+        ));
         assert_eq!(
             outcome(400, too_large, Some(Duration::from_secs(3))),
             Outcome::Refused { status: 9023 }

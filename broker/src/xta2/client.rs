@@ -161,8 +161,7 @@ impl Xta2 {
     ) -> Result<String, Outcome> {
         let body = soap::create_message_id(endpoint.as_str(), &soap::request_id(), &self.author);
         let content_type = soap_content_type(soap::action::CREATE_MESSAGE_ID);
-        let (status, answer, retry_after) =
-            exchange(client, endpoint, &content_type, body).await?;
+        let (status, answer, retry_after) = exchange(client, endpoint, &content_type, body).await?;
         match answer {
             Ok(Answer::Ok {
                 message_id: Some(id),

@@ -83,7 +83,12 @@ mod tests {
         let author = party("kurier:sozialplattform");
         for envelope in [
             soap::create_message_id(to, &soap::request_id(), &author),
-            soap::management(soap::action::CHECK_ACCOUNT_ACTIVE, to, "urn:uuid:1", &author),
+            soap::management(
+                soap::action::CHECK_ACCOUNT_ACTIVE,
+                to,
+                "urn:uuid:1",
+                &author,
+            ),
             soap::get_transport_report(to, "urn:uuid:2", &author, "urn:de:xta:messageid:1"),
         ] {
             let text = String::from_utf8_lossy(&envelope).into_owned();
@@ -118,7 +123,9 @@ mod tests {
         cut.replace_range(start..end, "");
         let problems = v.validate_blocking(cut.into_bytes()).unwrap_err();
         assert!(
-            problems.iter().any(|p| p.contains("MsgSize") && p.contains("unexpected")),
+            problems
+                .iter()
+                .any(|p| p.contains("MsgSize") && p.contains("unexpected")),
             "{problems:?}"
         );
     }

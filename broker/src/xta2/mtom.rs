@@ -230,8 +230,7 @@ fn resolve_includes(root: &[u8], parts: &HashMap<&str, &[u8]>) -> Result<Vec<u8>
             .read_resolved_event_into(&mut buf)
             .map_err(|_| MtomError::Xml)?;
         let is_include = |local: &str| {
-            matches!(ns, ResolveResult::Bound(n) if n.as_ref() == NS_XOP)
-                && local == "Include"
+            matches!(ns, ResolveResult::Bound(n) if n.as_ref() == NS_XOP) && local == "Include"
         };
         match event {
             Event::Eof => break,
@@ -280,7 +279,10 @@ mod tests {
                 bytes: doc,
             }],
         );
-        assert!(ct.starts_with("multipart/related; type=\"application/xop+xml\""), "{ct}");
+        assert!(
+            ct.starts_with("multipart/related; type=\"application/xop+xml\""),
+            "{ct}"
+        );
         let out = String::from_utf8(unpack(&ct, &body).unwrap()).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(doc);
         assert!(out.contains(&format!(r#"<e:M a="1">{b64}</e:M>"#)), "{out}");
@@ -297,14 +299,14 @@ mod tests {
             unpack("text/html", b""),
             Err(MtomError::ContentType(_))
         ));
-        assert_eq!(
-            unpack("multipart/related", b""),
-            Err(MtomError::NoBoundary)
-        );
+        assert_eq!(unpack("multipart/related", b""), Err(MtomError::NoBoundary));
         assert!(unpack("multipart/related; boundary=b", b"--b\r\nno headers").is_err());
         let missing = "--b\r\nContent-ID: <r>\r\n\r\n<x xmlns:xop=\"http://www.w3.org/2004/08/xop/include\"><xop:Include href=\"cid:gone\"/></x>\r\n--b--\r\n";
         assert_eq!(
-            unpack("multipart/related; boundary=b; start=\"<r>\"", missing.as_bytes()),
+            unpack(
+                "multipart/related; boundary=b; start=\"<r>\"",
+                missing.as_bytes()
+            ),
             Err(MtomError::MissingPart)
         );
     }

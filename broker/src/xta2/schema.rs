@@ -71,8 +71,9 @@ impl SoapValidator {
                     }
                 };
                 while let Some(job) = queue.blocking_recv() {
-                    let outcome =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| check(&mut context, &job.document)));
+                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        check(&mut context, &job.document)
+                    }));
                     if let Ok(outcome) = outcome {
                         let _ = job.reply.send(outcome);
                     }

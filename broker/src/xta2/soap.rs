@@ -296,7 +296,8 @@ mod tests {
             size: 10,
             content_id: "message@kurier",
         };
-        let text = String::from_utf8(send_message("https://x/", "urn:uuid:2", &meta, &part)).unwrap();
+        let text =
+            String::from_utf8(send_message("https://x/", "urn:uuid:2", &meta, &part)).unwrap();
         assert!(text.contains(r#"<xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:message@kurier"/>"#), "{text}");
     }
 }

@@ -266,7 +266,10 @@ impl Server {
             Err(e) => return self.refuse(format!("MTOM: {e}")),
         };
         if let Err(problems) = self.validator.validate(envelope.clone()).await {
-            return self.refuse(format!("not valid against the XTA schemas: {}", problems.join("; ")));
+            return self.refuse(format!(
+                "not valid against the XTA schemas: {}",
+                problems.join("; ")
+            ));
         }
         let p = parse(&envelope);
         let (Some(action), Some(_), Some(to)) = (&p.action, &p.request_id, &p.to) else {
@@ -309,11 +312,15 @@ impl Server {
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        let (Some(id), Some(requester), Some(b64)) = (p.meta_message_id, p.requester, p.message_b64)
+        let (Some(id), Some(requester), Some(b64)) =
+            (p.meta_message_id, p.requester, p.message_b64)
         else {
-            return self.refuse("MessageMetaData without message id or ProcessRef/Requester".into());
+            return self
+                .refuse("MessageMetaData without message id or ProcessRef/Requester".into());
         };
-        let Ok(content) = base64::engine::general_purpose::STANDARD.decode(b64.replace(char::is_whitespace, "")) else {
+        let Ok(content) =
+            base64::engine::general_purpose::STANDARD.decode(b64.replace(char::is_whitespace, ""))
+        else {
             return self.refuse("Message is not base64".into());
         };
         let rule = self.injected("sendMessage");
@@ -398,9 +405,11 @@ fn tls_config(args: &Args) -> anyhow::Result<rustls::ServerConfig> {
     for cert in CertificateDer::pem_file_iter(&args.client_ca)? {
         roots.add(cert?)?;
     }
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()?;
     let chain = CertificateDer::pem_file_iter(&args.cert)?.collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_file(&args.key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
