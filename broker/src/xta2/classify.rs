@@ -106,11 +106,8 @@ pub fn read(envelope: &[u8]) -> Result<Answer, NotSoap> {
                     path.push((ns, local));
                 }
             }
-            Event::Text(ref t) => {
-                if text.len() < 1024 {
-                    text.push_str(&t.xml10_content());
-                }
-            }
+            // Only short values are read (codes, ids, a status).
+            Event::Text(ref t) if text.len() < 1024 => text.push_str(&t.xml10_content()),
             Event::GeneralRef(_) => {}
             Event::End(_) => {
                 let Some((ns, local)) = path.pop() else {

@@ -134,20 +134,15 @@ fn parse(envelope: &[u8]) -> Parsed {
     let mut path: Vec<String> = Vec::new();
     let mut text = String::new();
     let mut p = Parsed::default();
-    loop {
-        let Ok(event) = reader.read_event_into(&mut buf) else {
-            break;
-        };
+    while let Ok(event) = reader.read_event_into(&mut buf) {
         match event {
             Event::Eof => break,
             Event::Start(e) => {
                 path.push(e.local_name().as_ref().to_owned());
                 text.clear();
             }
-            Event::Empty(e) => {
-                if path.len() == 2 && e.local_name().as_ref() == "Author" {
-                    p.author = true;
-                }
+            Event::Empty(e) if path.len() == 2 && e.local_name().as_ref() == "Author" => {
+                p.author = true;
             }
             Event::Text(t) => text.push_str(&t.xml10_content()),
             Event::End(_) => {
