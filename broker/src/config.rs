@@ -676,8 +676,8 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
     /// How documents reach the authority (CONTRACT.md § 6): `https` (the
-    /// default). `xta2` and `fit-connect` are named by the contract but not
-    /// built yet: check-config refuses them.
+    /// default) or `xta2` (SOAP 1.2, [`crate::xta2`]). `fit-connect` is named
+    /// by the contract but not built yet: check-config refuses it.
     #[serde(default)]
     pub transport: Option<String>,
     /// Allow a plain `http://` endpoint. Local development only.
@@ -695,6 +695,24 @@ pub struct DestinationConfig {
     /// Retry policy overrides for this destination.
     #[serde(default)]
     pub retry: RetryOverrides,
+    /// XTA 2 (`transport = "xta2"`, CONTRACT.md § 6): Kurier's identifier as
+    /// author (sender) in `AuthorIdentifier` and the message metadata.
+    #[serde(default)]
+    pub xta_author: Option<String>,
+    /// XTA 2: the authority's identifier (reader).
+    #[serde(default)]
+    pub xta_reader: Option<String>,
+    /// XTA 2: the service URI (`Qualifier/Service`, lookupService).
+    #[serde(default)]
+    pub xta_service: Option<String>,
+    /// XTA 2: the `type` attribute of the author's and reader's identifiers
+    /// (default `xoev`).
+    #[serde(default)]
+    pub xta_identifier_type: Option<String>,
+    /// XTA 2: the business scenario (`Qualifier/BusinessScenario/Undefined`);
+    /// default: the service URI.
+    #[serde(default)]
+    pub xta_business_scenario: Option<String>,
 }
 
 fn default_key_file() -> PathBuf {
@@ -983,14 +1001,25 @@ impl Config {
             }
             match d.transport.as_deref() {
                 None | Some("https") => {}
-                Some(t @ ("xta2" | "fit-connect")) => {
+                Some("xta2") => {
+                    for (key, value) in [
+                        ("xta_author", &d.xta_author),
+                        ("xta_reader", &d.xta_reader),
+                        ("xta_service", &d.xta_service),
+                    ] {
+                        if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                            return Err(invalid(format!("{at}: transport = \"xta2\" needs {key}")));
+                        }
+                    }
+                }
+                Some(t @ "fit-connect") => {
                     return Err(invalid(format!(
-                        "{at}: transport = {t:?} is not built yet; use transport = \"https\""
+                        "{at}: transport = {t:?} is not built yet; use transport = \"https\" or \"xta2\""
                     )));
                 }
                 Some(other) => {
                     return Err(invalid(format!(
-                        "{at}: unknown transport {other:?}; known: https (xta2 and fit-connect are not built yet)"
+                        "{at}: unknown transport {other:?}; known: https, xta2 (fit-connect is not built yet)"
                     )));
                 }
             }
@@ -1311,7 +1340,7 @@ allow_insecure_http = true
     }
 
     #[test]
-    fn the_contracts_transport_key_is_accepted_for_https_only() {
+    fn the_contracts_transport_key_is_accepted_for_https_and_xta2() {
         let with = |t: &str| {
             let text = MINIMAL.replace(
                 "allow_insecure_http = true",
@@ -1320,8 +1349,13 @@ allow_insecure_http = true
             Config::parse(&text, Path::new("k.toml")).unwrap().check()
         };
         assert!(with("https").is_ok());
-        let err = with("xta2").unwrap_err().to_string();
+        let err = with("fit-connect").unwrap_err().to_string();
         assert!(err.contains("not built yet"), "{err}");
+        let err = with("xta2").unwrap_err().to_string();
+        assert!(err.contains("needs xta_author"), "{err}");
+        assert!(
+            with("xta2\"\nxta_author = \"a\"\nxta_reader = \"r\"\nxta_service = \"urn:s").is_ok()
+        );
         let err = with("smtp").unwrap_err().to_string();
         assert!(err.contains("unknown transport"), "{err}");
     }

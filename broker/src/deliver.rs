@@ -115,6 +115,8 @@ pub struct Deliverer {
     paused: AtomicBool,
     /// Held messages waiting for their next attempt in place.
     waiting: AtomicUsize,
+    /// `transport = "xta2"`: attempts speak XTA 2 (SOAP) over `client`.
+    xta2: Option<crate::xta2::Xta2>,
 }
 
 impl Deliverer {
@@ -131,6 +133,7 @@ impl Deliverer {
             policy: Policy::from(&retry),
             paused: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
+            xta2: crate::xta2::Xta2::for_destination(config),
             retry,
         })
     }
@@ -265,8 +268,33 @@ impl Deliverer {
         outcome
     }
 
+    /// Give the destination's transport the database (XTA 2 keeps its
+    /// message ids there); nothing for https.
+    pub fn attach_store(&self, store: &crate::store::Store) {
+        if let Some(xta2) = &self.xta2 {
+            xta2.attach_store(store);
+        }
+    }
+
+    /// How a refusal's code reads in a dead letter's detail: an HTTP status,
+    /// or for XTA 2 the XTA error code.
+    pub fn refusal(&self, code: u16) -> String {
+        match &self.xta2 {
+            Some(_) if code >= 9000 => format!(
+                "XTA error code {code} ({})",
+                crate::xta2::classify::describe(code)
+            ),
+            _ => format!("HTTP {code}"),
+        }
+    }
+
     /// The HTTP request and its classified answer.
     async fn send(&self, request: &Request<'_>, attempt: u32) -> Outcome {
+        if let Some(xta2) = &self.xta2 {
+            return xta2
+                .attempt(&self.client.load(), &self.endpoint, request)
+                .await;
+        }
         let mut headers = HeaderMap::new();
         let Ok(content_type) = HeaderValue::from_str(request.content_type) else {
             return Outcome::Unavailable(Cause::Transport);
@@ -306,7 +334,7 @@ impl Deliverer {
     }
 }
 
-fn transport_cause(e: &reqwest::Error) -> Cause {
+pub(crate) fn transport_cause(e: &reqwest::Error) -> Cause {
     tracing::debug!(error = ?e, "transport error");
     if e.is_timeout() {
         return Cause::Timeout;

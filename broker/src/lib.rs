@@ -19,7 +19,8 @@
 //!   the authority's XML.
 //! - [`xsd`]: the rendered document must satisfy its adapter's XSD
 //!   (libxml2, on a thread of its own), or it is never sent.
-//! - [`deliver`]: HTTPS with mutual TLS ([`tls`]), one attempt at a time
+//! - [`deliver`]: HTTPS with mutual TLS ([`tls`]), or XTA 2 SOAP ([`xta2`])
+//!   for destinations with `transport = "xta2"`, one attempt at a time
 //!   through the destination's circuit and adaptive concurrency limit;
 //!   [`queue`] decides what each outcome means (retry in place, park,
 //!   receipt, dead letter).
@@ -79,6 +80,7 @@ pub mod tls;
 pub mod validate;
 pub mod vault;
 pub mod xsd;
+pub mod xta2;
 
 use std::sync::Arc;
 
@@ -105,6 +107,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     store.migrate().await?;
+    // XTA 2 destinations keep their message ids in the database.
+    routes.attach_store(&store);
     let recorder = store::Recorder::spawn(store.clone());
     let vault = Arc::new(vault::Vault::load(&config.vault)?);
     shred::start(&vault, &store)

@@ -602,7 +602,11 @@ impl Pipeline {
                 Disposition::Rejected { status: code } => {
                     let reason = Reason::new(
                         ReasonCode::AuthorityRejected,
-                        format!("authority {} answered HTTP {code}", destination.id),
+                        format!(
+                            "authority {} answered {}",
+                            destination.id,
+                            deliverer.refusal(code)
+                        ),
                     );
                     return Step::Done(self.dead_letter(
                         &ids,

@@ -46,6 +46,14 @@ impl Routes {
         Ok(Routes { destinations })
     }
 
+    /// Hand the database to the destinations whose transport keeps state
+    /// there (XTA 2 message ids).
+    pub fn attach_store(&self, store: &crate::store::Store) {
+        for d in self.destinations.values() {
+            d.deliverer.attach_store(store);
+        }
+    }
+
     pub fn route(&self, destination: &str) -> Result<Arc<Destination>, Reason> {
         self.destinations.get(destination).cloned().ok_or_else(|| {
             Reason::new(

@@ -813,6 +813,51 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// The transport's message id kept for a submission at a destination
+    /// (XTA 2: from createMessageId), if there is one.
+    pub async fn transport_message_id(
+        &self,
+        submission_id: &str,
+        destination: &str,
+    ) -> Result<Option<String>, StoreError> {
+        const SQL: &str = "SELECT message_id FROM transport_messages \
+             WHERE submission_id = $1 AND destination = $2";
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(submission_id)
+            .bind(destination)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// Keep `message_id` for the submission unless one is kept already, and
+    /// return the one that is kept: when two runs race, both send under the
+    /// first id stored.
+    pub async fn keep_transport_message_id(
+        &self,
+        submission_id: &str,
+        destination: &str,
+        transport: &str,
+        message_id: &str,
+        at: &str,
+    ) -> Result<String, StoreError> {
+        const SQL: &str = "INSERT INTO transport_messages \
+             (submission_id, destination, transport, message_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (submission_id, destination) DO NOTHING";
+        on_pool!(self, pool => sqlx::query(SQL)
+            .bind(submission_id)
+            .bind(destination)
+            .bind(transport)
+            .bind(message_id)
+            .bind(at)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        self.transport_message_id(submission_id, destination)
+            .await?
+            .ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
+    }
+
     /// Receipt events waiting in the outbox.
     pub async fn outbox_len(&self) -> Result<i64, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM outbox";
@@ -851,6 +896,9 @@ impl Store {
         const AUDIT: &str = "DELETE FROM audit WHERE at < $1";
         let receipts = on_pool!(self, pool => sqlx::query(RECEIPTS).bind(cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
         let audit = on_pool!(self, pool => sqlx::query(AUDIT).bind(audit_cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
+        // Transport message ids go with the receipts' retention.
+        const TRANSPORT_IDS: &str = "DELETE FROM transport_messages WHERE created_at < $1";
+        on_pool!(self, pool => sqlx::query(TRANSPORT_IDS).bind(cutoff).execute(pool).await.map(|_| ()))?;
         Ok((receipts, audit))
     }
 

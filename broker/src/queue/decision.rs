@@ -31,6 +31,8 @@ pub enum Cause {
     Transport,
     /// A server error without `Retry-After` (or a status outside the table).
     Status(u16),
+    /// A transient XTA 2 fault (its error code, e.g. 9030; 0: no code given).
+    XtaFault(u16),
 }
 
 impl fmt::Display for Cause {
@@ -41,6 +43,8 @@ impl fmt::Display for Cause {
             Cause::Timeout => f.write_str("timeout"),
             Cause::Transport => f.write_str("transport error"),
             Cause::Status(status) => write!(f, "status {status}"),
+            Cause::XtaFault(0) => f.write_str("XTA fault without error code"),
+            Cause::XtaFault(code) => write!(f, "XTA fault {code}"),
         }
     }
 }
