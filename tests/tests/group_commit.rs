@@ -1,0 +1,185 @@
+//! A group commit of receipts written as one batch (three statements for the
+//! whole batch) leaves the database exactly as writing the same receipts one
+//! at a time does: the receipts, the outbox events with their `seq`, the
+//! parked rows erased; a receipt that may not overwrite a delivered one
+//! neither changes it nor gets an event; a receipt without a portal gets no
+//! event. Both paths run on the same database with their own submission ids
+//! and are compared case by case.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use kurier::store::{Parked, Receipt, Record, Store};
+use kurier_e2e::{Backend, World, WorldOptions, on_both_backends};
+
+on_both_backends!(a_batch_of_receipts_is_written_as_one_at_a_time_would_be);
+
+/// The cases, by name, each a submission of its own.
+const CASES: [&str; 5] = [
+    "parked_before",
+    "already_delivered",
+    "without_portal",
+    "delivered",
+    "rejected",
+];
+
+fn receipt(id: &str, status: &str, portal: Option<&str>) -> Receipt {
+    Receipt {
+        submission_id: id.into(),
+        service: Some("hzl".into()),
+        destination: Some("sozialamt-koeln".into()),
+        portal: portal.map(Into::into),
+        status: status.into(),
+        reason_code: (status != "delivered").then(|| "authority_rejected".into()),
+        reason_detail: None,
+        http_status: Some(if status == "delivered" { 201 } else { 422 }),
+        reference: (status == "delivered").then(|| "2026-HzL-7".into()),
+        attempts: 2,
+        received_sha256: "ab".into(),
+        sent_sha256: Some("cd".into()),
+        submitted_at: Some("2026-12-02T00:00:00.000000Z".into()),
+        received_at: "2026-12-02T00:00:00.100000Z".into(),
+        completed_at: "2026-12-02T00:00:01.000000Z".into(),
+    }
+}
+
+fn parked(id: &str) -> Parked {
+    Parked {
+        submission_id: id.into(),
+        service: "hzl".into(),
+        destination: "sozialamt-koeln".into(),
+        portal: "sozialplattform".into(),
+        attempts: 1,
+        received_sha256: "ab".into(),
+        received_at: "2026-12-02T00:00:00.100000Z".into(),
+        first_failure_at: "2026-12-02T00:00:00.200000Z".into(),
+        last_cause: "status 503".into(),
+        next_attempt_at: "2026-12-02T00:00:00.700000Z".into(),
+        expires_at: "2026-12-09T00:00:00.100000Z".into(),
+        lease_until: None,
+        key_id: "k".into(),
+        sealed_key: vec![1],
+        sealed_payload: vec![2],
+    }
+}
+
+/// Ids of one run: `<run>-<case>`.
+fn ids(run: &str) -> BTreeMap<&'static str, String> {
+    CASES
+        .iter()
+        .map(|case| (*case, format!("{run}-{}-{case}", uuid::Uuid::new_v4())))
+        .collect()
+}
+
+/// What came before the receipts (the same for both runs), then the
+/// receipts themselves.
+async fn prepare(store: &Store, ids: &BTreeMap<&'static str, String>) -> Vec<Record> {
+    store
+        .write(&[Record::Park(parked(&ids["parked_before"]))])
+        .await
+        .unwrap();
+    store
+        .write(&[Record::Receipt(receipt(
+            &ids["already_delivered"],
+            "delivered",
+            Some("sozialplattform"),
+        ))])
+        .await
+        .unwrap();
+    vec![
+        Record::Receipt(receipt(
+            &ids["parked_before"],
+            "delivered",
+            Some("sozialplattform"),
+        )),
+        // May not overwrite the delivered receipt.
+        Record::Receipt(receipt(
+            &ids["already_delivered"],
+            "rejected",
+            Some("sozialplattform"),
+        )),
+        Record::Receipt(receipt(&ids["without_portal"], "delivered", None)),
+        Record::Receipt(receipt(
+            &ids["delivered"],
+            "delivered",
+            Some("sozialplattform"),
+        )),
+        Record::Receipt(receipt(&ids["rejected"], "rejected", Some("portal-b"))),
+    ]
+}
+
+/// Everything the database holds about one case, with the id taken out.
+async fn state(store: &Store, id: &str, outbox: &[kurier::store::OutboxEvent]) -> String {
+    let receipt = store.receipt(id).await.unwrap().map(|mut r| {
+        r.submission_id = String::new();
+        r
+    });
+    let parked = store.is_parked(id).await.unwrap();
+    let events: Vec<(i64, String, serde_json::Value)> = outbox
+        .iter()
+        .filter(|e| e.submission_id == id)
+        .map(|e| {
+            let mut body: serde_json::Value = serde_json::from_slice(&e.body).unwrap();
+            body["submission_id"] = serde_json::Value::Null;
+            (e.seq, e.routing_key.clone(), body)
+        })
+        .collect();
+    format!("receipt {receipt:?}\nparked {parked}\nevents {events:?}")
+}
+
+async fn a_batch_of_receipts_is_written_as_one_at_a_time_would_be(backend: Backend) {
+    let world = World::start(WorldOptions::new(backend)).await.unwrap();
+    let store = world.store().await.unwrap();
+    store.migrate().await.unwrap();
+
+    let one_by_one = ids("single");
+    for record in prepare(&store, &one_by_one).await {
+        store.write(std::slice::from_ref(&record)).await.unwrap();
+    }
+    let batched = ids("batch");
+    let records = prepare(&store, &batched).await;
+    store.write(&records).await.unwrap();
+
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&taken);
+    store
+        .drain_outbox(1000, async move |rows| {
+            sink.lock().unwrap().extend(rows);
+            Vec::new()
+        })
+        .await
+        .unwrap();
+    let outbox = taken.lock().unwrap();
+    for case in CASES {
+        let single = state(&store, &one_by_one[case], &outbox).await;
+        let batch = state(&store, &batched[case], &outbox).await;
+        assert_eq!(batch, single, "case {case}");
+    }
+    // The cases say what they should: not only equal, but right.
+    let seqs = |id: &str| -> Vec<i64> {
+        outbox
+            .iter()
+            .filter(|e| e.submission_id == id)
+            .map(|e| e.seq)
+            .collect()
+    };
+    assert_eq!(
+        seqs(&batched["parked_before"]),
+        [1, 2],
+        "parked event, then the receipt's"
+    );
+    assert!(!store.is_parked(&batched["parked_before"]).await.unwrap());
+    assert_eq!(seqs(&batched["already_delivered"]), [1], "no second event");
+    assert_eq!(
+        store
+            .receipt(&batched["already_delivered"])
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "delivered"
+    );
+    assert!(seqs(&batched["without_portal"]).is_empty());
+    assert_eq!(seqs(&batched["delivered"]), [1]);
+    assert_eq!(seqs(&batched["rejected"]), [1]);
+}
