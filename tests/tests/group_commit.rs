@@ -149,7 +149,7 @@ async fn a_batch_of_receipts_is_written_as_one_at_a_time_would_be(backend: Backe
         })
         .await
         .unwrap();
-    let outbox = taken.lock().unwrap();
+    let outbox: Vec<_> = std::mem::take(&mut *taken.lock().unwrap());
     for case in CASES {
         let single = state(&store, &one_by_one[case], &outbox).await;
         let batch = state(&store, &batched[case], &outbox).await;
