@@ -397,7 +397,7 @@ impl Pipeline {
         let id = envelope.submission_id.as_str();
         // One round trip on the happy path; the whole receipt is read only
         // for a duplicate, whose event is repeated.
-        let seen = self.store.seen(id).await.map_err(|e| e.to_string())?;
+        let seen = self.recorder.seen(id).await.map_err(|e| e.to_string())?;
         // Another portal's submission id: neither a duplicate nor new.
         if seen.portal.as_deref().is_some_and(|p| p != envelope.portal) {
             return Ok(Handled::OtherPortal);

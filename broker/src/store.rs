@@ -744,6 +744,46 @@ impl Store {
     }
 
     /// Is the submission parked (durably held for a later attempt)?
+    /// [`Store::seen`] for several submissions in one query (what
+    /// [`Recorder::seen`] gathers): by submission id.
+    pub async fn seen_many(
+        &self,
+        submission_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Seen>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            submission_id: String,
+            #[sqlx(flatten)]
+            seen: Seen,
+        }
+        let rows: Vec<Row> = match self {
+            Store::Sqlite(pool) => {
+                const SQL: &str = "SELECT q.id AS submission_id, r.status, r.received_sha256, \
+                     (p.submission_id IS NOT NULL) AS parked, COALESCE(r.portal, p.portal) AS portal \
+                     FROM (SELECT value AS id FROM json_each($1)) q \
+                     LEFT JOIN receipts r ON r.submission_id = q.id \
+                     LEFT JOIN parked p ON p.submission_id = q.id";
+                let ids = serde_json::to_string(submission_ids).unwrap_or_else(|_| "[]".into());
+                sqlx::query_as(SQL).bind(ids).fetch_all(pool).await?
+            }
+            Store::Postgres(pool) => {
+                const SQL: &str = "SELECT q.id AS submission_id, r.status, r.received_sha256, \
+                     (p.submission_id IS NOT NULL) AS parked, COALESCE(r.portal, p.portal) AS portal \
+                     FROM unnest($1::text[]) AS q(id) \
+                     LEFT JOIN receipts r ON r.submission_id = q.id \
+                     LEFT JOIN parked p ON p.submission_id = q.id";
+                sqlx::query_as(SQL)
+                    .bind(submission_ids)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.submission_id, r.seen))
+            .collect())
+    }
+
     pub async fn is_parked(&self, submission_id: &str) -> Result<bool, StoreError> {
         let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(IS_PARKED)
             .bind(submission_id)
@@ -1126,10 +1166,15 @@ type Pending = (Record, oneshot::Sender<Result<(), String>>);
 pub struct Recorder {
     tx: mpsc::Sender<Pending>,
     outbox_written: std::sync::Arc<tokio::sync::Notify>,
+    lookups: mpsc::Sender<Lookup>,
 }
+
+/// A submission id whose [`Seen`] is wanted, and where to send it.
+type Lookup = (String, oneshot::Sender<Result<Seen, String>>);
 
 impl Recorder {
     pub fn spawn(store: Store) -> Recorder {
+        let lookup_store = store.clone();
         let (tx, mut rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
         let outbox_written = std::sync::Arc::new(tokio::sync::Notify::new());
         let wake = std::sync::Arc::clone(&outbox_written);
@@ -1170,7 +1215,51 @@ impl Recorder {
                 }
             }
         });
-        Recorder { tx, outbox_written }
+        let (lookups, mut asked) = mpsc::channel::<Lookup>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            let mut batch: Vec<Lookup> = Vec::with_capacity(MAX_BATCH);
+            while asked.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+                match lookup_store.seen_many(&ids).await {
+                    Ok(mut found) => {
+                        for (id, answer) in batch.drain(..) {
+                            let seen = found.remove(&id).unwrap_or(Seen {
+                                status: None,
+                                received_sha256: None,
+                                parked: false,
+                                portal: None,
+                            });
+                            let _ = answer.send(Ok(seen));
+                        }
+                    }
+                    Err(e) => {
+                        let e = e.to_string();
+                        for (_, answer) in batch.drain(..) {
+                            let _ = answer.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Recorder {
+            tx,
+            outbox_written,
+            lookups,
+        }
+    }
+
+    /// [`Store::seen`], gathered with the other lookups waiting at the same
+    /// moment into one query (one round trip for all of them).
+    pub async fn seen(&self, submission_id: &str) -> Result<Seen, StoreError> {
+        let (answer, found) = oneshot::channel();
+        self.lookups
+            .send((submission_id.to_owned(), answer))
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        found
+            .await
+            .map_err(|_| StoreError::WriterGone)?
+            .map_err(StoreError::Batch)
     }
 
     /// Notified after each commit: the outbox may hold new events.

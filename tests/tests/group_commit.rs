@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use kurier::store::{Parked, Receipt, Record, Store};
 use kurier_e2e::{Backend, World, WorldOptions, on_both_backends};
 
-on_both_backends!(a_batch_of_receipts_is_written_as_one_at_a_time_would_be);
+on_both_backends!(
+    a_batch_of_receipts_is_written_as_one_at_a_time_would_be,
+    lookups_gathered_in_one_query_find_what_one_lookup_finds,
+);
 
 /// The cases, by name, each a submission of its own.
 const CASES: [&str; 5] = [
@@ -182,4 +185,44 @@ async fn a_batch_of_receipts_is_written_as_one_at_a_time_would_be(backend: Backe
     assert!(seqs(&batched["without_portal"]).is_empty());
     assert_eq!(seqs(&batched["delivered"]), [1]);
     assert_eq!(seqs(&batched["rejected"]), [1]);
+}
+
+/// `Store::seen_many` (what the pipeline's gathered duplicate check uses)
+/// answers as `Store::seen` does for each id: receipts, parked rows, their
+/// portals, unknown ids, an id asked twice.
+async fn lookups_gathered_in_one_query_find_what_one_lookup_finds(backend: Backend) {
+    let world = World::start(WorldOptions::new(backend)).await.unwrap();
+    let store = world.store().await.unwrap();
+    store.migrate().await.unwrap();
+    let known = ids("seen");
+    let records = prepare(&store, &known).await;
+    // Half of them written: the others are not known yet.
+    store.write(&records[..2]).await.unwrap();
+    let mut asked: Vec<String> = known.values().cloned().collect();
+    asked.push("never-seen".into());
+    asked.push(known["delivered"].clone());
+    let found = store.seen_many(&asked).await.unwrap();
+    for id in &asked {
+        let one = store.seen(id).await.unwrap();
+        let many = found.get(id).cloned().unwrap_or(kurier::store::Seen {
+            status: None,
+            received_sha256: None,
+            parked: false,
+            portal: None,
+        });
+        assert_eq!(many, one, "{id}");
+    }
+    assert_eq!(
+        found[&known["parked_before"]].status.as_deref(),
+        Some("delivered")
+    );
+    assert!(found[&known["already_delivered"]].portal.is_some());
+    let recorder = kurier::store::Recorder::spawn(store.clone());
+    let later = ids("seen-parked");
+    store
+        .write(&[Record::Park(parked(&later["parked_before"]))])
+        .await
+        .unwrap();
+    let seen = recorder.seen(&later["parked_before"]).await.unwrap();
+    assert!(seen.parked && seen.status.is_none(), "{seen:?}");
 }
