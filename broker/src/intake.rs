@@ -288,6 +288,12 @@ async fn session(
     tracing::info!(queue = %amqp.queue, prefetch = amqp.prefetch, "consuming");
     CONSUMING.store(true, Ordering::Relaxed);
     let _consuming = ConsumingGuard;
+    // Acks of this channel, batched (crate::acks); the task ends with the session.
+    let acks = Arc::new(crate::acks::Acks::new(consume_channel.clone()));
+    let acking = {
+        let acks = Arc::clone(&acks);
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { acks.run().await }))
+    };
     *backoff = new_backoff(amqp);
     loop {
         tokio::select! {
@@ -300,6 +306,8 @@ async fn session(
                 tracker.close();
                 let grace = Duration::from_secs(pipeline.config.shutdown_grace_secs);
                 let _ = tokio::time::timeout(grace, tracker.wait()).await;
+                drop(acking);
+                acks.flush(true).await;
                 let _ = connection.close(200, "shutdown".into()).await;
                 return Ok(());
             }
@@ -309,11 +317,14 @@ async fn session(
                     let held = room.take(delivery.data.len()).await;
                     let pipeline = Arc::clone(pipeline);
                     let shutdown = shutdown.clone();
+                    let acks = Arc::clone(&acks);
+                    let tag = delivery.delivery_tag;
+                    acks.delivered(tag);
                     tracker.spawn(async move {
                         let _held = held;
                         crate::metrics::in_flight(1.0);
                         let acker = delivery.acker.clone();
-                        let run = std::panic::AssertUnwindSafe(pipeline.process(delivery, &shutdown));
+                        let run = std::panic::AssertUnwindSafe(pipeline.process(delivery, &shutdown, &acks));
                         if futures_lite::FutureExt::catch_unwind(run).await.is_err() {
                             // A bug, not bad input (that is a dead letter):
                             // free the prefetch slot and let the message come
@@ -326,6 +337,7 @@ async fn session(
                                     ..Default::default()
                                 })
                                 .await;
+                            acks.settled(tag);
                         }
                         crate::metrics::in_flight(-1.0);
                     });

@@ -51,6 +51,7 @@
 //! a panic or a retry loop. No log line, receipt or reason carries a value
 //! from a submission.
 
+pub mod acks;
 pub mod admin;
 pub mod certs;
 pub mod config;

@@ -21,8 +21,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::acks::Acks;
 use lapin::message::Delivery;
-use lapin::options::BasicAckOptions;
 
 use crate::config::Config;
 use crate::deliver::Request;
@@ -166,7 +166,10 @@ enum Step {
 
 impl Pipeline {
     /// A delivery from the intake queue.
-    pub async fn process(&self, delivery: Delivery, shutdown: &Shutdown) {
+    /// Carry one message from intake to its outcome; report it to `acks`
+    /// once the outcome is committed (a message the database could not take
+    /// is left unacked).
+    pub async fn process(&self, delivery: Delivery, shutdown: &Shutdown, acks: &Acks) {
         let started = Instant::now();
         let received = Received {
             body: &delivery.data,
@@ -193,7 +196,7 @@ impl Pipeline {
                 ),
             );
             let ids = Ids::from_properties(&delivery);
-            self.dead_letter_unread(&delivery, &ids, &received, &reason, shutdown, started)
+            self.dead_letter_unread(&delivery, acks, &ids, &received, &reason, shutdown, started)
                 .await;
             return;
         }
@@ -201,8 +204,10 @@ impl Pipeline {
             Ok(e) => e,
             Err((ids, reason)) => {
                 let ids = ids.or_properties(&delivery);
-                self.dead_letter_unread(&delivery, &ids, &received, &reason, shutdown, started)
-                    .await;
+                self.dead_letter_unread(
+                    &delivery, acks, &ids, &received, &reason, shutdown, started,
+                )
+                .await;
                 return;
             }
         };
@@ -210,7 +215,8 @@ impl Pipeline {
         if let Err(reason) = self.check_portal(&envelope, &delivery) {
             let true_portal = self.portal_of(&delivery);
             let record = self.refusal(&envelope, &received, &reason, true_portal);
-            self.finish(&delivery, record, shutdown, started).await;
+            self.finish(&delivery, acks, record, shutdown, started)
+                .await;
             return;
         }
         // Effectively once: what is finished or parked is not run again.
@@ -240,12 +246,13 @@ impl Pipeline {
                     "submission already has a terminal receipt; not sent again, its event is repeated"
                 );
                 let record = Record::RepeatEvent(*existing);
-                self.finish(&delivery, record, shutdown, started).await;
+                self.finish(&delivery, acks, record, shutdown, started)
+                    .await;
                 return;
             }
             Handled::Parked => {
                 tracing::info!(submission_id = %envelope.submission_id, "submission is already parked; acked");
-                ack(&delivery, &envelope.submission_id).await;
+                acks.finished(delivery.delivery_tag);
                 return;
             }
             Handled::OtherPortal => {
@@ -257,7 +264,8 @@ impl Pipeline {
                 );
                 let portal = Some(envelope.portal.clone());
                 let record = self.refusal(&envelope, &received, &reason, portal);
-                self.finish(&delivery, record, shutdown, started).await;
+                self.finish(&delivery, acks, record, shutdown, started)
+                    .await;
                 return;
             }
         }
@@ -275,14 +283,17 @@ impl Pipeline {
                 }
             },
         };
-        self.finish(&delivery, record, shutdown, started).await;
+        self.finish(&delivery, acks, record, shutdown, started)
+            .await;
     }
 
     /// A message whose envelope was not read (too large, or undecodable):
     /// dead letter, committed, acked.
+    #[allow(clippy::too_many_arguments)]
     async fn dead_letter_unread(
         &self,
         delivery: &Delivery,
+        acks: &Acks,
         ids: &Ids,
         received: &Received<'_>,
         reason: &Reason,
@@ -290,7 +301,7 @@ impl Pipeline {
         started: Instant,
     ) {
         let record = self.dead_letter(ids, received, reason, None, status::DEAD_LETTERED, 0, None);
-        self.finish(delivery, record, shutdown, started).await;
+        self.finish(delivery, acks, record, shutdown, started).await;
     }
 
     /// A parked submission whose time has come (called by the scheduler).
@@ -713,6 +724,7 @@ impl Pipeline {
     async fn finish(
         &self,
         delivery: &Delivery,
+        acks: &Acks,
         record: Record,
         shutdown: &Shutdown,
         started: Instant,
@@ -732,15 +744,7 @@ impl Pipeline {
             }
         }
         self.log_end(&record, started);
-        let id = match &record {
-            Record::Receipt(r) | Record::RepeatEvent(r) => r.submission_id.as_str(),
-            Record::DeadLetter { dead_letter, .. } => {
-                dead_letter.submission_id.as_deref().unwrap_or("")
-            }
-            Record::Park(p) => p.submission_id.as_str(),
-            Record::Reschedule { submission_id, .. } => submission_id.as_str(),
-        };
-        ack(delivery, id).await;
+        acks.finished(delivery.delivery_tag);
     }
 
     fn log_end(&self, record: &Record, started: Instant) {
@@ -898,17 +902,4 @@ enum Handled {
     Parked,
     /// The submission id belongs to another portal's submission.
     OtherPortal,
-}
-
-async fn ack(delivery: &Delivery, submission_id: &str) {
-    match delivery.acker.ack(BasicAckOptions::default()).await {
-        Ok(true) => {}
-        // lapin: after a reconnect the old delivery tag is void. RabbitMQ
-        // delivers the message again; its receipt (or parked row) makes that
-        // a no-op.
-        Ok(false) | Err(_) => tracing::warn!(
-            submission_id,
-            "ack not possible on this connection; the message will be delivered again and recognised"
-        ),
-    }
 }
