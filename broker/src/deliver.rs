@@ -98,6 +98,8 @@ pub struct Request<'a> {
     pub service: &'a str,
     pub content_type: &'a str,
     pub body: bytes::Bytes,
+    /// The portal's W3C `traceparent`, passed on as is ([`crate::trace`]).
+    pub traceparent: Option<&'a str>,
 }
 
 /// The delivery client of one destination.
@@ -314,6 +316,11 @@ impl Deliverer {
             }
         }
         headers.insert("kurier-attempt", HeaderValue::from(attempt));
+        if let Some(value) = request.traceparent
+            && let Ok(value) = HeaderValue::from_str(value)
+        {
+            headers.insert("traceparent", value);
+        }
         let sent = self
             .client
             .load()

@@ -78,6 +78,7 @@ pub mod store;
 pub mod submit;
 pub mod telemetry;
 pub mod tls;
+pub mod trace;
 pub mod validate;
 pub mod vault;
 pub mod xsd;

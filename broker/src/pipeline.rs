@@ -138,6 +138,8 @@ struct Received<'a> {
     run: Run,
     /// Why the last attempt before this run failed (parked submissions).
     last_cause: Option<String>,
+    /// The portal's trace context (held messages only; not kept when parked).
+    traceparent: Option<String>,
 }
 
 impl Received<'_> {
@@ -185,6 +187,7 @@ impl Pipeline {
             prior_attempts: 0,
             run: Run::InPlace,
             last_cause: None,
+            traceparent: crate::trace::traceparent(&delivery.properties),
         };
         let limit = self.config.intake.max_message_bytes;
         if received.body.len() > limit {
@@ -355,6 +358,7 @@ impl Pipeline {
             prior_attempts: parked.attempts,
             run: Run::Parked,
             last_cause: Some(parked.last_cause.clone()),
+            traceparent: None,
         };
         let record = match self.decode(&body) {
             Err((ids, reason)) => self.dead_letter(
@@ -536,6 +540,7 @@ impl Pipeline {
             service: &envelope.service,
             content_type: &rendered.content_type,
             body: rendered.body.clone(),
+            traceparent: received.traceparent.as_deref(),
         };
         let deliverer = &destination.deliverer;
         let prior_u32 = u32::try_from(prior).unwrap_or(u32::MAX);

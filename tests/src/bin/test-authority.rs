@@ -90,6 +90,8 @@ struct Logged {
     service: Option<String>,
     attempt: Option<String>,
     content_type: Option<String>,
+    /// W3C trace context, if the request carried one.
+    traceparent: Option<String>,
     status: u16,
     body_base64: Option<String>,
     body_len: usize,
@@ -221,6 +223,7 @@ impl Authority {
             service: header(&req, "kurier-service"),
             attempt: header(&req, "kurier-attempt"),
             content_type: header(&req, "content-type"),
+            traceparent: header(&req, "traceparent"),
             status: 0,
             body_base64: None,
             body_len: 0,
