@@ -9,7 +9,8 @@
 //! Runs against the cluster of `deploy/local/cluster.sh test`, which sets
 //! `KURIER_TEST_CLUSTER_URLS`, `KURIER_TEST_CLUSTER_PID_FILES` and
 //! `KURIER_TEST_CLUSTER_CTL`; without them the test says it is skipped and
-//! passes (`deploy/local/test.sh` does not start a cluster).
+//! passes (`deploy/local/test.sh` does not start a cluster). The failover
+//! past a node that is down runs everywhere, on one node.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -270,4 +271,41 @@ async fn a_rabbitmq_node_and_a_kurier_instance_killed_mid_run_lose_nothing() {
         "fewer connections than failover needs: {failovers}"
     );
     verdict.assert_ok("cluster: a node and an instance killed");
+}
+
+/// `[amqp] urls` with a first node that is down: Kurier passes over it (and
+/// says so) and delivers through the next. Needs one RabbitMQ node only: the
+/// first of the cluster's, else `KURIER_TEST_AMQP_URL` (deploy/local/test.sh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_is_down_is_passed_over() {
+    let up = cluster().map_or_else(kurier_e2e::amqp_url, |c| c.urls[0].clone());
+    // A port nothing listens on once the listener is dropped.
+    let down = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut options = WorldOptions::new(Backend::Sqlite);
+    options.amqp_urls = vec![format!("amqp://guest:guest@127.0.0.1:{down}/%2f"), up];
+    options.log = "info";
+    let mut world = World::start(options).await.unwrap();
+    let out = world.kurier_cli(&["check-config"]).unwrap();
+    assert!(out.status.success(), "{}", kurier_e2e::stderr(&out));
+    world.start_kurier().unwrap();
+    let e = fresh("hzl-minimal.json");
+    world.publish_envelope(&e).await.unwrap();
+    let id = e["submission_id"].as_str().unwrap();
+    let receipt = world
+        .await_receipt(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(receipt.status, "delivered");
+    let log = std::fs::read_to_string(world.log_path()).unwrap();
+    assert!(
+        log.contains(&format!("amqp://127.0.0.1:{down}/%2f"))
+            && log.contains("RabbitMQ node not reachable; trying the next"),
+        "Kurier says which node it passed over: {log}"
+    );
+    assert!(!log.contains("guest:guest"), "no credentials in the log");
+    let kurier = world.kurier.as_mut().unwrap();
+    assert_eq!(kurier.terminate(Duration::from_secs(20)), Some(0));
 }
