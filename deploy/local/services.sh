@@ -158,6 +158,9 @@ mkdir -p "$RUN_DIR"
 chmod 755 "$RUN_DIR"
 if [[ $WANT_RABBIT -eq 1 ]]; then start_rabbitmq; fi
 if [[ $WANT_PG -eq 1 ]]; then start_postgres; fi
+# The environment names this script's RabbitMQ node (stop.sh stops it): none
+# to name with --postgres-only, whose caller writes its own.
+[[ $WANT_RABBIT -eq 1 ]] || exit 0
 
 cat > "$RUN_DIR/env.sh" <<ENV
 export KURIER_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f
