@@ -84,8 +84,16 @@ pub struct Config {
 pub struct AmqpConfig {
     /// AMQP URI of RabbitMQ, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
     /// `amqps://` means TLS, always: the server is verified against `ca_file`
-    /// (else the system's roots) and the URL's host name.
+    /// (else the system's roots) and the URL's host name. Required unless
+    /// `urls` is given; never both.
+    #[serde(default)]
     pub url: String,
+    /// The nodes of a RabbitMQ cluster, instead of `url`: each connection
+    /// (the consumer's, the outbox relay's) tries them in turn, starting
+    /// after the node that failed, with the backoff between full rounds
+    /// ([`crate::failover`]). Every URL is checked as `url` is.
+    #[serde(default)]
+    pub urls: Option<Vec<String>>,
     /// CA certificate(s) (PEM) RabbitMQ's certificate must chain to (`amqps://`).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -379,6 +387,37 @@ fn default_audit_days() -> u64 {
     3650
 }
 
+impl AmqpConfig {
+    /// The URLs to connect to: `urls`, or else the one `url`.
+    pub fn node_urls(&self) -> Vec<&str> {
+        match &self.urls {
+            Some(urls) => urls.iter().map(String::as_str).collect(),
+            None => vec![self.url.as_str()],
+        }
+    }
+
+    /// `url` or `urls`, exactly one of them, and not an empty list; the
+    /// message names the line (`text` is the file).
+    fn one_way_to_rabbitmq(&self, text: &str) -> Result<(), String> {
+        let line =
+            |key: &str| line_of(text, "amqp", key).map_or(String::new(), |n| format!("line {n}: "));
+        match (self.url.is_empty(), &self.urls) {
+            (false, Some(_)) => Err(format!(
+                "{}[amqp] sets both url and urls; keep one: url for a single node, urls for the nodes of a cluster",
+                line("urls")
+            )),
+            (true, None) => Err(
+                "[amqp] url is missing: set url = \"amqp://…\" (or urls = [\"amqp://…\", …] for the nodes of a cluster)".into(),
+            ),
+            (true, Some(urls)) if urls.is_empty() => Err(format!(
+                "{}[amqp] urls is empty: name at least one node",
+                line("urls")
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 enum AmqpProblem {
     Error(String),
     Warning(String),
@@ -387,8 +426,8 @@ enum AmqpProblem {
 /// The AMQP URL's scheme and TLS material: `amqps://` is TLS with its files
 /// present; any other scheme is an error; plaintext to a host that is not
 /// loopback is a loud warning.
-fn amqp_url_problem(amqp: &AmqpConfig) -> Option<AmqpProblem> {
-    let url = amqp.url.trim();
+fn amqp_url_problem(amqp: &AmqpConfig, url: &str) -> Option<AmqpProblem> {
+    let url = url.trim();
     let (scheme, rest) = url.split_once("://")?;
     let host = rest
         .rsplit_once('@')
@@ -845,6 +884,13 @@ impl Config {
             message: describe_toml_error(text, &e),
         })?;
         config.source = path.to_path_buf();
+        config
+            .amqp
+            .one_way_to_rabbitmq(text)
+            .map_err(|message| ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            })?;
         Ok(config)
     }
 
@@ -915,10 +961,19 @@ impl Config {
         if self.amqp.prefetch == 0 {
             return Err(invalid("[amqp] prefetch must be at least 1".into()));
         }
-        match amqp_url_problem(&self.amqp) {
-            Some(AmqpProblem::Error(e)) => return Err(invalid(format!("[amqp] {e}"))),
-            Some(AmqpProblem::Warning(w)) => warnings.push(format!("[amqp] {w}")),
-            None => {}
+        let nodes = self.amqp.node_urls();
+        for (i, url) in nodes.iter().enumerate() {
+            // The single `url` keeps its messages; a list says which node.
+            let at = if self.amqp.urls.is_none() {
+                "[amqp]".to_owned()
+            } else {
+                format!("[amqp] urls #{} of {}:", i + 1, nodes.len())
+            };
+            match amqp_url_problem(&self.amqp, url) {
+                Some(AmqpProblem::Error(e)) => return Err(invalid(format!("{at} {e}"))),
+                Some(AmqpProblem::Warning(w)) => warnings.push(format!("{at} {w}")),
+                None => {}
+            }
         }
         if self.intake.max_message_bytes == 0
             || self.intake.max_bytes_in_flight < self.intake.max_message_bytes
@@ -1336,6 +1391,63 @@ allow_insecure_http = true
         assert!(
             err.contains("ca_file /nonexistent/ca.pem not found"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_cluster_is_a_list_of_urls_each_checked() {
+        let url = "url = \"amqp://guest:guest@127.0.0.1:5672/%2f\"";
+        let with = |amqp: &str| MINIMAL.replace(url, amqp);
+        let parse = |text: &str| Config::parse(text, Path::new("k.toml"));
+
+        let cluster = parse(&with(
+            "urls = [\"amqp://127.0.0.1:5782/%2f\", \"amqp://127.0.0.1:5783/%2f\"]",
+        ))
+        .unwrap();
+        assert_eq!(cluster.amqp.node_urls().len(), 2);
+        assert!(cluster.check().is_ok());
+        // The single url as before.
+        let single = parse(MINIMAL).unwrap();
+        assert_eq!(
+            single.amqp.node_urls(),
+            ["amqp://guest:guest@127.0.0.1:5672/%2f"]
+        );
+
+        let both = with(&format!("{url}\nurls = [\"amqp://127.0.0.1:5783/%2f\"]"));
+        let err = parse(&both).unwrap_err().to_string();
+        let line = line_of(&both, "amqp", "urls").unwrap();
+        assert!(
+            err.contains(&format!("line {line}: [amqp] sets both url and urls")),
+            "{err}"
+        );
+        let err = parse(&with("urls = []")).unwrap_err().to_string();
+        assert!(err.contains("urls is empty"), "{err}");
+        let err = parse(&with("prefetch = 8")).unwrap_err().to_string();
+        assert!(err.contains("[amqp] url is missing"), "{err}");
+
+        // Every node is checked, and the message says which.
+        let err = parse(&with(
+            "urls = [\"amqp://127.0.0.1:5782/%2f\", \"http://127.0.0.1:5783/\"]",
+        ))
+        .unwrap()
+        .check()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("[amqp] urls #2 of 2: url scheme http:// is not supported"),
+            "{err}"
+        );
+        let warnings = parse(&with(
+            "urls = [\"amqps://rabbit-1.example/%2f\", \"amqp://k:x@rabbit-2.example/%2f\"]",
+        ))
+        .unwrap()
+        .check()
+        .unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("urls #2 of 2: PLAINTEXT AMQP to rabbit-2.example")),
+            "{warnings:?}"
         );
     }
 

@@ -27,6 +27,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use tokio_util::task::TaskTracker;
 
 use crate::config::AmqpConfig;
+use crate::failover::Nodes;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 
@@ -68,14 +69,49 @@ impl Drop for ConsumingGuard {
 /// Where the system keeps its trusted roots (Debian's ca-certificates).
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// Connect to RabbitMQ. An `amqps://` URL is always TLS: RabbitMQ's
+/// Connect to RabbitMQ: the first node of `[amqp] urls` that answers (or
+/// the one `url`). For one-off connections (`kurier submit`, replays).
+pub async fn connect(amqp: &AmqpConfig, name: &str) -> Result<Connection, IntakeError> {
+    connect_next(amqp, &mut Nodes::new(amqp), name).await
+}
+
+/// One round of connection attempts over the nodes, starting after the node
+/// last connected to; the error of the last node when none answers (the
+/// caller backs off before the next round).
+pub async fn connect_next(
+    amqp: &AmqpConfig,
+    nodes: &mut Nodes,
+    name: &str,
+) -> Result<Connection, IntakeError> {
+    let mut failed = None;
+    for (i, url) in nodes.round() {
+        match connect_to(amqp, &url, name).await {
+            Ok(connection) => {
+                if nodes.len() > 1 {
+                    tracing::info!(node = %nodes.shown(i), connection = name, "connected to RabbitMQ");
+                }
+                nodes.connected(i);
+                return Ok(connection);
+            }
+            Err(e) => {
+                if nodes.len() > 1 {
+                    tracing::warn!(node = %nodes.shown(i), connection = name, error = %e, "RabbitMQ node not reachable; trying the next");
+                }
+                failed = Some(e);
+            }
+        }
+    }
+    Err(failed.expect("a round tries at least one node (Nodes is never empty)"))
+}
+
+/// Connect to one node. An `amqps://` URL is always TLS: RabbitMQ's
 /// certificate is verified against `[amqp] ca_file` (else the system's
 /// roots) and the URL's host name; a client certificate is presented when
 /// one is configured. Never plaintext for `amqps://`.
-pub async fn connect(amqp: &AmqpConfig, name: &str) -> Result<Connection, IntakeError> {
+async fn connect_to(amqp: &AmqpConfig, url: &str, name: &str) -> Result<Connection, IntakeError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    if !amqp.url.trim_start().starts_with("amqps://") {
-        return Ok(Connection::connect(&amqp.url, properties).await?);
+    if !url.trim_start().starts_with("amqps://") {
+        return Ok(Connection::connect(url, properties).await?);
     }
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| IntakeError::Tls(format!("{}: {e}", path.display())))
@@ -96,7 +132,7 @@ pub async fn connect(amqp: &AmqpConfig, name: &str) -> Result<Connection, Intake
         cert_chain: Some(String::from_utf8_lossy(&roots).into_owned()),
     };
     let runtime = lapin::runtime::default_runtime()?;
-    Ok(Connection::connect_with_config(&amqp.url, properties, tls, runtime).await?)
+    Ok(Connection::connect_with_config(url, properties, tls, runtime).await?)
 }
 
 /// Declare exchanges, the quorum queue and its binding. Idempotent.
@@ -195,9 +231,19 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let amqp = pipeline.config.amqp.clone();
     let tracker = TaskTracker::new();
     let mut backoff = new_backoff(&amqp);
+    let mut nodes = Nodes::new(&amqp);
     let room = Arc::new(BodyRoom::new(&pipeline.config.intake));
     while !shutdown.is_triggered() {
-        match session(&pipeline, &amqp, &tracker, &room, &shutdown, &mut backoff).await {
+        let session = session(
+            &pipeline,
+            &amqp,
+            &mut nodes,
+            &tracker,
+            &room,
+            &shutdown,
+            &mut backoff,
+        );
+        match session.await {
             Ok(()) => break,
             Err(e) => {
                 let wait = backoff
@@ -263,12 +309,13 @@ fn new_backoff(amqp: &AmqpConfig) -> backon::ExponentialBackoff {
 async fn session(
     pipeline: &Arc<Pipeline>,
     amqp: &AmqpConfig,
+    nodes: &mut Nodes,
     tracker: &TaskTracker,
     room: &Arc<BodyRoom>,
     shutdown: &Shutdown,
     backoff: &mut backon::ExponentialBackoff,
 ) -> Result<(), IntakeError> {
-    let connection = connect(amqp, "kurier").await?;
+    let connection = connect_next(amqp, nodes, "kurier").await?;
     let consume_channel = connection.create_channel().await?;
     if amqp.declare_topology {
         declare_topology(&consume_channel, amqp).await?;

@@ -58,6 +58,7 @@ pub mod config;
 pub mod console;
 pub mod deliver;
 pub mod envelope;
+pub mod failover;
 pub mod intake;
 pub mod metrics;
 pub mod ops;

@@ -17,6 +17,7 @@ use backon::BackoffBuilder;
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Connection};
 
+use crate::failover::Nodes;
 use crate::intake;
 use crate::pipeline::Pipeline;
 use crate::receipt::with_seq;
@@ -33,6 +34,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let written = pipeline.recorder.outbox_written();
     let mut link: Option<(Connection, Channel)> = None;
     let mut backoff = new_backoff(amqp.reconnect_max_secs);
+    let mut nodes = Nodes::new(amqp);
     loop {
         if link
             .as_ref()
@@ -41,7 +43,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
             if shutdown.is_triggered() {
                 break;
             }
-            link = match connect(&pipeline).await {
+            link = match connect(&pipeline, &mut nodes).await {
                 Ok(l) => {
                     backoff = new_backoff(amqp.reconnect_max_secs);
                     Some(l)
@@ -96,8 +98,13 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     }
 }
 
-async fn connect(pipeline: &Pipeline) -> Result<(Connection, Channel), intake::IntakeError> {
-    let connection = intake::connect(&pipeline.config.amqp, "kurier-outbox").await?;
+/// A connection of its own, failing over between the nodes like the
+/// consumer's but independently of it.
+async fn connect(
+    pipeline: &Pipeline,
+    nodes: &mut Nodes,
+) -> Result<(Connection, Channel), intake::IntakeError> {
+    let connection = intake::connect_next(&pipeline.config.amqp, nodes, "kurier-outbox").await?;
     let channel = intake::confirm_channel(&connection).await?;
     Ok((connection, channel))
 }

@@ -5,6 +5,7 @@
 # Idempotent: what is already running is left as it is.
 #
 #   deploy/local/services.sh [--postgres]
+#   deploy/local/services.sh --postgres-only   # no RabbitMQ node (cluster.sh runs its own)
 #
 # State lives under $KURIER_RUN_DIR (default /tmp/kurier-local). Ports:
 # AMQP $KURIER_AMQP_PORT (5672), PostgreSQL $KURIER_PG_PORT (5433), RabbitMQ
@@ -21,7 +22,11 @@ PG_PORT=${KURIER_PG_PORT:-5433}
 # and ports: KURIER_RABBIT_NODE, KURIER_AMQP_PORT, KURIER_PG_PORT.
 NODE=${KURIER_RABBIT_NODE:-kurier}@localhost
 WANT_PG=0
-[[ "${1:-}" == "--postgres" ]] && WANT_PG=1
+WANT_RABBIT=1
+case "${1:-}" in
+  --postgres) WANT_PG=1 ;;
+  --postgres-only) WANT_PG=1 WANT_RABBIT=0 ;;
+esac
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -151,8 +156,11 @@ start_postgres() {
 ensure_packages
 mkdir -p "$RUN_DIR"
 chmod 755 "$RUN_DIR"
-start_rabbitmq
+if [[ $WANT_RABBIT -eq 1 ]]; then start_rabbitmq; fi
 if [[ $WANT_PG -eq 1 ]]; then start_postgres; fi
+# The environment names this script's RabbitMQ node (stop.sh stops it): none
+# to name with --postgres-only, whose caller writes its own.
+[[ $WANT_RABBIT -eq 1 ]] || exit 0
 
 cat > "$RUN_DIR/env.sh" <<ENV
 export KURIER_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f

@@ -251,6 +251,10 @@ pub struct WorldOptions {
     pub probe_listen: bool,
     /// More keys of the `[admin]` section.
     pub admin: String,
+    /// The nodes of a RabbitMQ cluster (`[amqp] urls`); empty: `url` =
+    /// `KURIER_TEST_AMQP_URL`. The world's own connections (observer,
+    /// publishing, topology) go to the first that answers.
+    pub amqp_urls: Vec<String>,
 }
 
 impl WorldOptions {
@@ -270,6 +274,7 @@ impl WorldOptions {
             admin_tls: false,
             probe_listen: false,
             admin: String::new(),
+            amqp_urls: Vec::new(),
         }
     }
 
@@ -376,7 +381,7 @@ token_file = "{token_file}"
 {admin_keys}
 
 [amqp]
-url = "{amqp}"
+{amqp}
 exchange = "kurier.submissions{exchange_tag}"
 queue = "kurier.intake.{tag}"
 receipts_exchange = "kurier.receipts{exchange_tag}"
@@ -420,7 +425,11 @@ client_cert_file = "{cert}"
 client_key_file = "{key}"
 {extra}
 "#,
-            amqp = amqp_url(),
+            amqp = if options.amqp_urls.is_empty() {
+                format!("url = \"{}\"", amqp_url())
+            } else {
+                format!("urls = {:?}", options.amqp_urls)
+            },
             token_file = c(&token_file),
             exchange_tag = if options.contract_exchanges {
                 String::new()
