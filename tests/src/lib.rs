@@ -877,6 +877,47 @@ pub fn base64_forms(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A portal listening for its receipt events, as the load tools do: an
+/// exclusive, auto-deleted queue bound to `exchange` with each portal id as
+/// routing key, consumed with acks.
+pub async fn listen_for_events(
+    channel: &lapin::Channel,
+    exchange: &str,
+    portals: &[String],
+    tag: &str,
+) -> lapin::Result<lapin::Consumer> {
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for portal in portals {
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.into(),
+                portal.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    channel
+        .basic_consume(
+            queue.name().clone(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
 /// Resident set size and its peak (VmRSS, VmHWM) of a process, in KiB.
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
