@@ -485,6 +485,7 @@ async fn authority(args: AuthorityArgs) -> anyhow::Result<()> {
                     service: "hzl",
                     content_type: "application/xml; charset=UTF-8",
                     body: body.clone(),
+                    traceparent: None,
                 };
                 let t0 = Instant::now();
                 match d.attempt(&request, 1).await {
