@@ -325,7 +325,7 @@ macro_rules! outbox_receipt_event {
 /// worker thread. The same effect as [`write_records!`] for each.
 /// Not kept as prepared statements: their text differs with the batch size,
 /// and caching each on every connection grew the RSS by 30 MiB.
-/// (PostgreSQL: [`write_receipts_postgres`].)
+/// (SQLite only: on PostgreSQL batched statements were slower.)
 macro_rules! write_receipt_batch {
     ($conn:expr, $receipts:expr, $db:ty) => {{
         let receipts: &[&Receipt] = $receipts;
@@ -396,73 +396,6 @@ macro_rules! write_receipt_batch {
             .execute(&mut *$conn)
             .await?;
     }};
-}
-
-/// [`write_receipt_batch!`] on PostgreSQL: the same three statements with
-/// the batch as arrays (`UNNEST`), so their text, and the prepared
-/// statement, is the same whatever the batch size. (One statement text per
-/// batch size meant a new parse and plan for most commits: PostgreSQL's
-/// group commit fell from 4,000-4,800 to 738-948 receipts/s.)
-async fn write_receipts_postgres(
-    conn: &mut sqlx::PgConnection,
-    receipts: &[&Receipt],
-) -> Result<(), StoreError> {
-    const UPSERT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
-         reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \
-         submitted_at, received_at, completed_at, events) \
-         SELECT u.*, COALESCE((SELECT events FROM parked p WHERE p.submission_id = u.submission_id), 0) + 1 \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::bigint[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], \
-         $14::text[], $15::text[]) AS u (submission_id, service, destination, portal, status, \
-         reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \
-         submitted_at, received_at, completed_at) \
-         ON CONFLICT (submission_id) DO UPDATE SET service = excluded.service, \
-         destination = excluded.destination, portal = excluded.portal, status = excluded.status, \
-         reason_code = excluded.reason_code, reason_detail = excluded.reason_detail, \
-         http_status = excluded.http_status, reference = excluded.reference, \
-         attempts = excluded.attempts, received_sha256 = excluded.received_sha256, \
-         sent_sha256 = excluded.sent_sha256, submitted_at = excluded.submitted_at, \
-         received_at = excluded.received_at, completed_at = excluded.completed_at, \
-         events = CASE WHEN excluded.events > receipts.events THEN excluded.events \
-         ELSE receipts.events + 1 END \
-         WHERE receipts.status <> 'delivered'";
-    const EVENTS: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, created_at) \
-         SELECT r.submission_id, r.events, r.portal, v.body, v.created_at \
-         FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::text[]) AS v (id, body, created_at, status) \
-         JOIN receipts r ON r.submission_id = v.id \
-         WHERE r.portal IS NOT NULL AND r.status = v.status";
-    const UNPARK: &str = "DELETE FROM parked WHERE submission_id = ANY($1)";
-    fn column<T>(receipts: &[&Receipt], f: impl Fn(&Receipt) -> T) -> Vec<T> {
-        receipts.iter().map(|r| f(r)).collect()
-    }
-    let ids = column(receipts, |r| r.submission_id.clone());
-    sqlx::query(UPSERT)
-        .bind(&ids)
-        .bind(column(receipts, |r| r.service.clone()))
-        .bind(column(receipts, |r| r.destination.clone()))
-        .bind(column(receipts, |r| r.portal.clone()))
-        .bind(column(receipts, |r| r.status.clone()))
-        .bind(column(receipts, |r| r.reason_code.clone()))
-        .bind(column(receipts, |r| r.reason_detail.clone()))
-        .bind(column(receipts, |r| r.http_status))
-        .bind(column(receipts, |r| r.reference.clone()))
-        .bind(column(receipts, |r| r.attempts))
-        .bind(column(receipts, |r| r.received_sha256.clone()))
-        .bind(column(receipts, |r| r.sent_sha256.clone()))
-        .bind(column(receipts, |r| r.submitted_at.clone()))
-        .bind(column(receipts, |r| r.received_at.clone()))
-        .bind(column(receipts, |r| r.completed_at.clone()))
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(EVENTS)
-        .bind(&ids)
-        .bind(column(receipts, crate::receipt::terminal_event))
-        .bind(column(receipts, |r| r.completed_at.clone()))
-        .bind(column(receipts, |r| r.status.clone()))
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(UNPARK).bind(&ids).execute(&mut *conn).await?;
-    Ok(())
 }
 
 /// The receipts of `records` if they are all receipts of distinct
@@ -1217,10 +1150,10 @@ impl Store {
             }
             Store::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                match receipts_only(records) {
-                    Some(receipts) => write_receipts_postgres(&mut tx, &receipts).await?,
-                    None => write_records!(&mut *tx, records),
-                }
+                // One statement set per record: the batched statements
+                // (VALUES or UNNEST, with or without LATERAL) measured at
+                // half this rate on PostgreSQL (docs/PERFORMANCE.md).
+                write_records!(&mut *tx, records);
                 tx.commit().await?;
             }
         }
