@@ -28,6 +28,11 @@
 //!   are committed together (group commit), and only then is the message
 //!   acked; [`outbox`] publishes the events with confirms on a connection of
 //!   its own. The payload was never written anywhere: acking erases it.
+//! - [`acks`]: a message is acked only after its outcome is committed,
+//!   batched per channel (`multiple` over runs of finished deliveries).
+//! - [`failover`]: `[amqp] urls` — the consumer and the outbox relay
+//!   reconnect to the next node of a cluster when one goes away.
+//! - [`trace`]: a portal's W3C `traceparent` goes on to the authority.
 //! - [`pipeline`] strings the steps together; [`shutdown`] stops them.
 //! - Transient failures that outlast the in-place attempts, and submissions
 //!   for a destination whose circuit is open or that an operator paused, are sealed by the [`vault`]

@@ -14,6 +14,8 @@
 #   down          (503 for 30 s, then healthy) <= 2 requests/s in the last 20 s
 #                 of the outage, the backlog delivered <= 10 s after "back"
 #   kill9_flaky   no speed target; passes when its test passes
+#   isolation     (tests/tests/isolation.rs: one authority down beside two
+#                 healthy) the healthy ones keep >= 0.90 of their rate
 #
 #   deploy/local/bench-delivery.sh          # exit 0 when every target is met
 #
@@ -32,7 +34,7 @@ source "$RUN_DIR/env.sh"
 # The tests run the release `kurier` and `test-authority` binaries.
 cargo build --release --workspace --bins || exit 1
 log="$RUN_DIR/bench-delivery.log"
-cargo test --release -p kurier-e2e --test rate -- --nocapture --test-threads=1 2>&1 | tee "$log"
+cargo test --release -p kurier-e2e --test rate --test isolation -- --nocapture --test-threads=1 2>&1 | tee "$log"
 test_rc=${PIPESTATUS[0]}
 
 failed=0
@@ -85,6 +87,13 @@ line=$(figure down)
 d=$(field "$line" delivered) rps=$(field "$line" requests_per_second_down) back=$(field "$line" seconds_after_back)
 all_delivered "$d" && le "$rps" 2 && le "$back" 10
 verdict down $? "delivered=${d:-?} requests_per_second_down=${rps:-?} seconds_after_back=${back:-?} (<= 2/s, <= 10 s)"
+
+for backend in sqlite postgres; do
+  line=$(figure "isolation backend=$backend")
+  ratio=$(field "$line" ratio)
+  ge "$ratio" 0.90
+  verdict "isolation/$backend" $? "ratio=${ratio:-?} (healthy destinations' rate with one down / all up >= 0.90)"
+done
 
 line=$(figure kill9_flaky)
 d=$(field "$line" delivered)
