@@ -109,8 +109,8 @@ pub struct DeadLetter {
     pub expires_at: Option<String>,
 }
 
-/// A submission as [`Store::seen`] finds it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// A submission as [`Store::seen`] finds it (`Default`: never seen).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Seen {
     pub status: Option<String>,
     pub received_sha256: Option<String>,
@@ -326,80 +326,69 @@ macro_rules! outbox_receipt_event {
 /// Not kept as prepared statements: their text differs with the batch size,
 /// and caching each on every connection grew the RSS by 30 MiB.
 /// (SQLite only: on PostgreSQL batched statements were slower.)
-macro_rules! write_receipt_batch {
-    ($conn:expr, $receipts:expr, $db:ty) => {{
-        let receipts: &[&Receipt] = $receipts;
-        let (head, rest) = UPSERT_RECEIPT
-            .split_once(" VALUES ")
-            .expect("UPSERT_RECEIPT has VALUES");
-        let (_, on_conflict) = rest
-            .split_once(" ON CONFLICT ")
-            .expect("UPSERT_RECEIPT has ON CONFLICT");
-        let mut upsert = sqlx::QueryBuilder::<$db>::new(format!("{head} "));
-        upsert.push_values(receipts.iter(), |mut row, r| {
-            row.push_bind(&r.submission_id)
-                .push_bind(&r.service)
-                .push_bind(&r.destination)
-                .push_bind(&r.portal)
-                .push_bind(&r.status)
-                .push_bind(&r.reason_code)
-                .push_bind(&r.reason_detail)
-                .push_bind(r.http_status)
-                .push_bind(&r.reference)
-                .push_bind(r.attempts)
-                .push_bind(&r.received_sha256)
-                .push_bind(&r.sent_sha256)
-                .push_bind(&r.submitted_at)
-                .push_bind(&r.received_at)
-                .push_bind(&r.completed_at)
-                .push("COALESCE((SELECT events FROM parked WHERE submission_id = ")
-                .push_bind_unseparated(&r.submission_id)
-                .push_unseparated("), 0) + 1");
-        });
-        upsert.push(format!(" ON CONFLICT {on_conflict}"));
-        upsert
-            .build()
-            .persistent(false)
-            .execute(&mut *$conn)
-            .await?;
+async fn write_receipt_batch(
+    conn: &mut sqlx::SqliteConnection,
+    receipts: &[&Receipt],
+) -> Result<(), StoreError> {
+    let (head, rest) = UPSERT_RECEIPT
+        .split_once(" VALUES ")
+        .expect("UPSERT_RECEIPT has VALUES");
+    let (_, on_conflict) = rest
+        .split_once(" ON CONFLICT ")
+        .expect("UPSERT_RECEIPT has ON CONFLICT");
+    let mut upsert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("{head} "));
+    upsert.push_values(receipts.iter(), |mut row, r| {
+        row.push_bind(&r.submission_id)
+            .push_bind(&r.service)
+            .push_bind(&r.destination)
+            .push_bind(&r.portal)
+            .push_bind(&r.status)
+            .push_bind(&r.reason_code)
+            .push_bind(&r.reason_detail)
+            .push_bind(r.http_status)
+            .push_bind(&r.reference)
+            .push_bind(r.attempts)
+            .push_bind(&r.received_sha256)
+            .push_bind(&r.sent_sha256)
+            .push_bind(&r.submitted_at)
+            .push_bind(&r.received_at)
+            .push_bind(&r.completed_at)
+            .push("COALESCE((SELECT events FROM parked WHERE submission_id = ")
+            .push_bind_unseparated(&r.submission_id)
+            .push_unseparated("), 0) + 1");
+    });
+    upsert.push(format!(" ON CONFLICT {on_conflict}"));
+    upsert.build().persistent(false).execute(&mut *conn).await?;
 
-        let mut events =
-            sqlx::QueryBuilder::<$db>::new("WITH v (id, body, created_at, status) AS (");
-        events.push_values(receipts.iter(), |mut row, r| {
-            row.push_bind(&r.submission_id)
-                .push_bind(crate::receipt::terminal_event(r))
-                .push_bind(&r.completed_at)
-                .push_bind(&r.status);
-        });
-        events.push(
-            ") INSERT INTO outbox (submission_id, seq, routing_key, body, created_at) \
-             SELECT r.submission_id, r.events, r.portal, v.body, v.created_at \
-             FROM v JOIN receipts r ON r.submission_id = v.id \
-             WHERE r.portal IS NOT NULL AND r.status = v.status",
-        );
-        events
-            .build()
-            .persistent(false)
-            .execute(&mut *$conn)
-            .await?;
+    let mut events =
+        sqlx::QueryBuilder::<sqlx::Sqlite>::new("WITH v (id, body, created_at, status) AS (");
+    events.push_values(receipts.iter(), |mut row, r| {
+        row.push_bind(&r.submission_id)
+            .push_bind(crate::receipt::terminal_event(r))
+            .push_bind(&r.completed_at)
+            .push_bind(&r.status);
+    });
+    events.push(
+        ") INSERT INTO outbox (submission_id, seq, routing_key, body, created_at) \
+         SELECT r.submission_id, r.events, r.portal, v.body, v.created_at \
+         FROM v JOIN receipts r ON r.submission_id = v.id \
+         WHERE r.portal IS NOT NULL AND r.status = v.status",
+    );
+    events.build().persistent(false).execute(&mut *conn).await?;
 
-        let mut unpark =
-            sqlx::QueryBuilder::<$db>::new("DELETE FROM parked WHERE submission_id IN (");
-        let mut ids = unpark.separated(", ");
-        for r in receipts {
-            ids.push_bind(&r.submission_id);
-        }
-        unpark.push(")");
-        unpark
-            .build()
-            .persistent(false)
-            .execute(&mut *$conn)
-            .await?;
-    }};
+    let mut unpark =
+        sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM parked WHERE submission_id IN (");
+    let mut ids = unpark.separated(", ");
+    for r in receipts {
+        ids.push_bind(&r.submission_id);
+    }
+    unpark.push(")");
+    unpark.build().persistent(false).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// The receipts of `records` if they are all receipts of distinct
-/// submissions (then [`write_receipt_batch!`] may write them).
+/// submissions (then [`write_receipt_batch`] may write them).
 fn receipts_only(records: &[Record]) -> Option<Vec<&Receipt>> {
     if records.len() < 2 {
         return None;
@@ -1143,7 +1132,7 @@ impl Store {
             Store::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 match receipts_only(records) {
-                    Some(receipts) => write_receipt_batch!(&mut *tx, &receipts, sqlx::Sqlite),
+                    Some(receipts) => write_receipt_batch(&mut tx, &receipts).await?,
                     None => write_records!(&mut *tx, records),
                 }
                 tx.commit().await?;
@@ -1238,12 +1227,7 @@ impl Recorder {
                 match lookup_store.seen_many(&ids).await {
                     Ok(mut found) => {
                         for (id, answer) in batch.drain(..) {
-                            let seen = found.remove(&id).unwrap_or(Seen {
-                                status: None,
-                                received_sha256: None,
-                                parked: false,
-                                portal: None,
-                            });
+                            let seen = found.remove(&id).unwrap_or_default();
                             let _ = answer.send(Ok(seen));
                         }
                     }

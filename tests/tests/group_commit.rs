@@ -204,12 +204,7 @@ async fn lookups_gathered_in_one_query_find_what_one_lookup_finds(backend: Backe
     let found = store.seen_many(&asked).await.unwrap();
     for id in &asked {
         let one = store.seen(id).await.unwrap();
-        let many = found.get(id).cloned().unwrap_or(kurier::store::Seen {
-            status: None,
-            received_sha256: None,
-            parked: false,
-            portal: None,
-        });
+        let many = found.get(id).cloned().unwrap_or_default();
         assert_eq!(many, one, "{id}");
     }
     assert_eq!(
