@@ -42,16 +42,16 @@ trap 'rm -rf "$work"' EXIT
 "$PY" - deploy/observability/kurier-dashboard.json deploy/observability/kurier.rules.yml "$work/dashboard.rules.yml" <<'PY'
 import json, re, sys, yaml
 dashboard, rules, out = sys.argv[1:]
-# What Kurier exports: the table at the top of broker/src/metrics.rs (the
+# What Kurier exports: the table at the top of broker/src/telemetry/metrics.rs (the
 # one list kept beside the code), histograms with their three series.
 known = set()
-for line in open("broker/src/metrics.rs"):
+for line in open("broker/src/telemetry/metrics.rs"):
     m = re.match(r"//! \| `(kurier_[a-z_]+)` \| (\w+)", line)
     if m:
         name, kind = m.groups()
         known |= {name + s for s in ("_bucket", "_count", "_sum")} if kind == "histogram" else {name}
 if "kurier_build_info" not in known:
-    sys.exit("no metric table found in broker/src/metrics.rs")
+    sys.exit("no metric table found in broker/src/telemetry/metrics.rs")
 exprs = [t["expr"] for p in json.load(open(dashboard))["panels"] for t in p["targets"]]
 exprs += [r["expr"] for g in yaml.safe_load(open(rules))["groups"] for r in g["rules"]]
 unknown = {m for e in exprs for m in re.findall(r"\bkurier_[a-z_]+", e)} - known

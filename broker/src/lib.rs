@@ -1,94 +1,65 @@
 //! # Kurier — application transmission broker
 //!
 //! Online form portals publish submitted benefit applications to RabbitMQ.
-//! Kurier takes each one along one path, every step in a module of its name:
+//! Kurier takes each one along one path:
 //!
 //! ```text
-//! portal ──AMQP──▶ intake ─▶ validate ─▶ policy ─▶ route ─▶ render ─▶ deliver ─▶ receipt ─▶ ack
-//!                     └──────────┴──────────┴─────────┴─────────┴──▶ dead letter (reason code)
+//! portal ──AMQP──▶ intake ─▶ decode ─▶ validate ─▶ policy ─▶ route ─▶ render ─▶ deliver ─▶ receipt ─▶ ack
+//!                     └──────────┴──────────┴──────────┴─────────┴─────────┴──▶ dead letter (reason code)
 //! ```
 //!
-//! - [`intake`]: consumes `kurier.intake` with manual acks and a bounded
-//!   prefetch, reconnects when RabbitMQ goes away, publishes receipt events.
-//! - [`envelope`], [`validate`]: the body must be the contract's envelope and
-//!   the form must satisfy its service's JSON Schema; reasons name JSON
-//!   pointers, never values.
-//! - [`policy`]: attachment hashes, sizes and counts; no identity documents.
-//! - [`route`]: the envelope's destination → a configured destination.
-//! - [`render`]: the destination's adapter (crate `kurier-adapters`) writes
-//!   the authority's XML.
-//! - [`xsd`]: the rendered document must satisfy its adapter's XSD
-//!   (libxml2, on a thread of its own), or it is never sent.
-//! - [`deliver`]: HTTPS with mutual TLS ([`tls`]), or XTA 2 SOAP ([`xta2`])
-//!   for destinations with `transport = "xta2"`, one attempt at a time
-//!   through the destination's circuit and adaptive concurrency limit;
-//!   [`queue`] decides what each outcome means (retry in place, park,
-//!   receipt, dead letter).
-//! - [`store`], [`receipt`]: the receipt and its receipt event (the outbox)
-//!   are committed together (group commit), and only then is the message
-//!   acked; [`outbox`] publishes the events with confirms on a connection of
-//!   its own. The payload was never written anywhere: acking erases it.
-//! - [`acks`]: a message is acked only after its outcome is committed,
-//!   batched per channel (`multiple` over runs of finished deliveries).
-//! - [`failover`]: `[amqp] urls` — the consumer and the outbox relay
-//!   reconnect to the next node of a cluster when one goes away.
-//! - [`trace`]: a portal's W3C `traceparent` goes on to the authority.
-//! - [`pipeline`] strings the steps together; [`shutdown`] stops them.
-//! - Transient failures that outlast the in-place attempts, and submissions
-//!   for a destination whose circuit is open or that an operator paused, are sealed by the [`vault`]
-//!   (AES-256-GCM, a data key per submission, wrapped by the key of the
-//!   day's epoch) and parked; [`park`] retries them until delivered or
-//!   expired (`delivery_expired`). Erasure is the deletion of the row with
-//!   its data key, and then [`shred`] destroys the epoch's key, so that
-//!   copies in WAL files and backups become unreadable too.
+//! The code lives in rooms, one per concept, listed here lowest first. A
+//! room uses only rooms above it in this list (`tests/layers.rs` fails on an
+//! import the other way), so each can be read knowing only what precedes it.
+//! docs/ARCHITECTURE.md walks one submission through them.
 //!
-//! [`preflight`] checks the configuration and builds the pipeline's parts
-//! before anything connects; `kurier check-config` runs the same check.
+//! - [`domain`]: the vocabulary: reason codes, timestamps, digests. Pure.
+//! - [`secret_file`], [`shutdown`], [`xsd`]: a secret file's permissions, the
+//!   stop signal every task obeys, XSD validation on libxml2's own thread.
+//! - [`config`]: the configuration file an operator writes, checked.
+//! - [`queue`]: what an attempt's outcome means (retry, park, receipt, dead
+//!   letter), each destination's circuit and adaptive concurrency limit. Pure.
+//! - [`vault`]: payloads at rest only sealed (AES-256-GCM, a data key per
+//!   submission under the day's epoch key).
+//! - [`store`]: every table: receipts and their events (the outbox), parked
+//!   submissions, dead letters, audit; group commit; erasure by
+//!   crypto-shredding ([`store::shred`]).
+//! - [`telemetry`]: log set-up, metric recording, W3C trace context.
+//! - [`delivery`]: one attempt to hand a document to its authority, over
+//!   HTTPS with mutual TLS or XTA 2, reported as an outcome; certificates.
+//! - [`pipeline`]: the path itself: decode the envelope, validate, policy,
+//!   route, render, deliver, record, ack; the scheduler of parked
+//!   submissions; certificate reloads.
+//! - [`intake`]: the AMQP side: topology, the consumer that feeds the
+//!   pipeline, failover between nodes, the outbox relay that publishes
+//!   receipt events with confirms.
+//! - [`operator`]: what operators see and do: the verbs shared by CLI and
+//!   admin API, the console, the state gauges.
+//! - [`preflight`]: the configuration checked and the pipeline's parts built
+//!   before anything connects; `kurier check-config` runs the same.
 //!
-//! Operators work through [`ops`] (one implementation for the CLI and the
-//! [`admin`] HTTP API with its [`console`]): dead letters listed, replayed
-//! and purged, parked backlog, receipts, the audit trail; [`metrics`] for
-//! Prometheus. Operator tokens carry roles; `/api` and the console are
-//! served with TLS off loopback; files that hold secrets are refused when
-//! others may read them ([`secret_file`]).
-//!
-//! Bad input of any kind ends as a dead letter with a [`reason`] code, never
-//! a panic or a retry loop. No log line, receipt or reason carries a value
-//! from a submission.
+//! The guarantees: a submission is acked only after its outcome is
+//! committed; a delivered one is never sent again; the payload is never
+//! written anywhere readable, and acking erases it. Bad input of any kind
+//! ends as a dead letter with a reason code, never a panic or a retry loop.
+//! No log line, receipt or reason carries a value from a submission.
 
-pub mod acks;
-pub mod admin;
-pub mod certs;
+// The rooms, lowest first: each may use the ones above it in this list and
+// none below (enforced by `tests/layers.rs`; see docs/ARCHITECTURE.md).
 pub mod config;
-pub mod console;
-pub mod deliver;
-pub mod envelope;
-pub mod failover;
+pub mod delivery;
+pub mod domain;
 pub mod intake;
-pub mod metrics;
-pub mod ops;
-pub mod outbox;
-pub mod park;
+pub mod operator;
 pub mod pipeline;
-pub mod policy;
 pub mod preflight;
 pub mod queue;
-pub mod reason;
-pub mod receipt;
-pub mod render;
-pub mod route;
 pub mod secret_file;
-pub mod shred;
 pub mod shutdown;
 pub mod store;
-pub mod submit;
 pub mod telemetry;
-pub mod tls;
-pub mod trace;
-pub mod validate;
 pub mod vault;
 pub mod xsd;
-pub mod xta2;
 
 use std::sync::Arc;
 
@@ -119,12 +90,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     routes.attach_store(&store);
     let recorder = store::Recorder::spawn(store.clone());
     let vault = Arc::new(vault::Vault::load(&config.vault)?);
-    shred::start(&vault, &store)
+    store::shred::start(&vault, &store)
         .await
         .context("loading the vault's epoch keys")?;
     let pipeline = Arc::new(Pipeline {
         vault,
-        policy: policy::Policy::new(config.policy.clone()),
+        policy: pipeline::policy::Policy::new(config.policy.clone()),
         schemas,
         routes,
         store: store.clone(),
@@ -137,13 +108,25 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         "kurier started"
     );
     // Operators: metrics, the admin endpoint (health, /api, console).
-    let handle = metrics::install();
-    let admin = admin::start(Arc::clone(&pipeline), handle.clone(), shutdown.clone()).await?;
-    let gauges =
-        handle.map(|h| tokio::spawn(metrics::run(Arc::clone(&pipeline), h, shutdown.clone())));
-    let reloader = tokio::spawn(certs::watch(Arc::clone(&pipeline), shutdown.clone()));
-    let scheduler = tokio::spawn(park::run(Arc::clone(&pipeline), shutdown.clone()));
-    let relay = tokio::spawn(outbox::run(Arc::clone(&pipeline), shutdown.clone()));
+    let handle = telemetry::metrics::install();
+    let admin =
+        operator::admin::start(Arc::clone(&pipeline), handle.clone(), shutdown.clone()).await?;
+    let gauges = handle.map(|h| {
+        tokio::spawn(operator::gauges::run(
+            Arc::clone(&pipeline),
+            h,
+            shutdown.clone(),
+        ))
+    });
+    let reloader = tokio::spawn(pipeline::reload::watch(
+        Arc::clone(&pipeline),
+        shutdown.clone(),
+    ));
+    let scheduler = tokio::spawn(pipeline::parked::run(
+        Arc::clone(&pipeline),
+        shutdown.clone(),
+    ));
+    let relay = tokio::spawn(intake::outbox::run(Arc::clone(&pipeline), shutdown.clone()));
     intake::run(Arc::clone(&pipeline), shutdown).await;
     let _ = scheduler.await;
     let _ = relay.await;

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     // Usage errors exit 2 here (clap), before anything is opened.
     let cli = cli::Cli::parse();
     kurier::telemetry::init(cli.global.log_format);
-    kurier::tls::install_crypto_provider();
+    kurier::delivery::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

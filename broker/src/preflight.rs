@@ -2,11 +2,11 @@
 //! the database or RabbitMQ. `kurier run` and `kurier check-config` both call
 //! [`check`], so the check cannot pass a file that start-up refuses.
 
-use crate::admin::tokens;
 use crate::config::{AdminTransport, Config, ConfigError};
-use crate::route::Routes;
-use crate::tls::TlsError;
-use crate::validate::{SchemaLoadError, Schemas};
+use crate::delivery::tls::TlsError;
+use crate::operator::admin::tokens;
+use crate::pipeline::route::Routes;
+use crate::pipeline::validate::{SchemaLoadError, Schemas};
 use crate::xsd::{self, XsdError};
 
 /// The configuration checked, and the parts of the pipeline built from it.
@@ -56,9 +56,10 @@ pub fn check(config: &Config, now_unix: i64) -> Result<Preflight, PreflightError
     if let AdminTransport::Tls { cert, key } =
         config.admin.transport().map_err(PreflightError::Admin)?
     {
-        crate::tls::server_config(&cert, &key).map_err(PreflightError::AdminTls)?;
+        crate::delivery::tls::server_config(&cert, &key).map_err(PreflightError::AdminTls)?;
     }
-    let (expiring, mut reloadable_problems) = crate::certs::check_expiry(config, now_unix);
+    let (expiring, mut reloadable_problems) =
+        crate::delivery::certs::check_expiry(config, now_unix);
     warnings.extend(expiring);
     if let Some(file) = &config.admin.token_file
         && let Err(problems) = tokens::check_file(file)

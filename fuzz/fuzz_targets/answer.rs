@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use kurier::config::RetryConfig;
-use kurier::deliver;
+use kurier::delivery;
 use kurier::queue::decision::{self, History, Policy, Run};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,8 +6,8 @@
 
 use std::sync::LazyLock;
 
-use kurier::envelope;
-use kurier::validate::Schemas;
+use kurier::pipeline::envelope;
+use kurier::pipeline::validate::Schemas;
 use libfuzzer_sys::fuzz_target;
 
 static SCHEMAS: LazyLock<Schemas> =

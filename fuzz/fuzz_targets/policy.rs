@@ -3,8 +3,8 @@
 #![no_main]
 
 use kurier::config::PolicyConfig;
-use kurier::envelope;
-use kurier::policy::Policy;
+use kurier::pipeline::envelope;
+use kurier::pipeline::policy::Policy;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {

@@ -320,7 +320,7 @@ pub struct World {
 
 impl World {
     pub async fn start(options: WorldOptions) -> anyhow::Result<World> {
-        kurier::tls::install_crypto_provider();
+        kurier::delivery::tls::install_crypto_provider();
         let dir = tempfile::Builder::new().prefix("kurier-e2e-").tempdir()?;
         let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let pki = pki::write_pki(&dir.path().join("certs"))?;
@@ -1002,7 +1002,7 @@ pub async fn https(
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert?)?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(kurier::tls::provider())
+    let config = rustls::ClientConfig::builder_with_provider(kurier::delivery::tls::provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -1206,7 +1206,7 @@ macro_rules! on_both_backends {
 
 /// The sha256 (hex) of bytes, as Kurier writes it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    kurier::policy::sha256_hex(bytes)
+    kurier::domain::digest::sha256_hex(bytes)
 }
 
 pub use kurier::config::DestinationConfig;

@@ -290,7 +290,10 @@ async fn a_token_may_do_what_its_roles_say_and_a_payload_view_is_audited(backend
         .find(|a| a["reason"] == "ticket 4712")
         .expect("the CLI's payload view is audited");
     assert_ne!(cli["operator"], "mallory");
-    assert_eq!(cli["operator"], kurier::ops::Actor::os_user().0.as_str());
+    assert_eq!(
+        cli["operator"],
+        kurier::operator::ops::Actor::os_user().0.as_str()
+    );
 
     // The token with every role replays.
     let a = world

@@ -147,7 +147,10 @@ async fn a_dead_letter_is_replayed_after_the_route_is_fixed_and_every_action_is_
         .expect("the payload view is audited");
     assert_eq!(view["submission_ids"], id.as_str());
     assert_eq!(view["reason"], "ticket 4711: applicant asks");
-    assert_eq!(view["operator"], kurier::ops::Actor::os_user().0.as_str());
+    assert_eq!(
+        view["operator"],
+        kurier::operator::ops::Actor::os_user().0.as_str()
+    );
     assert!(view["at"].as_str().is_some_and(|t| !t.is_empty()));
 
     // Fix the cause: the destination is configured now. Replay sends it

@@ -243,7 +243,10 @@ async fn a_parked_submission_is_shown_without_its_payload_and_retried_now(backen
         .find(|a| a["submission_ids"] == first.as_str())
         .unwrap();
     assert_eq!(by_id["reason"], "authority is back");
-    assert_eq!(by_id["operator"], kurier::ops::Actor::os_user().0.as_str());
+    assert_eq!(
+        by_id["operator"],
+        kurier::operator::ops::Actor::os_user().0.as_str()
+    );
     assert!(
         retried
             .iter()
@@ -317,7 +320,7 @@ async fn a_purged_submission_is_shredded_dead_lettered_and_never_sent(backend: B
     );
 
     // The receipt ends it, naming the operator and no value.
-    let operator = kurier::ops::Actor::os_user().0;
+    let operator = kurier::operator::ops::Actor::os_user().0;
     let receipt = store.receipt(&purged).await.unwrap().expect("a receipt");
     assert_eq!(receipt.status, "dead_lettered");
     assert_eq!(
@@ -423,7 +426,7 @@ async fn destinations_are_paused_and_resumed_and_unknown_ids_exit_1(backend: Bac
     let world = World::start(WorldOptions::new(backend)).await.unwrap();
     let out = world.kurier_cli(&["migrate"]).unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let operator = kurier::ops::Actor::os_user().0;
+    let operator = kurier::operator::ops::Actor::os_user().0;
     let listed = cli_json(&world, &["destinations", "list"]);
     let names: Vec<&str> = listed
         .as_array()
@@ -474,7 +477,9 @@ async fn destinations_are_paused_and_resumed_and_unknown_ids_exit_1(backend: Bac
     );
     // What the pipeline asks.
     let store = world.store().await.unwrap();
-    let paused = kurier::ops::paused_destinations(&store).await.unwrap();
+    let paused = kurier::operator::ops::paused_destinations(&store)
+        .await
+        .unwrap();
     assert_eq!(paused, ["sozialamt-koeln"]);
 
     let err = cli_fails(&world, &["destinations", "pause", "sozialamt-atlantis"]);
@@ -497,7 +502,7 @@ async fn destinations_are_paused_and_resumed_and_unknown_ids_exit_1(backend: Bac
     );
     assert_eq!(done["outcome"], "resumed");
     assert!(
-        kurier::ops::paused_destinations(&store)
+        kurier::operator::ops::paused_destinations(&store)
             .await
             .unwrap()
             .is_empty()

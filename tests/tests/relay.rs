@@ -314,7 +314,7 @@ client_key_file = "{KEY}"
     for (e, code) in &cases {
         let id = e["submission_id"].as_str().unwrap();
         let kept = store.payload_kept(id).await.unwrap();
-        let may = kurier::reason::ReasonCode::parse(code)
+        let may = kurier::domain::reason::ReasonCode::parse(code)
             .unwrap()
             .keeps_payload();
         assert_eq!(kept, may, "{code}: payload kept = {kept}");

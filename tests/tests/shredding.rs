@@ -19,19 +19,19 @@ on_both_backends!(an_old_epoch_key_is_destroyed_once_nothing_sealed_in_it_remain
 /// would have left it.
 fn parked_in_epoch(vault: &Vault, epoch: &str, body: &[u8], id: &str) -> Parked {
     let sealed = vault.seal_in_epoch(epoch, id, body).unwrap();
-    let now = kurier::receipt::now();
+    let now = kurier::domain::time::now();
     Parked {
         submission_id: id.to_owned(),
         service: "hzl".into(),
         destination: "sozialamt-koeln".into(),
         portal: "portal-nrw".into(),
         attempts: 3,
-        received_sha256: kurier::policy::sha256_hex(body),
+        received_sha256: kurier::domain::digest::sha256_hex(body),
         received_at: now.clone(),
         first_failure_at: now.clone(),
         last_cause: "status 503".into(),
         next_attempt_at: now,
-        expires_at: kurier::receipt::time_after(Duration::from_secs(86_400)),
+        expires_at: kurier::domain::time::time_after(Duration::from_secs(86_400)),
         lease_until: None,
         key_id: sealed.key_id,
         sealed_key: sealed.sealed_key,
@@ -47,14 +47,14 @@ async fn an_old_epoch_key_is_destroyed_once_nothing_sealed_in_it_remains(backend
 
     // An epoch of 400 days ago (far past max_age_secs and the dead-letter
     // retention) with one submission still parked in it.
-    let old =
-        kurier::receipt::time_before(Duration::from_secs(400 * 86_400)).unwrap()[..10].to_owned();
+    let old = kurier::domain::time::time_before(Duration::from_secs(400 * 86_400)).unwrap()[..10]
+        .to_owned();
     let vault = Vault::load(&world.config.vault).unwrap();
     let row = store
         .create_epoch(
             &old,
             &vault.new_epoch_key(&old).unwrap(),
-            &kurier::receipt::now(),
+            &kurier::domain::time::now(),
         )
         .await
         .unwrap();
@@ -151,8 +151,10 @@ async fn an_old_epoch_key_is_destroyed_once_nothing_sealed_in_it_remains(backend
     // The backup copy opens for nobody: not with the master key and the
     // database as they are now.
     let restored = Vault::load(&world.config.vault).unwrap();
-    kurier::shred::start(&restored, &store).await.unwrap();
-    let err = kurier::shred::open(&restored, &store, &old_id, &backup)
+    kurier::store::shred::start(&restored, &store)
+        .await
+        .unwrap();
+    let err = kurier::store::shred::open(&restored, &store, &old_id, &backup)
         .await
         .unwrap_err();
     assert!(

@@ -1,7 +1,7 @@
 //! `kurier audit list`: the audit trail of operator actions, read-only.
 
 use clap::Subcommand;
-use kurier::ops::AuditEntry;
+use kurier::operator::ops::AuditEntry;
 use kurier::store::Access;
 
 use super::Global;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{ArgGroup, Subcommand};
-use kurier::ops::{Actor, DeadLetterFilter, DeadLetterInfo, ReplayResult};
+use kurier::operator::ops::{Actor, DeadLetterFilter, DeadLetterInfo, ReplayResult};
 use kurier::store::Access;
 
 use super::Global;

@@ -2,7 +2,7 @@
 //! with their pause and backlog. `list` only looks (read-only).
 
 use clap::Subcommand;
-use kurier::ops::{Actor, DestinationInfo};
+use kurier::operator::ops::{Actor, DestinationInfo};
 use kurier::store::Access;
 
 use super::Global;

@@ -4,7 +4,7 @@
 //! fix itself by restarting).
 
 use kurier::config::ConfigError;
-use kurier::ops::OpsError;
+use kurier::operator::ops::OpsError;
 use kurier::preflight::PreflightError;
 use kurier::store::StoreError;
 

@@ -1,6 +1,6 @@
 //! The `kurier` command line (CONTRACT.md § 5): the broker itself and the
 //! operator's tools, one file per verb group. Every verb reads the library
-//! (`kurier::ops` for the operator's verbs, the same code the admin API
+//! (`kurier::operator::ops` for the operator's verbs, the same code the admin API
 //! calls); this folder only parses, opens and prints.
 //!
 //! What the verbs share lives here: the global options, how a verb opens the
@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use kurier::config::{Config, ConfigError};
-use kurier::ops::Ops;
+use kurier::operator::ops::Ops;
 use kurier::store::Access;
 use kurier::telemetry::LogFormat;
 

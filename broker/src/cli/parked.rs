@@ -3,7 +3,7 @@
 //! `list` and `show` only look (read-only); the others are audited.
 
 use clap::{ArgGroup, Args, Subcommand};
-use kurier::ops::{Actor, Backlog, ParkedAction, ParkedInfo, ParkedResult};
+use kurier::operator::ops::{Actor, Backlog, ParkedAction, ParkedInfo, ParkedResult};
 use kurier::store::Access;
 
 use super::Global;

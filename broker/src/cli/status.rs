@@ -1,6 +1,6 @@
 //! `kurier status`: parked and dead letters per destination, read-only.
 
-use kurier::ops::Status;
+use kurier::operator::ops::Status;
 use kurier::store::Access;
 
 use super::Global;

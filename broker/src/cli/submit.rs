@@ -23,7 +23,8 @@ impl Submit {
     pub async fn run(self, global: &Global) -> anyhow::Result<Exit> {
         let config = global.load()?;
         let ids =
-            kurier::submit::submit(&config.amqp, &self.files, self.routing_key.as_deref()).await?;
+            kurier::intake::submit::submit(&config.amqp, &self.files, self.routing_key.as_deref())
+                .await?;
         global.print(&ids, |ids| {
             for id in ids {
                 println!("published {id}");

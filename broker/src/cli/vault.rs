@@ -1,7 +1,7 @@
 //! `kurier vault rewrap`: after a master-key rotation (docs/OPERATIONS.md).
 
 use clap::Subcommand;
-use kurier::shred::Rewrapped;
+use kurier::store::shred::Rewrapped;
 use kurier::store::{Access, Store};
 
 use super::Global;
@@ -30,7 +30,7 @@ impl Vault {
         }
         let store = Store::open_existing(&config.database, Access::ReadWrite).await?;
         let vault = kurier::vault::Vault::load(&config.vault)?;
-        let report = kurier::shred::rewrap(&vault, &store).await;
+        let report = kurier::store::shred::rewrap(&vault, &store).await;
         store.close().await;
         global.print(&report?, print)?;
         Ok(Exit::Ok)

@@ -8,7 +8,7 @@
 //!   receipt event, consume+ack of the event by the portal) run together,
 //!   with the samples' sizes and a real receipt event's size.
 //! - `authority`: mTLS requests per second from Kurier's own delivery client
-//!   (`kurier::deliver::Deliverer`, one keep-alive pool) at Kurier's
+//!   (`kurier::delivery::Deliverer`, one keep-alive pool) at Kurier's
 //!   per-destination concurrency.
 //! - `database`: receipts committed per second through Kurier's own group
 //!   commit (`kurier::store::Recorder`, the receipt, outbox and parked
@@ -178,7 +178,8 @@ fn read_samples(paths: &[PathBuf]) -> anyhow::Result<Vec<Body>> {
 fn receipt_event() -> Vec<u8> {
     let receipt = bench_receipt(&uuid::Uuid::new_v4().to_string());
     let mut v: serde_json::Value =
-        serde_json::from_slice(&kurier::receipt::terminal_event(&receipt)).unwrap_or_default();
+        serde_json::from_slice(&kurier::store::events::terminal_event(&receipt))
+            .unwrap_or_default();
     v["seq"] = serde_json::Value::from(1);
     serde_json::to_vec(&v).unwrap_or_default()
 }
@@ -458,7 +459,7 @@ async fn authority(args: AuthorityArgs) -> anyhow::Result<()> {
     // how fast the limiter finds it.
     retry.initial_in_flight = concurrency;
     retry.max_in_flight = concurrency;
-    let deliverer = Arc::new(kurier::deliver::Deliverer::new(destination, retry)?);
+    let deliverer = Arc::new(kurier::delivery::Deliverer::new(destination, retry)?);
     let mut body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><bench>".to_vec();
     body.resize(args.body_bytes.saturating_sub(8).max(body.len()), b'x');
     body.extend_from_slice(b"</bench>");
@@ -480,7 +481,7 @@ async fn authority(args: AuthorityArgs) -> anyhow::Result<()> {
             let mut latencies = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let id = uuid::Uuid::new_v4().to_string();
-                let request = kurier::deliver::Request {
+                let request = kurier::delivery::Request {
                     submission_id: &id,
                     service: "hzl",
                     content_type: "application/xml; charset=UTF-8",

@@ -37,7 +37,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use kurier::xta2::{mtom, schema::SoapValidator, soap};
+use kurier::delivery::xta2::{mtom, schema::SoapValidator, soap};
 use quick_xml::events::Event;
 use quick_xml::reader::NsReader;
 use rustls::pki_types::pem::PemObject;
@@ -422,7 +422,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = args
         .schemas
         .clone()
-        .unwrap_or_else(kurier::xta2::schema::source_dir);
+        .unwrap_or_else(kurier::delivery::xta2::schema::source_dir);
     let validator = SoapValidator::start(&dir).map_err(anyhow::Error::msg)?;
     let server = Arc::new(Server {
         state: Mutex::new(State::default()),

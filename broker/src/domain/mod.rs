@@ -1,0 +1,13 @@
+//! The domain's vocabulary, shared by every room and depending on none:
+//! reason codes (CONTRACT.md § 4), timestamps, digests.
+//!
+//! - [`reason`]: why a submission was refused or dead-lettered, as the
+//!   contract's stable codes with a detail that never carries a value.
+//! - [`time`]: the one timestamp form of tables, receipts and events.
+//! - [`digest`]: SHA-256 and hex.
+//!
+//! Pure: no I/O, no configuration, no other module of the crate.
+
+pub mod digest;
+pub mod reason;
+pub mod time;

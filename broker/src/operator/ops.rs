@@ -1,0 +1,1558 @@
+//! Operations: what an operator does with Kurier, in one implementation that
+//! both the command line (`kurier dead-letters …`, `main.rs`) and the admin
+//! API (`/api/…`, [`crate::operator::admin`]) call.
+//!
+//! Postfix's view of a queue: parked and dead-lettered submissions are states
+//! an operator lists, filters, replays and purges by id, and every action
+//! that touches a payload or removes something lands in the `audit` table
+//! (who, what, which submission ids, when, why) in the same transaction.
+//!
+//! - **Replay** sends a dead letter through the whole pipeline again with the
+//!   current configuration, under its own submission id (so the authority
+//!   sees the same `Idempotency-Key`): the decrypted original envelope is
+//!   published to the intake exchange with publisher confirms. A submission
+//!   whose receipt says `delivered` is never replayed.
+//! - **Purge** deletes dead letters with their sealed payload and data key
+//!   (crypto-shredding); the receipt stays.
+//! - **Payload view** needs a reason, is audited before the payload is
+//!   returned, and is the only place a payload leaves the vault for a person.
+//! - **The parked queue** (Postfix's `postsuper -r/-h/-H/-d`): retry now,
+//!   hold, release, and purge, which shreds a parked submission (row, sealed
+//!   payload and data key) and ends it as `dead_lettered` /
+//!   `withdrawn_by_operator` with a receipt event in the outbox, all in one
+//!   transaction.
+//! - **Pauses** of destinations (maintenance windows), which the pipeline
+//!   reads through [`paused_destinations`].
+//!
+//! Touches the database, the vault (to open sealed payloads) and, for
+//! replay, RabbitMQ. Nothing here logs or returns a payload except
+//! [`Ops::show_payload`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{AmqpConfig, Config};
+use crate::domain::reason::ReasonCode;
+use crate::domain::time::{format_time, now};
+use crate::intake;
+use crate::store::{Access, DeadLetter, Receipt, Store, StoreError, on_pool, status};
+use crate::vault::{Sealed, Vault, VaultError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("no dead letter {0}; list them with `kurier dead-letters list`")]
+    NotFound(String),
+    #[error(
+        "{0:?} is neither a submission id (UUID) nor a dead-letter number; see `kurier dead-letters list`"
+    )]
+    BadId(String),
+    #[error("viewing a payload needs a reason (--reason \"…\"); it is recorded in the audit trail")]
+    ReasonRequired,
+    #[error(
+        "dead letter {0} keeps no payload (purged, past its retention, or an undecodable message); there is nothing to show or replay"
+    )]
+    NoPayload(String),
+    #[error(
+        "the vault key file {0} does not exist here; run this on the broker's host with its configuration"
+    )]
+    NoVault(String),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} is not parked{1}; see `kurier parked list --each`")]
+    NotParked(String, String),
+    #[error(
+        "an attempt to deliver {0} is under way right now; nothing was purged, try again in a few seconds"
+    )]
+    InFlight(String),
+    #[error("{0:?} is not a configured destination; configured: {1}")]
+    UnknownDestination(String, String),
+}
+
+impl OpsError {
+    /// The HTTP status the admin API answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            OpsError::NotFound(_) | OpsError::NotParked(..) | OpsError::UnknownDestination(..) => {
+                404
+            }
+            OpsError::BadId(_) | OpsError::ReasonRequired | OpsError::Invalid(_) => 400,
+            OpsError::NoPayload(_) | OpsError::InFlight(_) => 409,
+            _ => 500,
+        }
+    }
+}
+
+/// Who does something: an operator name from the admin token file (API) or
+/// the OS user (CLI). Recorded in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl Actor {
+    /// The OS account running the CLI: the name of the effective user id
+    /// (`getpwuid_r(geteuid())`), `uid:<n>` when the account has no name.
+    /// Never an environment variable: `USER=someone-else kurier …` must not
+    /// change who the audit trail says it was.
+    pub fn os_user() -> Actor {
+        Actor(os_account())
+    }
+}
+
+#[cfg(unix)]
+fn os_account() -> String {
+    use std::ffi::CStr;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: passwd is plain data that getpwuid_r fills in; `buf` is
+        // the scratch space its strings point into and outlives their use
+        // below; `result` is set to `&mut pwd` or null.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return format!("uid:{uid}");
+        }
+        // SAFETY: pw_name is a NUL-terminated string inside `buf`.
+        let name = unsafe { CStr::from_ptr(pwd.pw_name) }
+            .to_string_lossy()
+            .into_owned();
+        return if name.is_empty() {
+            format!("uid:{uid}")
+        } else {
+            name
+        };
+    }
+}
+
+#[cfg(not(unix))]
+fn os_account() -> String {
+    "unknown".into()
+}
+
+/// A dead letter as operators see it: metadata and reason, never a payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct DeadLetterInfo {
+    pub id: i64,
+    pub submission_id: Option<String>,
+    pub service: Option<String>,
+    pub destination: Option<String>,
+    pub portal: Option<String>,
+    pub reason_code: String,
+    pub reason_detail: String,
+    pub http_status: Option<i64>,
+    pub received_sha256: String,
+    pub created_at: String,
+    /// Until when the sealed payload is kept for replay.
+    pub expires_at: Option<String>,
+    /// Whether a sealed payload is kept (replay and payload view possible).
+    pub payload_kept: bool,
+}
+
+/// Filters of a dead-letter listing; `None` means any.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct DeadLetterFilter {
+    pub reason: Option<String>,
+    pub destination: Option<String>,
+    /// RFC 3339 time or a duration ago (`24h`, `7d`).
+    pub since: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// What replay did with one dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplayResult {
+    /// `None` when the submission has no dead letter any more.
+    pub dead_letter_id: Option<i64>,
+    pub submission_id: Option<String>,
+    /// `replayed`, `already_delivered`, `no_payload` or `failed`.
+    pub outcome: String,
+    pub message: String,
+}
+
+/// What purge removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PurgeResult {
+    pub dead_letter_ids: Vec<i64>,
+    pub submission_ids: Vec<String>,
+}
+
+/// The parked backlog of one destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Backlog {
+    pub destination: String,
+    pub count: i64,
+    /// How many of them an operator holds (`kurier parked hold`).
+    pub held: i64,
+    pub next_attempt_at: String,
+    pub oldest_received_at: String,
+    pub last_cause: String,
+}
+
+/// Parked and dead letters of one destination, and (from the running broker
+/// only) its circuit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationStatus {
+    pub destination: String,
+    pub configured: bool,
+    pub parked: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_cause: Option<String>,
+    pub dead_letters: i64,
+    /// `closed`, `open`, `half_open`; `None` when not known (CLI).
+    pub circuit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub parked: i64,
+    pub dead_letters: i64,
+    pub destinations: Vec<DestinationStatus>,
+}
+
+/// One row of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub operator: String,
+    pub action: String,
+    /// Space-separated submission ids (or `#<n>` for dead letters without one).
+    pub submission_ids: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+/// The audit actions.
+pub mod action {
+    pub const REPLAY: &str = "replay";
+    pub const PURGE: &str = "purge";
+    pub const VIEW_PAYLOAD: &str = "view_payload";
+    pub const RETRY_NOW: &str = "retry_now";
+    pub const HOLD: &str = "hold";
+    pub const RELEASE: &str = "release";
+    pub const PURGE_PARKED: &str = "purge_parked";
+    pub const PAUSE_DESTINATION: &str = "pause_destination";
+    pub const RESUME_DESTINATION: &str = "resume_destination";
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit (at, operator, action, submission_ids, outcome, reason) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Write an audit row in the transaction `$tx` (the change and its record
+/// commit together).
+macro_rules! audit_row {
+    ($tx:ident, $actor:expr, $action:expr, $ids:expr, $outcome:expr, $why:expr) => {
+        sqlx::query(INSERT_AUDIT)
+            .bind(now())
+            .bind(&$actor.0)
+            .bind($action)
+            .bind($ids)
+            .bind($outcome)
+            .bind(why_text($why))
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
+/// Run `$body` in a write transaction `$tx` on either backend; commit when it
+/// is done, roll back on `?`. Its value is dropped (it differs per backend).
+macro_rules! in_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match $store {
+            // BEGIN IMMEDIATE: wait for the write lock instead of SQLITE_BUSY.
+            Store::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let _ = $body;
+                $tx.commit().await?;
+            }
+            Store::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let _ = $body;
+                $tx.commit().await?;
+            }
+        }
+    };
+}
+
+/// The operations, over one database, vault and RabbitMQ.
+#[derive(Clone)]
+pub struct Ops {
+    store: Store,
+    vault: Option<Arc<Vault>>,
+    amqp: AmqpConfig,
+    configured: Vec<String>,
+    vault_key_file: String,
+    /// `[dead_letters] retention_days`: every dead letter expires.
+    dead_letter_retention: std::time::Duration,
+}
+
+impl Ops {
+    /// `vault`: `None` when the key file is not here (payload view and replay
+    /// then say so).
+    pub fn new(store: Store, vault: Option<Arc<Vault>>, config: &Config) -> Ops {
+        Ops {
+            store,
+            vault,
+            amqp: config.amqp.clone(),
+            configured: config.destinations.iter().map(|d| d.id.clone()).collect(),
+            vault_key_file: config.vault.key_file.display().to_string(),
+            dead_letter_retention: std::time::Duration::from_secs(
+                config.dead_letters.retention_days.saturating_mul(86_400),
+            ),
+        }
+    }
+
+    /// For the CLI: connect, migrate, and load the vault if its key exists
+    /// (never create one: a new key opens nothing).
+    pub async fn open(config: &Config) -> Result<Ops, OpsError> {
+        let store = Store::connect(&config.database).await?;
+        store.migrate().await?;
+        Ops::with_vault_if_there(store, config)
+    }
+
+    /// For the CLI's operator commands: the database that `run` or `migrate`
+    /// made, never created or migrated here. Read-only access loads no vault
+    /// (nothing read-only needs a key); read-write loads it if its key exists.
+    pub async fn open_existing(config: &Config, access: Access) -> Result<Ops, OpsError> {
+        let store = Store::open_existing(&config.database, access).await?;
+        match access {
+            Access::ReadOnly => Ok(Ops::new(store, None, config)),
+            Access::ReadWrite => Ops::with_vault_if_there(store, config),
+        }
+    }
+
+    fn with_vault_if_there(store: Store, config: &Config) -> Result<Ops, OpsError> {
+        let vault = if config.vault.key_file.exists() {
+            Some(Arc::new(Vault::load(&config.vault)?))
+        } else {
+            None
+        };
+        Ok(Ops::new(store, vault, config))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn vault(&self) -> Result<&Vault, OpsError> {
+        self.vault
+            .as_deref()
+            .ok_or_else(|| OpsError::NoVault(self.vault_key_file.clone()))
+    }
+
+    /// Dead letters, newest first.
+    pub async fn dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<DeadLetterInfo>, OpsError> {
+        if let Some(r) = &filter.reason
+            && crate::domain::reason::ReasonCode::parse(r).is_none()
+        {
+            let known: Vec<&str> = crate::domain::reason::ReasonCode::ALL
+                .iter()
+                .map(|c| c.as_str())
+                .collect();
+            return Err(OpsError::Invalid(format!(
+                "unknown reason code {r:?}; known codes: {}",
+                known.join(", ")
+            )));
+        }
+        let since = filter.since.as_deref().map(parse_since).transpose()?;
+        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, DeadLetterInfo>(LIST_DEAD_LETTERS)
+            .bind(filter.reason.as_deref())
+            .bind(filter.destination.as_deref())
+            .bind(since.as_deref())
+            .bind(filter.limit.unwrap_or(1000).clamp(1, 100_000))
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// The dead letters `id` names: a number names one row, a submission id
+    /// all rows of that submission (newest first).
+    async fn resolve(&self, id: &str) -> Result<Vec<DeadLetter>, OpsError> {
+        const BY_ID: &str = "SELECT id, submission_id, amqp_message_id, service, destination, portal, \
+             reason_code, reason_detail, http_status, received_sha256, created_at, key_id, sealed_key, \
+             sealed_payload, expires_at FROM dead_letters WHERE id = $1";
+        const BY_SUBMISSION: &str = "SELECT id, submission_id, amqp_message_id, service, destination, \
+             portal, reason_code, reason_detail, http_status, received_sha256, created_at, key_id, \
+             sealed_key, sealed_payload, expires_at FROM dead_letters WHERE submission_id = $1 \
+             ORDER BY id DESC";
+        let id = id.trim();
+        let rows = if let Ok(n) = id.parse::<i64>() {
+            on_pool!(&self.store, pool => sqlx::query_as::<_, DeadLetter>(BY_ID)
+                .bind(n)
+                .fetch_all(pool)
+                .await)?
+        } else if let Ok(uuid) = uuid::Uuid::parse_str(id) {
+            on_pool!(&self.store, pool => sqlx::query_as::<_, DeadLetter>(BY_SUBMISSION)
+                .bind(uuid.hyphenated().to_string())
+                .fetch_all(pool)
+                .await)?
+        } else {
+            return Err(OpsError::BadId(id.to_owned()));
+        };
+        if rows.is_empty() {
+            return Err(OpsError::NotFound(id.to_owned()));
+        }
+        Ok(rows)
+    }
+
+    /// One dead letter: metadata and reason only.
+    pub async fn show(&self, id: &str) -> Result<DeadLetterInfo, OpsError> {
+        let newest = self.resolve(id).await?.remove(0);
+        Ok(info(&newest))
+    }
+
+    /// One dead letter with its decrypted payload. Needs a reason; the view
+    /// is in the audit trail before the payload is returned.
+    pub async fn show_payload(
+        &self,
+        id: &str,
+        actor: &Actor,
+        why: &str,
+    ) -> Result<(DeadLetterInfo, serde_json::Value), OpsError> {
+        let why = why.trim();
+        if why.is_empty() {
+            return Err(OpsError::ReasonRequired);
+        }
+        let newest = self.resolve(id).await?.remove(0);
+        let (submission_id, sealed) = sealed_of(&newest)?;
+        let body =
+            crate::store::shred::open(self.vault()?, &self.store, &submission_id, &sealed).await?;
+        self.audit(
+            actor,
+            action::VIEW_PAYLOAD,
+            std::slice::from_ref(&submission_id),
+            "shown",
+            Some(why),
+        )
+        .await?;
+        // The body was a JSON envelope when it was sealed (undecodable bodies
+        // are not kept); show it as text otherwise.
+        let payload = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
+        Ok((info(&newest), payload))
+    }
+
+    /// Replay the dead letters `ids` (numbers or submission ids).
+    pub async fn replay_ids(
+        &self,
+        ids: &[String],
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ReplayResult>, OpsError> {
+        let mut rows = Vec::new();
+        let mut delivered = Vec::new();
+        for id in ids {
+            match self.resolve(id).await {
+                // A submission id names its newest dead letter.
+                Ok(mut found) => rows.push(found.remove(0)),
+                // Replayed before (or delivered otherwise): say so, send nothing.
+                Err(OpsError::NotFound(_))
+                    if self
+                        .store
+                        .receipt(id.trim())
+                        .await?
+                        .is_some_and(|r| r.status == status::DELIVERED) =>
+                {
+                    delivered.push(id.trim().to_owned());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut results = Vec::new();
+        for submission_id in delivered {
+            self.audit(
+                actor,
+                action::REPLAY,
+                std::slice::from_ref(&submission_id),
+                "already delivered; nothing sent",
+                why,
+            )
+            .await?;
+            results.push(ReplayResult {
+                dead_letter_id: None,
+                message: format!("{submission_id} is already delivered; nothing was sent"),
+                submission_id: Some(submission_id),
+                outcome: "already_delivered".into(),
+            });
+        }
+        results.extend(self.replay_rows(rows, actor, why).await?);
+        Ok(results)
+    }
+
+    /// Replay every dead letter matching `filter` that keeps a payload.
+    pub async fn replay_matching(
+        &self,
+        filter: &DeadLetterFilter,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ReplayResult>, OpsError> {
+        let mut rows = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for d in self.dead_letters(filter).await? {
+            if !d.payload_kept {
+                continue;
+            }
+            // The newest dead letter of a submission is the one replayed.
+            if let Some(sid) = &d.submission_id
+                && !seen.insert(sid.clone())
+            {
+                continue;
+            }
+            rows.extend(self.resolve(&d.id.to_string()).await?);
+        }
+        self.replay_rows(rows, actor, why).await
+    }
+
+    async fn replay_rows(
+        &self,
+        rows: Vec<DeadLetter>,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ReplayResult>, OpsError> {
+        let mut channel: Option<(lapin::Connection, lapin::Channel)> = None;
+        let mut results = Vec::with_capacity(rows.len());
+        for row in rows {
+            results.push(self.replay_one(row, &mut channel, actor, why).await?);
+        }
+        if let Some((connection, _)) = channel {
+            let _ = connection.close(200, "done".into()).await;
+        }
+        Ok(results)
+    }
+
+    /// Replay one dead letter. Order matters (nothing lost, effectively once):
+    /// 1. a `delivered` receipt means nothing is sent;
+    /// 2. the receipt is deleted, so the pipeline does not take the
+    ///    republished message for a duplicate (a receipt deleted only after
+    ///    the publish would race with the broker consuming it);
+    /// 3. the envelope is published and confirmed; if that fails the
+    ///    receipt is restored and nothing else changed;
+    /// 4. the dead letter (sealed payload and key) is deleted and the audit
+    ///    row written in one transaction.
+    async fn replay_one(
+        &self,
+        row: DeadLetter,
+        channel: &mut Option<(lapin::Connection, lapin::Channel)>,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<ReplayResult, OpsError> {
+        let result = |outcome: &str, message: String| ReplayResult {
+            dead_letter_id: Some(row.id),
+            submission_id: row.submission_id.clone(),
+            outcome: outcome.to_owned(),
+            message,
+        };
+        let (submission_id, sealed) = match sealed_of(&row) {
+            Ok(s) => s,
+            Err(e) => return Ok(result("no_payload", e.to_string())),
+        };
+        let receipt = self.store.receipt(&submission_id).await?;
+        if receipt
+            .as_ref()
+            .is_some_and(|r| r.status == status::DELIVERED)
+        {
+            let message = format!("{submission_id} is already delivered; nothing was sent");
+            self.audit(
+                actor,
+                action::REPLAY,
+                std::slice::from_ref(&submission_id),
+                "already delivered; nothing sent",
+                why,
+            )
+            .await?;
+            return Ok(result("already_delivered", message));
+        }
+        let body =
+            crate::store::shred::open(self.vault()?, &self.store, &submission_id, &sealed).await?;
+        let routing_key = crate::intake::submit::addressing(&body)
+            .map(|(key, _)| key)
+            .unwrap_or_else(|| {
+                format!(
+                    "{}.{}",
+                    row.service.as_deref().unwrap_or("unknown"),
+                    row.destination.as_deref().unwrap_or("unknown")
+                )
+            });
+        // The receipt stays (its event count goes on: the replay's event
+        // gets the next `seq`), but it must no longer match the received
+        // body, or the pipeline would take the replay for a duplicate.
+        const FORGET_RECEIVED: &str = "UPDATE receipts SET received_sha256 = '' \
+             WHERE submission_id = $1 AND status <> 'delivered'";
+        const RESTORE_RECEIVED: &str =
+            "UPDATE receipts SET received_sha256 = $2 WHERE submission_id = $1";
+        in_tx!(&self.store, tx => sqlx::query(FORGET_RECEIVED)
+            .bind(&submission_id)
+            .execute(&mut *tx)
+            .await?);
+        if let Err(e) = self
+            .publish(channel, &routing_key, &submission_id, &body)
+            .await
+        {
+            drop(body);
+            if let Some(r) = receipt {
+                // Put the receipt back as it was: the dead letter is untouched.
+                in_tx!(&self.store, tx => sqlx::query(RESTORE_RECEIVED)
+                    .bind(&submission_id)
+                    .bind(&r.received_sha256)
+                    .execute(&mut *tx)
+                    .await?);
+            }
+            return Ok(result(
+                "failed",
+                format!(
+                    "publishing to RabbitMQ failed ({e}); nothing changed, try again when RabbitMQ is reachable"
+                ),
+            ));
+        }
+        drop(body);
+        const DELETE_DEAD_LETTER: &str = "DELETE FROM dead_letters WHERE id = $1";
+        in_tx!(&self.store, tx => {
+            sqlx::query(DELETE_DEAD_LETTER)
+                .bind(row.id)
+                .execute(&mut *tx)
+                .await?;
+            audit_row!(tx, actor, action::REPLAY, &submission_id, "replayed", why)
+        });
+        tracing::info!(submission_id = %submission_id, operator = %actor.0, "dead letter replayed");
+        Ok(result(
+            "replayed",
+            format!("{submission_id} was published again and runs through the pipeline"),
+        ))
+    }
+
+    async fn publish(
+        &self,
+        channel: &mut Option<(lapin::Connection, lapin::Channel)>,
+        routing_key: &str,
+        submission_id: &str,
+        body: &[u8],
+    ) -> Result<(), intake::IntakeError> {
+        if channel
+            .as_ref()
+            .is_none_or(|(c, _)| !c.status().connected())
+        {
+            let connection = intake::connect(&self.amqp, "kurier-replay").await?;
+            let ch = intake::confirm_channel(&connection).await?;
+            *channel = Some((connection, ch));
+        }
+        let Some((_, ch)) = channel.as_ref() else {
+            return Err(intake::IntakeError::ConsumerEnded);
+        };
+        intake::publish_confirmed(
+            ch,
+            &self.amqp.exchange,
+            routing_key,
+            submission_id,
+            body,
+            true,
+        )
+        .await
+    }
+
+    /// Purge the dead letters `ids` (numbers or submission ids): the sealed
+    /// payload and its key go with the row; receipts stay.
+    pub async fn purge_ids(
+        &self,
+        ids: &[String],
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PurgeResult, OpsError> {
+        let mut rows = Vec::new();
+        for id in ids {
+            rows.extend(self.resolve(id).await?);
+        }
+        self.purge_rows(
+            rows.iter().map(|r| (r.id, r.submission_id.clone())),
+            actor,
+            why,
+        )
+        .await
+    }
+
+    /// Purge dead letters created longer than `age` ago.
+    pub async fn purge_older_than(
+        &self,
+        age: Duration,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PurgeResult, OpsError> {
+        const SQL: &str = "SELECT id, submission_id FROM dead_letters WHERE created_at < $1";
+        let cutoff = crate::domain::time::time_before(age).ok_or_else(|| {
+            OpsError::Invalid("that age reaches before the year 1; nothing would match".into())
+        })?;
+        let rows: Vec<(i64, Option<String>)> = on_pool!(&self.store, pool => sqlx::query_as(SQL)
+            .bind(&cutoff)
+            .fetch_all(pool)
+            .await)?;
+        self.purge_rows(rows.into_iter(), actor, why).await
+    }
+
+    async fn purge_rows(
+        &self,
+        rows: impl Iterator<Item = (i64, Option<String>)>,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PurgeResult, OpsError> {
+        let mut result = PurgeResult {
+            dead_letter_ids: Vec::new(),
+            submission_ids: Vec::new(),
+        };
+        for (id, sid) in rows {
+            if !result.dead_letter_ids.contains(&id) {
+                result.dead_letter_ids.push(id);
+                result
+                    .submission_ids
+                    .push(sid.unwrap_or_else(|| format!("#{id}")));
+            }
+        }
+        if result.dead_letter_ids.is_empty() {
+            return Ok(result);
+        }
+        const DELETE: &str = "DELETE FROM dead_letters WHERE id = $1";
+        let ids = result.submission_ids.join(" ");
+        let outcome = format!("{} dead letters purged", result.dead_letter_ids.len());
+        in_tx!(&self.store, tx => {
+            for id in &result.dead_letter_ids {
+                sqlx::query(DELETE).bind(*id).execute(&mut *tx).await?;
+            }
+            audit_row!(tx, actor, action::PURGE, &ids, &outcome, why)
+        });
+        tracing::info!(purged = result.dead_letter_ids.len(), operator = %actor.0, "dead letters purged");
+        Ok(result)
+    }
+
+    /// Parked backlog per destination.
+    pub async fn parked(&self, destination: Option<&str>) -> Result<Vec<Backlog>, OpsError> {
+        const SQL: &str = "SELECT destination, COUNT(*) AS count, \
+             SUM(CASE WHEN held THEN 1 ELSE 0 END) AS held, MIN(next_attempt_at) AS next_attempt_at, \
+             MIN(received_at) AS oldest_received_at, \
+             (SELECT p2.last_cause FROM parked p2 WHERE p2.destination = p.destination \
+              ORDER BY p2.next_attempt_at DESC LIMIT 1) AS last_cause \
+             FROM parked p WHERE ($1 IS NULL OR destination = $1) \
+             GROUP BY destination ORDER BY destination";
+        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, Backlog>(SQL)
+            .bind(destination)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    pub async fn receipt(&self, submission_id: &str) -> Result<Option<Receipt>, OpsError> {
+        Ok(self.store.receipt(submission_id.trim()).await?)
+    }
+
+    /// Receipts completed since `since` (RFC 3339 or a duration ago), newest first.
+    pub async fn receipts(
+        &self,
+        since: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Receipt>, OpsError> {
+        let since = since.map(parse_since).transpose()?;
+        Ok(self
+            .store
+            .receipts(since.as_deref(), limit.clamp(1, 100_000))
+            .await?)
+    }
+
+    /// Parked and dead letters per destination, as the database knows them.
+    pub async fn status(&self) -> Result<Status, OpsError> {
+        const DEAD: &str = "SELECT COALESCE(destination, '') AS destination, COUNT(*) AS n \
+             FROM dead_letters GROUP BY COALESCE(destination, '') ORDER BY 1";
+        let dead: Vec<(String, i64)> =
+            on_pool!(&self.store, pool => sqlx::query_as(DEAD).fetch_all(pool).await)?;
+        let parked = self.parked(None).await?;
+        // Only configured destinations are listed by name: what envelopes
+        // named otherwise (any string a portal sent) is summed as `unknown`,
+        // so neither the console nor the metrics grow with it.
+        let mut destinations: Vec<DestinationStatus> = self
+            .configured
+            .iter()
+            .map(|name| {
+                let backlog = parked.iter().find(|b| &b.destination == name);
+                DestinationStatus {
+                    configured: true,
+                    parked: backlog.map_or(0, |b| b.count),
+                    next_attempt_at: backlog.map(|b| b.next_attempt_at.clone()),
+                    last_cause: backlog.map(|b| b.last_cause.clone()),
+                    dead_letters: dead.iter().find(|(d, _)| d == name).map_or(0, |(_, n)| *n),
+                    circuit: None,
+                    destination: name.clone(),
+                }
+            })
+            .collect();
+        let unknown_parked: i64 = parked
+            .iter()
+            .filter(|b| !self.configured.contains(&b.destination))
+            .map(|b| b.count)
+            .sum();
+        let unknown_dead: i64 = dead
+            .iter()
+            .filter(|(d, _)| !self.configured.contains(d))
+            .map(|(_, n)| *n)
+            .sum();
+        if unknown_parked + unknown_dead > 0 {
+            destinations.push(DestinationStatus {
+                configured: false,
+                parked: unknown_parked,
+                next_attempt_at: None,
+                last_cause: None,
+                dead_letters: unknown_dead,
+                circuit: None,
+                destination: "unknown".into(),
+            });
+        }
+        Ok(Status {
+            parked: destinations.iter().map(|d| d.parked).sum(),
+            dead_letters: destinations.iter().map(|d| d.dead_letters).sum(),
+            destinations,
+        })
+    }
+
+    /// The audit trail, newest first.
+    pub async fn audit_list(&self, limit: i64) -> Result<Vec<AuditEntry>, OpsError> {
+        const SQL: &str = "SELECT id, at, operator, action, submission_ids, outcome, reason \
+             FROM audit ORDER BY id DESC LIMIT $1";
+        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, AuditEntry>(SQL)
+            .bind(limit.clamp(1, 100_000))
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        submission_ids: &[String],
+        outcome: &str,
+        why: Option<&str>,
+    ) -> Result<(), OpsError> {
+        let ids = submission_ids.join(" ");
+        in_tx!(&self.store, tx => audit_row!(tx, actor, action, &ids, outcome, why));
+        Ok(())
+    }
+}
+
+/// One parked submission as an operator sees it: metadata, never the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ParkedInfo {
+    pub submission_id: String,
+    pub service: String,
+    pub destination: String,
+    pub portal: String,
+    pub attempts: i64,
+    pub received_sha256: String,
+    pub received_at: String,
+    pub first_failure_at: String,
+    pub last_cause: String,
+    pub next_attempt_at: String,
+    /// When it becomes the dead letter `delivery_expired`.
+    pub expires_at: String,
+    /// An operator's hold: the scheduler leaves it alone until released.
+    pub held: bool,
+    /// An attempt is under way right now (the scheduler holds its lease).
+    pub in_flight: bool,
+}
+
+/// What an operator does to parked submissions (Postfix: `postsuper -r`,
+/// `-h`, `-H`, `-d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParkedAction {
+    /// Due now, a stale lease cleared; a hold stays.
+    RetryNow,
+    /// The scheduler leaves it alone until released.
+    Hold,
+    /// Back to its schedule.
+    Release,
+    /// Shred: it ends as the dead letter `withdrawn_by_operator`.
+    Purge,
+}
+
+impl ParkedAction {
+    pub const ALL: [ParkedAction; 4] = [
+        ParkedAction::RetryNow,
+        ParkedAction::Hold,
+        ParkedAction::Release,
+        ParkedAction::Purge,
+    ];
+
+    /// The word of the CLI, the API path and the console's buttons.
+    pub fn verb(self) -> &'static str {
+        match self {
+            ParkedAction::RetryNow => "retry-now",
+            ParkedAction::Hold => "hold",
+            ParkedAction::Release => "release",
+            ParkedAction::Purge => "purge",
+        }
+    }
+
+    pub fn from_verb(verb: &str) -> Option<ParkedAction> {
+        ParkedAction::ALL.into_iter().find(|a| a.verb() == verb)
+    }
+
+    fn audit_action(self) -> &'static str {
+        match self {
+            ParkedAction::RetryNow => action::RETRY_NOW,
+            ParkedAction::Hold => action::HOLD,
+            ParkedAction::Release => action::RELEASE,
+            ParkedAction::Purge => action::PURGE_PARKED,
+        }
+    }
+
+    fn outcome(self) -> &'static str {
+        match self {
+            ParkedAction::RetryNow => "due_now",
+            ParkedAction::Hold => "held",
+            ParkedAction::Release => "released",
+            ParkedAction::Purge => "purged",
+        }
+    }
+
+    fn message(self, id: &str, held: bool, in_flight: bool) -> String {
+        let mut text = match self {
+            ParkedAction::RetryNow if held => {
+                format!("{id} is due now but stays held; release it to let the scheduler try")
+            }
+            ParkedAction::RetryNow => format!("{id} is due now; the scheduler tries it next"),
+            ParkedAction::Hold => format!("{id} is held; the scheduler leaves it alone"),
+            ParkedAction::Release => format!("{id} is released to its schedule"),
+            ParkedAction::Purge => format!(
+                "{id} is purged: payload and key destroyed, receipt dead_lettered (withdrawn_by_operator)"
+            ),
+        };
+        if in_flight {
+            text.push_str(" (an attempt is under way right now and finishes first)");
+        }
+        text
+    }
+
+    fn result(self, id: &str, held: bool, in_flight: bool) -> ParkedResult {
+        ParkedResult {
+            submission_id: id.to_owned(),
+            outcome: self.outcome().to_owned(),
+            held,
+            in_flight,
+            message: self.message(id, held, in_flight),
+        }
+    }
+}
+
+/// What an action did with one parked submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedResult {
+    pub submission_id: String,
+    /// `due_now`, `held`, `released` or `purged`.
+    pub outcome: String,
+    pub held: bool,
+    pub in_flight: bool,
+    pub message: String,
+}
+
+/// A configured destination as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationInfo {
+    pub destination: String,
+    /// `false` for a pause left over from a destination no longer configured.
+    pub configured: bool,
+    pub paused: bool,
+    pub paused_at: Option<String>,
+    pub paused_by: Option<String>,
+    pub pause_reason: Option<String>,
+    pub parked: i64,
+    pub held: i64,
+}
+
+/// What pause or resume did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PauseResult {
+    pub destination: String,
+    /// `paused`, `already_paused`, `resumed` or `not_paused`.
+    pub outcome: String,
+    pub message: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct Pause {
+    destination: String,
+    paused_at: String,
+    operator: String,
+    reason: Option<String>,
+}
+
+/// What purge takes from a parked row into the receipt, the dead letter and
+/// the receipt event.
+#[derive(sqlx::FromRow)]
+struct Withdrawn {
+    submission_id: String,
+    service: String,
+    destination: String,
+    portal: String,
+    attempts: i64,
+    received_sha256: String,
+    received_at: String,
+    events: i64,
+}
+
+/// The columns of [`ParkedInfo`]; `$1` is now.
+macro_rules! select_parked_info {
+    () => {
+        "SELECT submission_id, service, destination, portal, attempts, received_sha256, \
+         received_at, first_failure_at, last_cause, next_attempt_at, expires_at, held, \
+         (lease_until IS NOT NULL AND lease_until > $1) AS in_flight FROM parked "
+    };
+}
+
+/// The destinations paused by an operator (`kurier destinations pause`):
+/// submissions for them are parked without an attempt.
+pub async fn paused_destinations(store: &Store) -> Result<Vec<String>, OpsError> {
+    Ok(store.paused_destinations().await?)
+}
+
+/// The parked queue (Postfix's `postqueue`/`postsuper`) and the pauses of
+/// destinations. Every change is audited in its own transaction; a command
+/// naming an id that is not parked changes nothing.
+impl Ops {
+    /// Parked submissions one by one, soonest first.
+    pub async fn parked_each(
+        &self,
+        destination: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ParkedInfo>, OpsError> {
+        const SQL: &str = concat!(
+            select_parked_info!(),
+            "WHERE ($2 IS NULL OR destination = $2) ORDER BY next_attempt_at LIMIT $3"
+        );
+        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
+            .bind(now())
+            .bind(destination)
+            .bind(limit.clamp(1, 100_000))
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// One parked submission: metadata only.
+    pub async fn parked_show(&self, id: &str) -> Result<ParkedInfo, OpsError> {
+        let id = submission_id(id)?;
+        const SQL: &str = concat!(select_parked_info!(), "WHERE submission_id = $2");
+        let row = on_pool!(&self.store, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
+            .bind(now())
+            .bind(&id)
+            .fetch_optional(pool)
+            .await)?;
+        match row {
+            Some(row) => Ok(row),
+            None => Err(self.not_parked(&id).await),
+        }
+    }
+
+    /// The parked submissions of `destination` (configured or with parked
+    /// rows left over).
+    async fn parked_ids_of(&self, destination: &str) -> Result<Vec<String>, OpsError> {
+        const SQL: &str =
+            "SELECT submission_id FROM parked WHERE destination = $1 ORDER BY next_attempt_at";
+        let rows: Vec<(String,)> = on_pool!(&self.store, pool => sqlx::query_as(SQL)
+            .bind(destination)
+            .fetch_all(pool)
+            .await)?;
+        if rows.is_empty() && !self.configured.iter().any(|d| d == destination) {
+            return Err(self.unknown_destination(destination));
+        }
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Make every parked submission of `destination` due now.
+    pub async fn retry_destination(
+        &self,
+        destination: &str,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ParkedResult>, OpsError> {
+        let ids = self.parked_ids_of(destination.trim()).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.parked_act(ParkedAction::RetryNow, &ids, actor, why)
+            .await
+    }
+
+    /// Retry now, hold, release or purge the parked submissions `ids`, in
+    /// one transaction with its audit row; an id that is not parked changes
+    /// nothing.
+    pub async fn parked_act(
+        &self,
+        act: ParkedAction,
+        ids: &[String],
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ParkedResult>, OpsError> {
+        // `$1` the submission id, `$2` now; they return `held` and whether
+        // an attempt is under way. Retry-now keeps a lease that has not run
+        // out: the attempt holding it is running, and a second claim would
+        // send the submission twice at once.
+        let sql = match act {
+            ParkedAction::RetryNow => {
+                "UPDATE parked SET next_attempt_at = $2, \
+                 lease_until = CASE WHEN lease_until > $2 THEN lease_until ELSE NULL END \
+                 WHERE submission_id = $1 RETURNING held, (lease_until IS NOT NULL) AS in_flight"
+            }
+            ParkedAction::Hold => {
+                "UPDATE parked SET held = TRUE WHERE submission_id = $1 \
+                 RETURNING held, (lease_until IS NOT NULL AND lease_until > $2) AS in_flight"
+            }
+            ParkedAction::Release => {
+                "UPDATE parked SET held = FALSE WHERE submission_id = $1 \
+                 RETURNING held, (lease_until IS NOT NULL AND lease_until > $2) AS in_flight"
+            }
+            ParkedAction::Purge => return self.purge_parked(ids, actor, why).await,
+        };
+        let ids = submission_ids(ids)?;
+        let at = now();
+        let mut results = Vec::with_capacity(ids.len());
+        let mut missing = None;
+        in_tx!(&self.store, tx => {
+            for id in &ids {
+                let row: Option<(bool, bool)> = sqlx::query_as(sql)
+                    .bind(id)
+                    .bind(&at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((held, in_flight)) = row else {
+                    missing = Some(id.clone());
+                    break;
+                };
+                results.push(act.result(id, held, in_flight));
+            }
+            if let Some(id) = &missing {
+                // Dropping the transaction rolls back what was changed.
+                return Err(self.not_parked(id).await);
+            }
+            let outcome = format!("{} {}", results.len(), act.outcome());
+            audit_row!(tx, actor, act.audit_action(), &ids.join(" "), &outcome, why)
+        });
+        tracing::info!(action = act.audit_action(), submissions = results.len(), operator = %actor.0, "parked submissions changed");
+        Ok(results)
+    }
+
+    /// Purge (shred) the parked submissions `ids`, all in one transaction:
+    /// the parked row goes with its sealed payload and data key; the
+    /// receipt says `dead_lettered` / `withdrawn_by_operator`; a dead letter
+    /// keeps metadata only; the portal's receipt event waits in the outbox.
+    /// An id that is not parked, or whose attempt is under way, changes
+    /// nothing.
+    async fn purge_parked(
+        &self,
+        ids: &[String],
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ParkedResult>, OpsError> {
+        const DELETE: &str = "DELETE FROM parked WHERE submission_id = $1 \
+             AND (lease_until IS NULL OR lease_until <= $2) \
+             RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
+             received_at, events";
+        const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, \
+             portal, status, reason_code, reason_detail, attempts, received_sha256, received_at, \
+             completed_at, events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (submission_id) DO UPDATE SET service = excluded.service, \
+             destination = excluded.destination, portal = excluded.portal, status = excluded.status, \
+             reason_code = excluded.reason_code, reason_detail = excluded.reason_detail, \
+             http_status = NULL, reference = NULL, attempts = excluded.attempts, \
+             received_sha256 = excluded.received_sha256, sent_sha256 = NULL, \
+             received_at = excluded.received_at, completed_at = excluded.completed_at, \
+             events = excluded.events WHERE receipts.status <> 'delivered'";
+        // Metadata only: no key, no sealed payload, nothing to replay.
+        const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (submission_id, service, \
+             destination, portal, reason_code, reason_detail, received_sha256, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        const INSERT_OUTBOX: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, \
+             created_at) VALUES ($1, $2, $3, $4, $5)";
+        let ids = submission_ids(ids)?;
+        let at = now();
+        let code = ReasonCode::WithdrawnByOperator.as_str();
+        // The operator's name only: the detail never carries submission values.
+        let detail = format!("withdrawn by operator {}", actor.0);
+        let mut results = Vec::with_capacity(ids.len());
+        let mut refused = None;
+        in_tx!(&self.store, tx => {
+            for id in &ids {
+                let row: Option<Withdrawn> = sqlx::query_as(DELETE)
+                    .bind(id)
+                    .bind(&at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(w) = row else {
+                    refused = Some(id.clone());
+                    break;
+                };
+                let seq = w.events + 1;
+                let event = serde_json::json!({
+                    "submission_id": w.submission_id,
+                    "status": status::DEAD_LETTERED,
+                    "service": w.service,
+                    "destination": w.destination,
+                    "attempts": w.attempts,
+                    "at": at,
+                    "reason": code,
+                    "seq": seq,
+                });
+                let written = sqlx::query(UPSERT_RECEIPT)
+                    .bind(id)
+                    .bind(&w.service)
+                    .bind(&w.destination)
+                    .bind(&w.portal)
+                    .bind(status::DEAD_LETTERED)
+                    .bind(code)
+                    .bind(&detail)
+                    .bind(w.attempts)
+                    .bind(&w.received_sha256)
+                    .bind(&w.received_at)
+                    .bind(&at)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                if written.rows_affected() == 0 {
+                    return Err(OpsError::Invalid(format!(
+                        "{id} is already delivered; nothing was purged"
+                    )));
+                }
+                sqlx::query(INSERT_DEAD_LETTER)
+                    .bind(id)
+                    .bind(&w.service)
+                    .bind(&w.destination)
+                    .bind(&w.portal)
+                    .bind(code)
+                    .bind(&detail)
+                    .bind(&w.received_sha256)
+                    .bind(&at)
+                    .bind(crate::domain::time::time_after(self.dead_letter_retention))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(INSERT_OUTBOX)
+                    .bind(id)
+                    .bind(seq)
+                    .bind(&w.portal)
+                    .bind(event.to_string().into_bytes())
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await?;
+                results.push(ParkedAction::Purge.result(id, false, false));
+            }
+            if let Some(id) = &refused {
+                // Rolls back the ones purged before it: all or nothing.
+                return Err(match self.parked_show(id).await {
+                    Ok(p) if p.in_flight => OpsError::InFlight(id.clone()),
+                    _ => self.not_parked(id).await,
+                });
+            }
+            let outcome = format!("{} purged", results.len());
+            audit_row!(tx, actor, action::PURGE_PARKED, &ids.join(" "), &outcome, why)
+        });
+        tracing::info!(purged = results.len(), operator = %actor.0, "parked submissions purged");
+        Ok(results)
+    }
+
+    /// Configured destinations (and pauses left over from removed ones) with
+    /// their pause and parked backlog.
+    pub async fn destinations(&self) -> Result<Vec<DestinationInfo>, OpsError> {
+        const SQL: &str = "SELECT destination, paused_at, operator, reason \
+             FROM destination_pauses ORDER BY destination";
+        let pauses: Vec<Pause> =
+            on_pool!(&self.store, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
+        let backlog = self.parked(None).await?;
+        let mut names = self.configured.clone();
+        for p in &pauses {
+            if !names.contains(&p.destination) {
+                names.push(p.destination.clone());
+            }
+        }
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let pause = pauses.iter().find(|p| p.destination == name);
+                let b = backlog.iter().find(|b| b.destination == name);
+                DestinationInfo {
+                    configured: self.configured.contains(&name),
+                    paused: pause.is_some(),
+                    paused_at: pause.map(|p| p.paused_at.clone()),
+                    paused_by: pause.map(|p| p.operator.clone()),
+                    pause_reason: pause.and_then(|p| p.reason.clone()),
+                    parked: b.map_or(0, |b| b.count),
+                    held: b.map_or(0, |b| b.held),
+                    destination: name,
+                }
+            })
+            .collect())
+    }
+
+    /// Pause a configured destination: its submissions are parked without
+    /// an attempt until it is resumed.
+    pub async fn pause(
+        &self,
+        destination: &str,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PauseResult, OpsError> {
+        self.set_paused(destination, true, actor, why).await
+    }
+
+    /// Resume a paused destination: its parked submissions follow their
+    /// schedule again. A pause left over from a destination no longer
+    /// configured can be resumed too.
+    pub async fn resume(
+        &self,
+        destination: &str,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PauseResult, OpsError> {
+        self.set_paused(destination, false, actor, why).await
+    }
+
+    async fn set_paused(
+        &self,
+        destination: &str,
+        pause: bool,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<PauseResult, OpsError> {
+        const PAUSE: &str = "INSERT INTO destination_pauses (destination, paused_at, operator, reason) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (destination) DO NOTHING";
+        const RESUME: &str = "DELETE FROM destination_pauses WHERE destination = $1";
+        // Resumed: its backlog is due now (oldest first), held rows excepted.
+        const DUE_NOW: &str = "UPDATE parked SET next_attempt_at = $2 \
+             WHERE destination = $1 AND NOT held";
+        let destination = destination.trim();
+        let configured = self.configured.iter().any(|d| d == destination);
+        if pause && !configured {
+            return Err(self.unknown_destination(destination));
+        }
+        let (action, done, not_done) = if pause {
+            (action::PAUSE_DESTINATION, "paused", "already_paused")
+        } else {
+            (action::RESUME_DESTINATION, "resumed", "not_paused")
+        };
+        let changed;
+        in_tx!(&self.store, tx => {
+            let query = if pause {
+                sqlx::query(PAUSE)
+                    .bind(destination)
+                    .bind(now())
+                    .bind(&actor.0)
+                    .bind(why_text(why))
+            } else {
+                sqlx::query(RESUME).bind(destination)
+            };
+            changed = query.execute(&mut *tx).await?.rows_affected() > 0;
+            if changed && !pause {
+                sqlx::query(DUE_NOW)
+                    .bind(destination)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if !changed && !configured {
+                return Err(self.unknown_destination(destination));
+            }
+            let outcome = if changed { done } else { not_done };
+            audit_row!(tx, actor, action, "", &format!("{destination} {outcome}"), why)
+        });
+        let message = match (pause, changed) {
+            (true, true) => format!(
+                "{destination} is paused: its submissions are parked without an attempt until `kurier destinations resume {destination}`"
+            ),
+            (true, false) => format!("{destination} was already paused"),
+            (false, true) => format!(
+                "{destination} is resumed: its parked submissions follow their schedule again"
+            ),
+            (false, false) => format!("{destination} was not paused"),
+        };
+        let outcome = if changed { done } else { not_done };
+        tracing::info!(destination, outcome, operator = %actor.0, "destination pause");
+        Ok(PauseResult {
+            destination: destination.to_owned(),
+            outcome: outcome.to_owned(),
+            message,
+        })
+    }
+
+    fn unknown_destination(&self, destination: &str) -> OpsError {
+        OpsError::UnknownDestination(destination.to_owned(), self.configured.join(", "))
+    }
+
+    /// Why `id` is not parked, as far as its receipt tells.
+    async fn not_parked(&self, id: &str) -> OpsError {
+        let hint = match self.store.receipt(id).await {
+            Ok(Some(r)) => format!(" (its receipt says {})", r.status),
+            _ => String::new(),
+        };
+        OpsError::NotParked(id.to_owned(), hint)
+    }
+}
+
+/// A submission id (UUID) in its stored form.
+fn submission_id(id: &str) -> Result<String, OpsError> {
+    uuid::Uuid::parse_str(id.trim())
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| {
+            OpsError::Invalid(format!(
+                "{:?} is not a submission id (UUID); see `kurier parked list --each`",
+                id.trim()
+            ))
+        })
+}
+
+/// Submission ids, checked and without repeats.
+fn submission_ids(ids: &[String]) -> Result<Vec<String>, OpsError> {
+    if ids.is_empty() {
+        return Err(OpsError::Invalid("name at least one submission id".into()));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = submission_id(id)?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+fn why_text(why: Option<&str>) -> Option<&str> {
+    why.map(str::trim).filter(|w| !w.is_empty())
+}
+
+const LIST_DEAD_LETTERS: &str = "SELECT id, submission_id, service, destination, portal, reason_code, \
+     reason_detail, http_status, received_sha256, created_at, expires_at, \
+     (sealed_payload IS NOT NULL) AS payload_kept FROM dead_letters \
+     WHERE ($1 IS NULL OR reason_code = $1) AND ($2 IS NULL OR destination = $2) \
+     AND ($3 IS NULL OR created_at >= $3) ORDER BY id DESC LIMIT $4";
+
+fn info(d: &DeadLetter) -> DeadLetterInfo {
+    DeadLetterInfo {
+        id: d.id,
+        submission_id: d.submission_id.clone(),
+        service: d.service.clone(),
+        destination: d.destination.clone(),
+        portal: d.portal.clone(),
+        reason_code: d.reason_code.clone(),
+        reason_detail: d.reason_detail.clone(),
+        http_status: d.http_status,
+        received_sha256: d.received_sha256.clone(),
+        created_at: d.created_at.clone(),
+        expires_at: d.expires_at.clone(),
+        payload_kept: d.sealed_payload.is_some(),
+    }
+}
+
+fn sealed_of(d: &DeadLetter) -> Result<(String, Sealed), OpsError> {
+    match (
+        &d.submission_id,
+        &d.key_id,
+        &d.sealed_key,
+        &d.sealed_payload,
+    ) {
+        (Some(sid), Some(key_id), Some(key), Some(payload)) => Ok((
+            sid.clone(),
+            Sealed {
+                key_id: key_id.clone(),
+                sealed_key: key.clone(),
+                sealed_payload: payload.clone(),
+            },
+        )),
+        _ => Err(OpsError::NoPayload(d.id.to_string())),
+    }
+}
+
+/// `7d`, `12h`, `30m`, `45s`, `2w` → a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, OpsError> {
+    let t = text.trim();
+    let bad = || {
+        OpsError::Invalid(format!(
+            "{text:?} is not a duration; write a number and a unit: 45s, 30m, 12h, 7d, 2w"
+        ))
+    };
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    // More than a thousand years is a typo, not a retention.
+    const MAX_SECS: u64 = 1000 * 366 * 86_400;
+    match n.checked_mul(secs) {
+        Some(total) if total <= MAX_SECS => Ok(Duration::from_secs(total)),
+        _ => Err(OpsError::Invalid(format!(
+            "{text:?} is longer than a thousand years; write a shorter duration"
+        ))),
+    }
+}
+
+/// An RFC 3339 time or a duration ago → the stored time form (UTC, µs).
+pub fn parse_since(text: &str) -> Result<String, OpsError> {
+    if let Ok(t) =
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+    {
+        return Ok(format_time(t));
+    }
+    match parse_duration(text) {
+        Ok(ago) => crate::domain::time::time_before(ago)
+            .ok_or_else(|| OpsError::Invalid(format!("{text:?} reaches before the year 1"))),
+        Err(_) => Err(OpsError::Invalid(format!(
+            "{text:?} is neither an RFC 3339 time such as 2026-11-23T00:00:00Z nor a duration such as 24h or 7d"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_have_a_number_and_a_unit() {
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(43_200));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        for bad in ["", "7", "d", "7y", "-1d", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        // Overflow is a clear error, not a panic.
+        for huge in ["99999999999d", "18446744073709551615s", "999999w"] {
+            let err = parse_duration(huge).unwrap_err().to_string();
+            assert!(err.contains("thousand years"), "{huge}: {err}");
+            assert!(parse_since(huge).is_err(), "{huge}");
+        }
+    }
+
+    #[test]
+    fn since_takes_a_time_or_a_duration_ago() {
+        assert_eq!(
+            parse_since("2026-11-23T01:00:00+01:00").unwrap(),
+            "2026-11-23T00:00:00.000000Z"
+        );
+        assert!(parse_since("24h").unwrap() < now());
+        assert!(parse_since("yesterday").is_err());
+    }
+}
