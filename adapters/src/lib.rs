@@ -122,25 +122,80 @@ pub enum RenderError {
     },
 }
 
-/// The interface every authority format implements.
-pub trait Adapter: Send + Sync {
+/// What an adapter is, as data: its name, services, encoding and XSD.
+#[derive(Debug)]
+pub struct Profile {
     /// Stable name used in the configuration (`adapter = "…"`).
-    fn name(&self) -> &'static str;
+    pub name: &'static str,
     /// The services (`envelope.service`) this adapter can render; `"*"`
     /// stands for every service (the generic `xfall` container).
-    fn services(&self) -> &'static [&'static str];
+    pub services: &'static [&'static str],
     /// The character encoding of the document, as written in the XML
     /// declaration and in the `Content-Type` charset (e.g. `UTF-8`).
-    fn encoding(&self) -> &'static str;
+    pub encoding: &'static str,
     /// File name of the adapter's XSD below `schemas/xml/`.
-    fn xsd(&self) -> &'static str;
-    /// Render `submission` into `out` (appended, in [`Adapter::encoding`]).
-    fn render(
+    pub xsd: &'static str,
+}
+
+/// The interface every authority format implements: a [`Profile`] and its
+/// own mapping ([`Adapter::write`]). Everything around the mapping (the
+/// service check, the envelope's identifiers checked as XML text, no half
+/// document left in `out` on error) is [`Adapter::render`], the same for all.
+pub trait Adapter: Send + Sync {
+    /// What this adapter is.
+    fn profile(&self) -> &'static Profile;
+
+    /// The adapter's mapping: write the whole document for `submission`
+    /// into `out`, in the profile's encoding. Called by
+    /// [`Adapter::render`] only, after its checks; `out` is cut back if
+    /// this fails.
+    fn write(
         &self,
         submission: &Submission<'_>,
         context: &RenderContext<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), RenderError>;
+
+    /// Stable name used in the configuration (`adapter = "…"`).
+    fn name(&self) -> &'static str {
+        self.profile().name
+    }
+    /// The services this adapter can render (`"*"`: every service).
+    fn services(&self) -> &'static [&'static str] {
+        self.profile().services
+    }
+    /// The document's character encoding.
+    fn encoding(&self) -> &'static str {
+        self.profile().encoding
+    }
+    /// File name of the adapter's XSD below `schemas/xml/`.
+    fn xsd(&self) -> &'static str {
+        self.profile().xsd
+    }
+
+    /// Render `submission` into `out` (appended, in [`Adapter::encoding`]):
+    /// refused if the adapter does not take its service or an identifier
+    /// of the envelope cannot be XML text; on any error `out` is as before.
+    fn render(
+        &self,
+        submission: &Submission<'_>,
+        context: &RenderContext<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RenderError> {
+        let profile = self.profile();
+        if !profile
+            .services
+            .iter()
+            .any(|s| *s == "*" || *s == submission.service)
+        {
+            return Err(RenderError::UnsupportedService {
+                adapter: profile.name,
+                service: submission.service.to_owned(),
+            });
+        }
+        xml::check_envelope(profile.name, submission)?;
+        xml::append_document(out, |out| self.write(submission, context, out))
+    }
 }
 
 /// Every adapter Kurier knows. Adding an authority format: write the module,

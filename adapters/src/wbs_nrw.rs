@@ -51,10 +51,9 @@ use crate::codes::{
 use crate::iso8859_15::Sink;
 use crate::meta;
 use crate::xml::{
-    CodeList, Leaf, Node, ShortId, XmlWriter, append_document, check_envelope, classify, date_part,
-    io_error, person_ref,
+    CodeList, Leaf, Node, ShortId, XmlWriter, classify, date_part, io_error, person_ref,
 };
-use crate::{Adapter, RenderContext, RenderError, Submission};
+use crate::{Adapter, Profile, RenderContext, RenderError, Submission};
 
 /// The adapter's configured name.
 pub const NAME: &str = "wbs-nrw";
@@ -72,41 +71,28 @@ pub const NAMESPACE: &str = "urn:xoev-de:kurier:schemata:wbs-nrw:1";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WbsNrw;
 
+/// What this adapter is.
+pub static PROFILE: Profile = Profile {
+    name: NAME,
+    services: &[SERVICE],
+    encoding: ENCODING,
+    xsd: "wbs-nrw.xsd",
+};
+
 impl Adapter for WbsNrw {
-    fn name(&self) -> &'static str {
-        NAME
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
-    fn services(&self) -> &'static [&'static str] {
-        &[SERVICE]
-    }
-
-    fn encoding(&self) -> &'static str {
-        ENCODING
-    }
-
-    fn xsd(&self) -> &'static str {
-        "wbs-nrw.xsd"
-    }
-
-    fn render(
+    fn write(
         &self,
         submission: &Submission<'_>,
         context: &RenderContext<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), RenderError> {
-        if submission.service != SERVICE {
-            return Err(RenderError::UnsupportedService {
-                adapter: NAME,
-                service: submission.service.to_owned(),
-            });
-        }
-        check_envelope(NAME, submission)?;
-        append_document(out, |out| {
-            let mut w = XmlWriter::new(Sink::new(out), NAME);
-            document(&mut w, submission, context)?;
-            w.finish()?.finish().map_err(|e| io_error(NAME, &e))
-        })
+        let mut w = XmlWriter::new(Sink::new(out), NAME);
+        document(&mut w, submission, context)?;
+        w.finish()?.finish().map_err(|e| io_error(NAME, &e))
     }
 }
 

@@ -37,8 +37,8 @@
 use serde_json::Value;
 
 use crate::meta;
-use crate::xml::{ShortId, XmlWriter, append_document, check_envelope, is_xml_text};
-use crate::{Adapter, RenderContext, RenderError, Submission};
+use crate::xml::{ShortId, XmlWriter, is_xml_text};
+use crate::{Adapter, Profile, RenderContext, RenderError, Submission};
 
 /// The adapter's configured name.
 pub const NAME: &str = "xfall";
@@ -50,36 +50,28 @@ pub const NAMESPACE: &str = "urn:xoev-de:kurier:schemata:xfall:1";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Xfall;
 
+/// What this adapter is.
+pub static PROFILE: Profile = Profile {
+    name: NAME,
+    services: &["*"],
+    encoding: "UTF-8",
+    xsd: "xfall.xsd",
+};
+
 impl Adapter for Xfall {
-    fn name(&self) -> &'static str {
-        NAME
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
-    /// `["*"]`: every service.
-    fn services(&self) -> &'static [&'static str] {
-        &["*"]
-    }
-
-    fn encoding(&self) -> &'static str {
-        "UTF-8"
-    }
-
-    fn xsd(&self) -> &'static str {
-        "xfall.xsd"
-    }
-
-    fn render(
+    fn write(
         &self,
         submission: &Submission<'_>,
         context: &RenderContext<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), RenderError> {
-        check_envelope(NAME, submission)?;
-        append_document(out, |out| {
-            let mut w = XmlWriter::new(out, NAME);
-            document(&mut w, submission, context)?;
-            w.finish().map(drop)
-        })
+        let mut w = XmlWriter::new(out, NAME);
+        document(&mut w, submission, context)?;
+        w.finish().map(drop)
     }
 }
 

@@ -65,11 +65,8 @@ use crate::codes::{
     KRANKENVERSICHERUNG, LEISTUNGSART, PERSONENTYP, STAAT, TURNUS, VERMOEGENSART,
     VERZEICHNISDIENST, VORGANGSTYP, WOHNSITUATION,
 };
-use crate::xml::{
-    CodeList, Leaf, Node, ShortId, XmlWriter, append_document, check_envelope, classify, date_part,
-    person_ref,
-};
-use crate::{Adapter, Attachment, Party, RenderContext, RenderError, Submission};
+use crate::xml::{CodeList, Leaf, Node, ShortId, XmlWriter, classify, date_part, person_ref};
+use crate::{Adapter, Attachment, Party, Profile, RenderContext, RenderError, Submission};
 
 /// The adapter's configured name.
 pub const NAME: &str = "xsozial-hzl";
@@ -86,41 +83,28 @@ const ROOT: &str = "xsb:vorgang.transportieren.1000001";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct XsozialHzl;
 
+/// What this adapter is.
+pub static PROFILE: Profile = Profile {
+    name: NAME,
+    services: &[SERVICE],
+    encoding: "UTF-8",
+    xsd: "xsozial-hzl.xsd",
+};
+
 impl Adapter for XsozialHzl {
-    fn name(&self) -> &'static str {
-        NAME
+    fn profile(&self) -> &'static Profile {
+        &PROFILE
     }
 
-    fn services(&self) -> &'static [&'static str] {
-        &[SERVICE]
-    }
-
-    fn encoding(&self) -> &'static str {
-        "UTF-8"
-    }
-
-    fn xsd(&self) -> &'static str {
-        "xsozial-hzl.xsd"
-    }
-
-    fn render(
+    fn write(
         &self,
         submission: &Submission<'_>,
         context: &RenderContext<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), RenderError> {
-        if submission.service != SERVICE {
-            return Err(RenderError::UnsupportedService {
-                adapter: NAME,
-                service: submission.service.to_owned(),
-            });
-        }
-        check_envelope(NAME, submission)?;
-        append_document(out, |out| {
-            let mut w = XmlWriter::new(out, NAME);
-            document(&mut w, submission, context)?;
-            w.finish().map(drop)
-        })
+        let mut w = XmlWriter::new(out, NAME);
+        document(&mut w, submission, context)?;
+        w.finish().map(drop)
     }
 }
 

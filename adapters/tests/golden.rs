@@ -1095,3 +1095,27 @@ fn wbs_refuses_other_services_and_names_missing_fields() {
         other => panic!("expected UnexpectedShape, got {other:?}"),
     }
 }
+
+#[test]
+fn a_document_that_fails_half_way_leaves_the_buffer_as_it_was() {
+    // Each adapter fails late in its document (a field near the end), after
+    // it has written most of it: what was in `out` before stays, nothing
+    // of the half document does.
+    let mut hzl = load(&sample("hzl-full"));
+    hzl["form"]["bank_account"]
+        .as_object_mut()
+        .unwrap()
+        .remove("iban");
+    let mut wbs = load(&sample("wbs-full"));
+    wbs["form"]["special_circumstances"] = Value::from(vec!["no_such_code"]);
+    let mut xfall = load(&sample("buergergeld-wba"));
+    xfall["form"]["zz_last"] = Value::from("Geheim\u{1}");
+    for (name, envelope) in [("xsozial-hzl", &hzl), ("wbs-nrw", &wbs), ("xfall", &xfall)] {
+        let attachments = attachments(envelope);
+        let submission = submission(envelope, &attachments);
+        let mut out = b"earlier document".to_vec();
+        let result = adapter(name).render(&submission, &CONTEXT, &mut out);
+        assert!(result.is_err(), "{name}: the broken envelope renders");
+        assert_eq!(out, b"earlier document", "{name}: a half document was left");
+    }
+}
