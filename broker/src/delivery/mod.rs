@@ -1,3 +1,11 @@
+//! # Room `delivery`: one attempt to hand a document to its authority
+//!
+//! Owns the transports (HTTPS with mutual TLS here and in [`tls`], XTA 2 in
+//! [`xta2`]), the certificates they present and check ([`certs`]), and the
+//! classification of every answer into a [`crate::queue::decision::Outcome`].
+//! May use `config`, `queue`, `store` (transport message ids), `telemetry`
+//! and `domain`; knows nothing of envelopes, pipelines or AMQP.
+//!
 //! Delivery of a rendered document to its authority over HTTPS with mutual
 //! TLS (CONTRACT.md § 2): one attempt at a time, reported as an
 //! [`Outcome`].

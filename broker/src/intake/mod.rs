@@ -1,3 +1,10 @@
+//! # Room `intake`: everything that speaks AMQP with the portals
+//!
+//! Owns the connection and topology, the consumer that hands each delivery
+//! to the pipeline, failover between the nodes of a cluster ([`failover`]),
+//! the outbox relay that publishes receipt events with confirms (`outbox`)
+//! and `kurier submit` ([`submit`]). May use `pipeline` and every room below.
+//!
 //! Intake: the AMQP side of Kurier (CONTRACT.md § 1 and § 3).
 //!
 //! Declares the topology (topic exchange `kurier.submissions`, quorum queue

@@ -1,3 +1,13 @@
+//! # Room `pipeline`: the path of one submission
+//!
+//! Owns the steps from a received body to a committed outcome: decoding the
+//! envelope ([`envelope`]), [`validate`], [`policy`], [`route`], [`render`],
+//! then delivery, record and ack (`acks`); the scheduler that brings
+//! parked submissions back (`parked`) and certificate reloads (`reload`).
+//! May use every room below it (`delivery`, `store`, `vault`, `queue`,
+//! `telemetry`, `config`, `domain`); the AMQP consumer (`intake`) and the
+//! operators (`operator`) use it, never the other way round.
+//!
 //! The path of one submission (DESIGN.md): decode → validate → policy →
 //! route → render → deliver → record → announce → ack.
 //!

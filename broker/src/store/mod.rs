@@ -1,3 +1,10 @@
+//! # Room `store`: every table
+//!
+//! Owns the database: receipts and their receipt events (the outbox, built
+//! by [`events`]), parked submissions, dead letters, audit, vault epochs,
+//! transport message ids; group commit; erasure by crypto-shredding
+//! ([`shred`]). May use `vault`, `config` and `domain`, nothing above.
+//!
 //! The database: receipts and dead letters, on SQLite (embedded default) or
 //! PostgreSQL (production, several instances).
 //!
