@@ -32,7 +32,7 @@ fn receipt(id: &str, status: &str, portal: Option<&str>) -> Receipt {
         service: Some("hzl".into()),
         destination: Some("sozialamt-koeln".into()),
         portal: portal.map(Into::into),
-        status: status.into(),
+        status: kurier::domain::status::ReceiptStatus::parse(status).expect("a receipt status"),
         reason_code: (status != "delivered").then(|| "authority_rejected".into()),
         reason_detail: None,
         http_status: Some(if status == "delivered" { 201 } else { 422 }),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{ArgGroup, Subcommand};
-use kurier::operator::ops::{Actor, DeadLetterFilter, DeadLetterInfo, ReplayResult};
+use kurier::operator::ops::{Actor, DeadLetterFilter, DeadLetterInfo, ReplayOutcome, ReplayResult};
 use kurier::store::Access;
 
 use super::Global;
@@ -151,7 +151,7 @@ impl DeadLetters {
                     ops.replay_ids(&ids, &actor, why.as_deref()).await?
                 };
                 global.print(results.as_slice(), print_replayed)?;
-                if results.iter().any(|r| r.outcome == "failed") {
+                if results.iter().any(|r| r.outcome == ReplayOutcome::Failed) {
                     return Ok(Exit::Failed);
                 }
             }

@@ -3,6 +3,7 @@
 //!
 //! - [`reason`]: why a submission was refused or dead-lettered, as the
 //!   contract's stable codes with a detail that never carries a value.
+//! - [`status`]: how a receipt says a submission ended.
 //! - [`time`]: the one timestamp form of tables, receipts and events.
 //! - [`digest`]: SHA-256 and hex.
 //!
@@ -10,4 +11,5 @@
 
 pub mod digest;
 pub mod reason;
+pub mod status;
 pub mod time;

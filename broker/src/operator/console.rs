@@ -361,7 +361,7 @@ async fn page(
                     "<tr data-submission=\"{}\"><td>{}</td><td class=status>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(&r.submission_id),
                     esc(&r.submission_id),
-                    esc(&r.status),
+                    esc(r.status.as_str()),
                     esc(r.destination.as_deref().unwrap_or("")),
                     r.attempts,
                     esc(r.reference.as_deref().unwrap_or("")),

@@ -35,9 +35,10 @@ use serde::Serialize;
 
 use crate::config::{AmqpConfig, Config};
 use crate::domain::reason::ReasonCode;
+use crate::domain::status::ReceiptStatus;
 use crate::domain::time::{format_time, now};
 use crate::intake;
-use crate::store::{Access, DeadLetter, Receipt, Store, StoreError, on_pool, status};
+use crate::store::{Access, DeadLetter, Receipt, Store, StoreError, on_pool};
 use crate::vault::{Sealed, Vault, VaultError};
 
 #[derive(Debug, thiserror::Error)]
@@ -172,14 +173,66 @@ pub struct DeadLetterFilter {
     pub limit: Option<i64>,
 }
 
+/// Declares an outcome enum whose JSON and text form is the snake_case name
+/// of each variant (the API's and the CLI's stable words).
+macro_rules! outcome_words {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+outcome_words!(
+    /// What replay did with one dead letter.
+    ReplayOutcome {
+        Replayed => "replayed",
+        AlreadyDelivered => "already_delivered",
+        NoPayload => "no_payload",
+        Failed => "failed",
+    }
+);
+
+outcome_words!(
+    /// What an operator's action did with one parked submission.
+    ParkedOutcome {
+        DueNow => "due_now",
+        Held => "held",
+        Released => "released",
+        Purged => "purged",
+    }
+);
+
+outcome_words!(
+    /// What pause or resume did with a destination.
+    PauseOutcome {
+        Paused => "paused",
+        AlreadyPaused => "already_paused",
+        Resumed => "resumed",
+        NotPaused => "not_paused",
+    }
+);
+
 /// What replay did with one dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReplayResult {
     /// `None` when the submission has no dead letter any more.
     pub dead_letter_id: Option<i64>,
     pub submission_id: Option<String>,
-    /// `replayed`, `already_delivered`, `no_payload` or `failed`.
-    pub outcome: String,
+    pub outcome: ReplayOutcome,
     pub message: String,
 }
 
@@ -468,7 +521,7 @@ impl Ops {
                         .store
                         .receipt(id.trim())
                         .await?
-                        .is_some_and(|r| r.status == status::DELIVERED) =>
+                        .is_some_and(|r| r.status == ReceiptStatus::Delivered) =>
                 {
                     delivered.push(id.trim().to_owned());
                 }
@@ -489,7 +542,7 @@ impl Ops {
                 dead_letter_id: None,
                 message: format!("{submission_id} is already delivered; nothing was sent"),
                 submission_id: Some(submission_id),
-                outcome: "already_delivered".into(),
+                outcome: ReplayOutcome::AlreadyDelivered,
             });
         }
         results.extend(self.replay_rows(rows, actor, why).await?);
@@ -553,20 +606,20 @@ impl Ops {
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<ReplayResult, OpsError> {
-        let result = |outcome: &str, message: String| ReplayResult {
+        let result = |outcome: ReplayOutcome, message: String| ReplayResult {
             dead_letter_id: Some(row.id),
             submission_id: row.submission_id.clone(),
-            outcome: outcome.to_owned(),
+            outcome,
             message,
         };
         let (submission_id, sealed) = match sealed_of(&row) {
             Ok(s) => s,
-            Err(e) => return Ok(result("no_payload", e.to_string())),
+            Err(e) => return Ok(result(ReplayOutcome::NoPayload, e.to_string())),
         };
         let receipt = self.store.receipt(&submission_id).await?;
         if receipt
             .as_ref()
-            .is_some_and(|r| r.status == status::DELIVERED)
+            .is_some_and(|r| r.status == ReceiptStatus::Delivered)
         {
             let message = format!("{submission_id} is already delivered; nothing was sent");
             self.audit(
@@ -577,7 +630,7 @@ impl Ops {
                 why,
             )
             .await?;
-            return Ok(result("already_delivered", message));
+            return Ok(result(ReplayOutcome::AlreadyDelivered, message));
         }
         let body =
             crate::store::shred::open(self.vault()?, &self.store, &submission_id, &sealed).await?;
@@ -615,7 +668,7 @@ impl Ops {
                     .await?);
             }
             return Ok(result(
-                "failed",
+                ReplayOutcome::Failed,
                 format!(
                     "publishing to RabbitMQ failed ({e}); nothing changed, try again when RabbitMQ is reachable"
                 ),
@@ -632,7 +685,7 @@ impl Ops {
         });
         tracing::info!(submission_id = %submission_id, operator = %actor.0, "dead letter replayed");
         Ok(result(
-            "replayed",
+            ReplayOutcome::Replayed,
             format!("{submission_id} was published again and runs through the pipeline"),
         ))
     }
@@ -916,12 +969,12 @@ impl ParkedAction {
         }
     }
 
-    fn outcome(self) -> &'static str {
+    fn outcome(self) -> ParkedOutcome {
         match self {
-            ParkedAction::RetryNow => "due_now",
-            ParkedAction::Hold => "held",
-            ParkedAction::Release => "released",
-            ParkedAction::Purge => "purged",
+            ParkedAction::RetryNow => ParkedOutcome::DueNow,
+            ParkedAction::Hold => ParkedOutcome::Held,
+            ParkedAction::Release => ParkedOutcome::Released,
+            ParkedAction::Purge => ParkedOutcome::Purged,
         }
     }
 
@@ -946,7 +999,7 @@ impl ParkedAction {
     fn result(self, id: &str, held: bool, in_flight: bool) -> ParkedResult {
         ParkedResult {
             submission_id: id.to_owned(),
-            outcome: self.outcome().to_owned(),
+            outcome: self.outcome(),
             held,
             in_flight,
             message: self.message(id, held, in_flight),
@@ -958,8 +1011,7 @@ impl ParkedAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ParkedResult {
     pub submission_id: String,
-    /// `due_now`, `held`, `released` or `purged`.
-    pub outcome: String,
+    pub outcome: ParkedOutcome,
     pub held: bool,
     pub in_flight: bool,
     pub message: String,
@@ -983,8 +1035,7 @@ pub struct DestinationInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PauseResult {
     pub destination: String,
-    /// `paused`, `already_paused`, `resumed` or `not_paused`.
-    pub outcome: String,
+    pub outcome: PauseOutcome,
     pub message: String,
 }
 
@@ -1204,7 +1255,7 @@ impl Ops {
                 let seq = w.events + 1;
                 let event = serde_json::json!({
                     "submission_id": w.submission_id,
-                    "status": status::DEAD_LETTERED,
+                    "status": ReceiptStatus::DeadLettered,
                     "service": w.service,
                     "destination": w.destination,
                     "attempts": w.attempts,
@@ -1217,7 +1268,7 @@ impl Ops {
                     .bind(&w.service)
                     .bind(&w.destination)
                     .bind(&w.portal)
-                    .bind(status::DEAD_LETTERED)
+                    .bind(ReceiptStatus::DeadLettered.as_str())
                     .bind(code)
                     .bind(&detail)
                     .bind(w.attempts)
@@ -1343,9 +1394,17 @@ impl Ops {
             return Err(self.unknown_destination(destination));
         }
         let (action, done, not_done) = if pause {
-            (action::PAUSE_DESTINATION, "paused", "already_paused")
+            (
+                action::PAUSE_DESTINATION,
+                PauseOutcome::Paused,
+                PauseOutcome::AlreadyPaused,
+            )
         } else {
-            (action::RESUME_DESTINATION, "resumed", "not_paused")
+            (
+                action::RESUME_DESTINATION,
+                PauseOutcome::Resumed,
+                PauseOutcome::NotPaused,
+            )
         };
         let changed;
         in_tx!(&self.store, tx => {
@@ -1383,10 +1442,10 @@ impl Ops {
             (false, false) => format!("{destination} was not paused"),
         };
         let outcome = if changed { done } else { not_done };
-        tracing::info!(destination, outcome, operator = %actor.0, "destination pause");
+        tracing::info!(destination, outcome = outcome.as_str(), operator = %actor.0, "destination pause");
         Ok(PauseResult {
             destination: destination.to_owned(),
-            outcome: outcome.to_owned(),
+            outcome,
             message,
         })
     }

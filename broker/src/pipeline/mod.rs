@@ -47,11 +47,12 @@ use crate::config::Config;
 use crate::delivery::Request;
 use crate::domain::digest::sha256_hex;
 use crate::domain::reason::{Reason, ReasonCode};
+use crate::domain::status::ReceiptStatus;
 use crate::domain::time::{format_time, now};
 use crate::pipeline::validate::Schemas;
 use crate::queue::decision::{self, Disposition, History, Run};
 use crate::shutdown::Shutdown;
-use crate::store::{DeadLetter, Parked, Receipt, Record, Recorder, Store, status};
+use crate::store::{DeadLetter, Parked, Receipt, Record, Recorder, Store};
 use crate::vault::Vault;
 use envelope::Envelope;
 use policy::Policy;
@@ -322,7 +323,15 @@ impl Pipeline {
         shutdown: &Shutdown,
         started: Instant,
     ) {
-        let record = self.dead_letter(ids, received, reason, None, status::DEAD_LETTERED, 0, None);
+        let record = self.dead_letter(
+            ids,
+            received,
+            reason,
+            None,
+            ReceiptStatus::DeadLettered,
+            0,
+            None,
+        );
         self.finish(delivery, acks, record, shutdown, started).await;
     }
 
@@ -387,7 +396,7 @@ impl Pipeline {
                 &received,
                 &reason,
                 None,
-                status::DEAD_LETTERED,
+                ReceiptStatus::DeadLettered,
                 parked.attempts,
                 None,
             ),
@@ -438,7 +447,7 @@ impl Pipeline {
         if seen.portal.as_deref().is_some_and(|p| p != envelope.portal) {
             return Ok(Handled::OtherPortal);
         }
-        let terminal = seen.status.as_deref() == Some(status::DELIVERED)
+        let terminal = seen.status.as_deref() == Some(ReceiptStatus::Delivered.as_str())
             || seen.received_sha256.as_deref() == Some(received_sha256);
         if terminal {
             return match self.store.receipt(id).await {
@@ -495,7 +504,15 @@ impl Pipeline {
     ) -> Record {
         let mut ids = Ids::of(envelope);
         ids.portal = portal.clone();
-        let record = self.dead_letter(&ids, received, reason, None, status::DEAD_LETTERED, 0, None);
+        let record = self.dead_letter(
+            &ids,
+            received,
+            reason,
+            None,
+            ReceiptStatus::DeadLettered,
+            0,
+            None,
+        );
         let Record::DeadLetter {
             dead_letter,
             receipt: Some(receipt),
@@ -527,7 +544,7 @@ impl Pipeline {
                 received,
                 &reason,
                 None,
-                status::DEAD_LETTERED,
+                ReceiptStatus::DeadLettered,
                 prior,
                 None,
             ))
@@ -615,7 +632,7 @@ impl Pipeline {
                         service: ids.service.clone(),
                         destination: ids.destination.clone(),
                         portal: ids.portal.clone(),
-                        status: status::DELIVERED.into(),
+                        status: ReceiptStatus::Delivered,
                         reason_code: None,
                         reason_detail: reference
                             .as_deref()
@@ -650,7 +667,7 @@ impl Pipeline {
                         received,
                         &reason,
                         Some(i64::from(code)),
-                        status::REJECTED,
+                        ReceiptStatus::Rejected,
                         attempts,
                         Some(rendered.sha256),
                     ));
@@ -674,7 +691,7 @@ impl Pipeline {
                         received,
                         &reason,
                         None,
-                        status::DEAD_LETTERED,
+                        ReceiptStatus::DeadLettered,
                         attempts,
                         None,
                     ));
@@ -801,7 +818,7 @@ impl Pipeline {
             } => tracing::warn!(
                 submission_id = dead_letter.submission_id.as_deref().unwrap_or(""),
                 portal = dead_letter.portal.as_deref().unwrap_or(""),
-                outcome = status::DEAD_LETTERED,
+                outcome = ReceiptStatus::DeadLettered.as_str(),
                 reason = %dead_letter.reason_code,
                 elapsed_ms,
                 "submission refused: its portal is not the publisher's, or its id is another portal's"
@@ -812,7 +829,7 @@ impl Pipeline {
                 ..
             } => tracing::info!(
                 amqp_message_id = dead_letter.amqp_message_id.as_deref().unwrap_or(""),
-                outcome = status::DEAD_LETTERED,
+                outcome = ReceiptStatus::DeadLettered.as_str(),
                 reason = %dead_letter.reason_code,
                 elapsed_ms,
                 "undecodable message dead-lettered"
@@ -860,7 +877,7 @@ impl Pipeline {
         received: &Received<'_>,
         reason: &Reason,
         http_status: Option<i64>,
-        receipt_status: &str,
+        receipt_status: ReceiptStatus,
         attempts: i64,
         sent_sha256: Option<String>,
     ) -> Record {

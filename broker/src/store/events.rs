@@ -28,10 +28,10 @@ pub struct ReceiptEvent<'a> {
 
 impl<'a> ReceiptEvent<'a> {
     pub fn of(receipt: &'a Receipt) -> ReceiptEvent<'a> {
-        let delivered = receipt.status == super::status::DELIVERED;
+        let delivered = receipt.status == crate::domain::status::ReceiptStatus::Delivered;
         ReceiptEvent {
             submission_id: &receipt.submission_id,
-            status: &receipt.status,
+            status: receipt.status.as_str(),
             service: receipt.service.as_deref(),
             destination: receipt.destination.as_deref(),
             reference: receipt.reference.as_deref().filter(|_| delivered),
@@ -87,12 +87,13 @@ mod tests {
     use super::*;
 
     fn receipt(status: &str) -> Receipt {
+        let status = crate::domain::status::ReceiptStatus::parse(status).expect("a receipt status");
         Receipt {
             submission_id: "3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11".into(),
             service: Some("hzl".into()),
             destination: Some("sozialamt-koeln".into()),
             portal: Some("sozialplattform".into()),
-            status: status.into(),
+            status,
             reason_code: (status != "delivered").then(|| "authority_rejected".into()),
             reason_detail: Some("status 422".into()),
             http_status: Some(201),

@@ -31,6 +31,7 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::DatabaseConfig;
+use crate::domain::status::ReceiptStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,13 +65,6 @@ pub enum Access {
     ReadWrite,
 }
 
-/// Terminal states of a submission.
-pub mod status {
-    pub const DELIVERED: &str = "delivered";
-    pub const REJECTED: &str = "rejected";
-    pub const DEAD_LETTERED: &str = "dead_lettered";
-}
-
 /// One row of `receipts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Receipt {
@@ -78,7 +72,8 @@ pub struct Receipt {
     pub service: Option<String>,
     pub destination: Option<String>,
     pub portal: Option<String>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ReceiptStatus,
     pub reason_code: Option<String>,
     pub reason_detail: Option<String>,
     pub http_status: Option<i64>,
@@ -323,7 +318,7 @@ macro_rules! outbox_receipt_event {
             .bind(&$r.submission_id)
             .bind(crate::store::events::terminal_event($r))
             .bind(&$r.completed_at)
-            .bind(&$r.status)
+            .bind($r.status.as_str())
             .execute(&mut *$conn)
             .await?
     };
@@ -352,7 +347,7 @@ async fn write_receipt_batch(
             .push_bind(&r.service)
             .push_bind(&r.destination)
             .push_bind(&r.portal)
-            .push_bind(&r.status)
+            .push_bind(r.status.as_str())
             .push_bind(&r.reason_code)
             .push_bind(&r.reason_detail)
             .push_bind(r.http_status)
@@ -376,7 +371,7 @@ async fn write_receipt_batch(
         row.push_bind(&r.submission_id)
             .push_bind(crate::store::events::terminal_event(r))
             .push_bind(&r.completed_at)
-            .push_bind(&r.status);
+            .push_bind(r.status.as_str());
     });
     events.push(
         ") INSERT INTO outbox (submission_id, seq, routing_key, body, created_at) \
@@ -514,7 +509,7 @@ macro_rules! write_records {
                     .bind(&r.service)
                     .bind(&r.destination)
                     .bind(&r.portal)
-                    .bind(&r.status)
+                    .bind(r.status.as_str())
                     .bind(&r.reason_code)
                     .bind(&r.reason_detail)
                     .bind(r.http_status)

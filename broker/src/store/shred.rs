@@ -360,7 +360,7 @@ allow_insecure_http = true
                 service: None,
                 destination: None,
                 portal: None,
-                status: crate::store::status::DELIVERED.into(),
+                status: crate::domain::status::ReceiptStatus::Delivered,
                 reason_code: None,
                 reason_detail: None,
                 http_status: Some(200),

@@ -138,11 +138,7 @@ pub fn finished(
             {
                 metrics::histogram!("kurier_publish_to_receipt_seconds").record(secs);
             }
-            (
-                r.service.as_deref(),
-                r.destination.as_deref(),
-                r.status.clone(),
-            )
+            (r.service.as_deref(), r.destination.as_deref(), r.status)
         }
         Record::DeadLetter {
             dead_letter,
@@ -151,7 +147,7 @@ pub fn finished(
         } => (
             dead_letter.service.as_deref(),
             dead_letter.destination.as_deref(),
-            crate::store::status::DEAD_LETTERED.to_owned(),
+            crate::domain::status::ReceiptStatus::DeadLettered,
         ),
         Record::Park(p) => {
             metrics::counter!(
@@ -171,7 +167,7 @@ pub fn finished(
         "kurier_submissions_total",
         "service" => label(service, &known_service),
         "destination" => label(destination, &configured),
-        "outcome" => outcome
+        "outcome" => outcome.as_str()
     )
     .increment(1);
 }

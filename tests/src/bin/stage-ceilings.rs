@@ -535,7 +535,7 @@ fn bench_receipt(submission_id: &str) -> kurier::store::Receipt {
         service: Some("hzl".into()),
         destination: Some("sozialamt-koeln".into()),
         portal: Some("sozialplattform".into()),
-        status: kurier::store::status::DELIVERED.into(),
+        status: kurier::domain::status::ReceiptStatus::Delivered,
         reason_code: None,
         reason_detail: None,
         http_status: Some(201),
