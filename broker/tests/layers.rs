@@ -115,6 +115,42 @@ fn no_room_imports_a_room_declared_after_it_in_lib_rs() {
     );
 }
 
+/// The places in `text` that run SQL (`sqlx::query…`, `raw_sql`,
+/// `QueryBuilder`), comments excepted.
+fn sql_statements(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let code = line.split("//").next().unwrap_or("");
+            ["sqlx::query", "sqlx::raw_sql", "QueryBuilder"]
+                .iter()
+                .any(|needle| code.contains(needle))
+        })
+        .map(|(n, _)| n + 1)
+        .collect()
+}
+
+#[test]
+fn every_sql_statement_is_in_the_store() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut outside = Vec::new();
+    let mut inside = 0;
+    for (room, path, text) in sources(&src) {
+        let lines = sql_statements(&text);
+        if room == "store" {
+            inside += lines.len();
+        } else {
+            outside.extend(lines.iter().map(|n| format!("{}:{n}", path.display())));
+        }
+    }
+    assert!(inside > 20, "the store runs only {inside} statements?");
+    assert!(
+        outside.is_empty(),
+        "SQL outside store/ (every statement of the program belongs there):\n{}",
+        outside.join("\n")
+    );
+}
+
 #[test]
 fn an_import_against_the_direction_is_found_and_one_along_it_is_not() {
     let rank: HashMap<&str, usize> = [("domain", 0), ("store", 1), ("pipeline", 2)]
@@ -130,5 +166,9 @@ fn an_import_against_the_direction_is_found_and_one_along_it_is_not() {
     assert_eq!(
         rooms("pub mod domain;\npub(crate) mod store;\nuse x;\n"),
         vec!["domain", "store"]
+    );
+    assert_eq!(
+        sql_statements("let a = 1;\nsqlx::query(SQL)\n// sqlx::query in a comment\n"),
+        vec![2]
     );
 }

@@ -228,7 +228,12 @@ async fn dead_letters_are_purged_after_their_retention_and_the_receipt_stays(bac
     // Purged by the scheduler (it looks every few seconds).
     let store = world.store().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !store.dead_letters(None, None, 10).await.unwrap().is_empty() {
+    while !store
+        .dead_letters(None, None, None, 10)
+        .await
+        .unwrap()
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "the dead letter was not purged");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use clap::{ArgGroup, Subcommand};
-use kurier::operator::ops::{Actor, DeadLetterFilter, DeadLetterInfo, ReplayOutcome, ReplayResult};
+use kurier::operator::ops::{Actor, DeadLetterFilter, ReplayOutcome, ReplayResult};
 use kurier::store::Access;
+use kurier::store::DeadLetter;
 
 use super::Global;
 use super::duration::{Since, parse_age, parse_since, with_relative};
@@ -178,7 +179,7 @@ impl DeadLetters {
     }
 }
 
-fn print_list(rows: &[DeadLetterInfo]) {
+fn print_list(rows: &[DeadLetter]) {
     let mut table = Table::new([
         "ID",
         "SUBMISSION",
@@ -203,7 +204,7 @@ fn print_list(rows: &[DeadLetterInfo]) {
     table.print();
 }
 
-fn print_one(d: &DeadLetterInfo) {
+fn print_one(d: &DeadLetter) {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let mut fields = vec![
         ("dead letter", format!("#{}", d.id)),

@@ -24,8 +24,10 @@
 //! - **Pauses** of destinations (maintenance windows), which the pipeline
 //!   reads through [`paused_destinations`].
 //!
-//! Touches the database, the vault (to open sealed payloads) and, for
-//! replay, RabbitMQ. Nothing here logs or returns a payload except
+//! Touches the database through the store's operator statements
+//! ([`crate::store::operator`]: SQL lives there, with the audit row written
+//! in each change's transaction), the vault (to open sealed payloads) and,
+//! for replay, RabbitMQ. Nothing here logs or returns a payload except
 //! [`Ops::show_payload`].
 
 use std::sync::Arc;
@@ -34,19 +36,18 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{AmqpConfig, Config};
-use crate::domain::reason::ReasonCode;
 use crate::domain::status::ReceiptStatus;
-use crate::domain::time::{format_time, now};
+use crate::domain::time::format_time;
 use crate::intake;
-use crate::store::{Access, DeadLetter, Receipt, Store, StoreError, on_pool};
+use crate::store::operator::{AllOrNone, AuditRow, ParkedChange};
+pub use crate::store::operator::{AuditEntry, Backlog, ParkedInfo};
+use crate::store::{Access, DeadLetter, Receipt, Store, StoreError};
 use crate::vault::{Sealed, Vault, VaultError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
     #[error("no dead letter {0}; list them with `kurier dead-letters list`")]
     NotFound(String),
     #[error(
@@ -97,6 +98,23 @@ impl OpsError {
 pub struct Actor(pub String);
 
 impl Actor {
+    /// The audit row of this operator's action.
+    fn audit<'a>(
+        &'a self,
+        action: &'a str,
+        submission_ids: &'a str,
+        outcome: &'a str,
+        why: Option<&'a str>,
+    ) -> AuditRow<'a> {
+        AuditRow {
+            operator: &self.0,
+            action,
+            submission_ids,
+            outcome,
+            reason: why,
+        }
+    }
+
     /// The OS account running the CLI: the name of the effective user id
     /// (`getpwuid_r(geteuid())`), `uid:<n>` when the account has no name.
     /// Never an environment variable: `USER=someone-else kurier …` must not
@@ -142,25 +160,6 @@ fn os_account() -> String {
 #[cfg(not(unix))]
 fn os_account() -> String {
     "unknown".into()
-}
-
-/// A dead letter as operators see it: metadata and reason, never a payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct DeadLetterInfo {
-    pub id: i64,
-    pub submission_id: Option<String>,
-    pub service: Option<String>,
-    pub destination: Option<String>,
-    pub portal: Option<String>,
-    pub reason_code: String,
-    pub reason_detail: String,
-    pub http_status: Option<i64>,
-    pub received_sha256: String,
-    pub created_at: String,
-    /// Until when the sealed payload is kept for replay.
-    pub expires_at: Option<String>,
-    /// Whether a sealed payload is kept (replay and payload view possible).
-    pub payload_kept: bool,
 }
 
 /// Filters of a dead-letter listing; `None` means any.
@@ -243,18 +242,6 @@ pub struct PurgeResult {
     pub submission_ids: Vec<String>,
 }
 
-/// The parked backlog of one destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct Backlog {
-    pub destination: String,
-    pub count: i64,
-    /// How many of them an operator holds (`kurier parked hold`).
-    pub held: i64,
-    pub next_attempt_at: String,
-    pub oldest_received_at: String,
-    pub last_cause: String,
-}
-
 /// Parked and dead letters of one destination, and (from the running broker
 /// only) its circuit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -276,19 +263,6 @@ pub struct Status {
     pub destinations: Vec<DestinationStatus>,
 }
 
-/// One row of the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: String,
-    pub operator: String,
-    pub action: String,
-    /// Space-separated submission ids (or `#<n>` for dead letters without one).
-    pub submission_ids: String,
-    pub outcome: String,
-    pub reason: Option<String>,
-}
-
 /// The audit actions.
 pub mod action {
     pub const REPLAY: &str = "replay";
@@ -300,45 +274,6 @@ pub mod action {
     pub const PURGE_PARKED: &str = "purge_parked";
     pub const PAUSE_DESTINATION: &str = "pause_destination";
     pub const RESUME_DESTINATION: &str = "resume_destination";
-}
-
-const INSERT_AUDIT: &str = "INSERT INTO audit (at, operator, action, submission_ids, outcome, reason) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
-
-/// Write an audit row in the transaction `$tx` (the change and its record
-/// commit together).
-macro_rules! audit_row {
-    ($tx:ident, $actor:expr, $action:expr, $ids:expr, $outcome:expr, $why:expr) => {
-        sqlx::query(INSERT_AUDIT)
-            .bind(now())
-            .bind(&$actor.0)
-            .bind($action)
-            .bind($ids)
-            .bind($outcome)
-            .bind(why_text($why))
-            .execute(&mut *$tx)
-            .await?
-    };
-}
-
-/// Run `$body` in a write transaction `$tx` on either backend; commit when it
-/// is done, roll back on `?`. Its value is dropped (it differs per backend).
-macro_rules! in_tx {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match $store {
-            // BEGIN IMMEDIATE: wait for the write lock instead of SQLITE_BUSY.
-            Store::Sqlite(pool) => {
-                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let _ = $body;
-                $tx.commit().await?;
-            }
-            Store::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let _ = $body;
-                $tx.commit().await?;
-            }
-        }
-    };
 }
 
 /// The operations, over one database, vault and RabbitMQ.
@@ -407,11 +342,11 @@ impl Ops {
             .ok_or_else(|| OpsError::NoVault(self.vault_key_file.clone()))
     }
 
-    /// Dead letters, newest first.
+    /// Dead letters, newest first (without their sealed payloads).
     pub async fn dead_letters(
         &self,
         filter: &DeadLetterFilter,
-    ) -> Result<Vec<DeadLetterInfo>, OpsError> {
+    ) -> Result<Vec<DeadLetter>, OpsError> {
         if let Some(r) = &filter.reason
             && crate::domain::reason::ReasonCode::parse(r).is_none()
         {
@@ -425,37 +360,27 @@ impl Ops {
             )));
         }
         let since = filter.since.as_deref().map(parse_since).transpose()?;
-        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, DeadLetterInfo>(LIST_DEAD_LETTERS)
-            .bind(filter.reason.as_deref())
-            .bind(filter.destination.as_deref())
-            .bind(since.as_deref())
-            .bind(filter.limit.unwrap_or(1000).clamp(1, 100_000))
-            .fetch_all(pool)
-            .await)?;
-        Ok(rows)
+        Ok(self
+            .store
+            .dead_letters(
+                filter.reason.as_deref(),
+                filter.destination.as_deref(),
+                since.as_deref(),
+                filter.limit.unwrap_or(1000).clamp(1, 100_000),
+            )
+            .await?)
     }
 
     /// The dead letters `id` names: a number names one row, a submission id
     /// all rows of that submission (newest first).
     async fn resolve(&self, id: &str) -> Result<Vec<DeadLetter>, OpsError> {
-        const BY_ID: &str = "SELECT id, submission_id, amqp_message_id, service, destination, portal, \
-             reason_code, reason_detail, http_status, received_sha256, created_at, key_id, sealed_key, \
-             sealed_payload, expires_at FROM dead_letters WHERE id = $1";
-        const BY_SUBMISSION: &str = "SELECT id, submission_id, amqp_message_id, service, destination, \
-             portal, reason_code, reason_detail, http_status, received_sha256, created_at, key_id, \
-             sealed_key, sealed_payload, expires_at FROM dead_letters WHERE submission_id = $1 \
-             ORDER BY id DESC";
         let id = id.trim();
         let rows = if let Ok(n) = id.parse::<i64>() {
-            on_pool!(&self.store, pool => sqlx::query_as::<_, DeadLetter>(BY_ID)
-                .bind(n)
-                .fetch_all(pool)
-                .await)?
+            self.store.dead_letter(n).await?.into_iter().collect()
         } else if let Ok(uuid) = uuid::Uuid::parse_str(id) {
-            on_pool!(&self.store, pool => sqlx::query_as::<_, DeadLetter>(BY_SUBMISSION)
-                .bind(uuid.hyphenated().to_string())
-                .fetch_all(pool)
-                .await)?
+            self.store
+                .dead_letters_of(&uuid.hyphenated().to_string())
+                .await?
         } else {
             return Err(OpsError::BadId(id.to_owned()));
         };
@@ -466,9 +391,8 @@ impl Ops {
     }
 
     /// One dead letter: metadata and reason only.
-    pub async fn show(&self, id: &str) -> Result<DeadLetterInfo, OpsError> {
-        let newest = self.resolve(id).await?.remove(0);
-        Ok(info(&newest))
+    pub async fn show(&self, id: &str) -> Result<DeadLetter, OpsError> {
+        Ok(without_payload(self.resolve(id).await?.remove(0)))
     }
 
     /// One dead letter with its decrypted payload. Needs a reason; the view
@@ -478,7 +402,7 @@ impl Ops {
         id: &str,
         actor: &Actor,
         why: &str,
-    ) -> Result<(DeadLetterInfo, serde_json::Value), OpsError> {
+    ) -> Result<(DeadLetter, serde_json::Value), OpsError> {
         let why = why.trim();
         if why.is_empty() {
             return Err(OpsError::ReasonRequired);
@@ -499,7 +423,7 @@ impl Ops {
         // are not kept); show it as text otherwise.
         let payload = serde_json::from_slice(&body)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into()));
-        Ok((info(&newest), payload))
+        Ok((without_payload(newest), payload))
     }
 
     /// Replay the dead letters `ids` (numbers or submission ids).
@@ -643,17 +567,7 @@ impl Ops {
                     row.destination.as_deref().unwrap_or("unknown")
                 )
             });
-        // The receipt stays (its event count goes on: the replay's event
-        // gets the next `seq`), but it must no longer match the received
-        // body, or the pipeline would take the replay for a duplicate.
-        const FORGET_RECEIVED: &str = "UPDATE receipts SET received_sha256 = '' \
-             WHERE submission_id = $1 AND status <> 'delivered'";
-        const RESTORE_RECEIVED: &str =
-            "UPDATE receipts SET received_sha256 = $2 WHERE submission_id = $1";
-        in_tx!(&self.store, tx => sqlx::query(FORGET_RECEIVED)
-            .bind(&submission_id)
-            .execute(&mut *tx)
-            .await?);
+        self.store.forget_received(&submission_id).await?;
         if let Err(e) = self
             .publish(channel, &routing_key, &submission_id, &body)
             .await
@@ -661,11 +575,9 @@ impl Ops {
             drop(body);
             if let Some(r) = receipt {
                 // Put the receipt back as it was: the dead letter is untouched.
-                in_tx!(&self.store, tx => sqlx::query(RESTORE_RECEIVED)
-                    .bind(&submission_id)
-                    .bind(&r.received_sha256)
-                    .execute(&mut *tx)
-                    .await?);
+                self.store
+                    .restore_received(&submission_id, &r.received_sha256)
+                    .await?;
             }
             return Ok(result(
                 ReplayOutcome::Failed,
@@ -675,14 +587,8 @@ impl Ops {
             ));
         }
         drop(body);
-        const DELETE_DEAD_LETTER: &str = "DELETE FROM dead_letters WHERE id = $1";
-        in_tx!(&self.store, tx => {
-            sqlx::query(DELETE_DEAD_LETTER)
-                .bind(row.id)
-                .execute(&mut *tx)
-                .await?;
-            audit_row!(tx, actor, action::REPLAY, &submission_id, "replayed", why)
-        });
+        let audit = actor.audit(action::REPLAY, &submission_id, "replayed", why);
+        self.store.delete_dead_letters(&[row.id], &audit).await?;
         tracing::info!(submission_id = %submission_id, operator = %actor.0, "dead letter replayed");
         Ok(result(
             ReplayOutcome::Replayed,
@@ -746,14 +652,10 @@ impl Ops {
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<PurgeResult, OpsError> {
-        const SQL: &str = "SELECT id, submission_id FROM dead_letters WHERE created_at < $1";
         let cutoff = crate::domain::time::time_before(age).ok_or_else(|| {
             OpsError::Invalid("that age reaches before the year 1; nothing would match".into())
         })?;
-        let rows: Vec<(i64, Option<String>)> = on_pool!(&self.store, pool => sqlx::query_as(SQL)
-            .bind(&cutoff)
-            .fetch_all(pool)
-            .await)?;
+        let rows = self.store.dead_letters_before(&cutoff).await?;
         self.purge_rows(rows.into_iter(), actor, why).await
     }
 
@@ -778,33 +680,19 @@ impl Ops {
         if result.dead_letter_ids.is_empty() {
             return Ok(result);
         }
-        const DELETE: &str = "DELETE FROM dead_letters WHERE id = $1";
         let ids = result.submission_ids.join(" ");
         let outcome = format!("{} dead letters purged", result.dead_letter_ids.len());
-        in_tx!(&self.store, tx => {
-            for id in &result.dead_letter_ids {
-                sqlx::query(DELETE).bind(*id).execute(&mut *tx).await?;
-            }
-            audit_row!(tx, actor, action::PURGE, &ids, &outcome, why)
-        });
+        let audit = actor.audit(action::PURGE, &ids, &outcome, why);
+        self.store
+            .delete_dead_letters(&result.dead_letter_ids, &audit)
+            .await?;
         tracing::info!(purged = result.dead_letter_ids.len(), operator = %actor.0, "dead letters purged");
         Ok(result)
     }
 
     /// Parked backlog per destination.
     pub async fn parked(&self, destination: Option<&str>) -> Result<Vec<Backlog>, OpsError> {
-        const SQL: &str = "SELECT destination, COUNT(*) AS count, \
-             SUM(CASE WHEN held THEN 1 ELSE 0 END) AS held, MIN(next_attempt_at) AS next_attempt_at, \
-             MIN(received_at) AS oldest_received_at, \
-             (SELECT p2.last_cause FROM parked p2 WHERE p2.destination = p.destination \
-              ORDER BY p2.next_attempt_at DESC LIMIT 1) AS last_cause \
-             FROM parked p WHERE ($1 IS NULL OR destination = $1) \
-             GROUP BY destination ORDER BY destination";
-        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, Backlog>(SQL)
-            .bind(destination)
-            .fetch_all(pool)
-            .await)?;
-        Ok(rows)
+        Ok(self.store.parked_backlog(destination).await?)
     }
 
     pub async fn receipt(&self, submission_id: &str) -> Result<Option<Receipt>, OpsError> {
@@ -826,10 +714,7 @@ impl Ops {
 
     /// Parked and dead letters per destination, as the database knows them.
     pub async fn status(&self) -> Result<Status, OpsError> {
-        const DEAD: &str = "SELECT COALESCE(destination, '') AS destination, COUNT(*) AS n \
-             FROM dead_letters GROUP BY COALESCE(destination, '') ORDER BY 1";
-        let dead: Vec<(String, i64)> =
-            on_pool!(&self.store, pool => sqlx::query_as(DEAD).fetch_all(pool).await)?;
+        let dead = self.store.dead_letter_counts().await?;
         let parked = self.parked(None).await?;
         // Only configured destinations are listed by name: what envelopes
         // named otherwise (any string a portal sent) is summed as `unknown`,
@@ -880,15 +765,10 @@ impl Ops {
 
     /// The audit trail, newest first.
     pub async fn audit_list(&self, limit: i64) -> Result<Vec<AuditEntry>, OpsError> {
-        const SQL: &str = "SELECT id, at, operator, action, submission_ids, outcome, reason \
-             FROM audit ORDER BY id DESC LIMIT $1";
-        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, AuditEntry>(SQL)
-            .bind(limit.clamp(1, 100_000))
-            .fetch_all(pool)
-            .await)?;
-        Ok(rows)
+        Ok(self.store.audit_trail(limit.clamp(1, 100_000)).await?)
     }
 
+    /// Audit an action that changed no row.
     async fn audit(
         &self,
         actor: &Actor,
@@ -898,30 +778,11 @@ impl Ops {
         why: Option<&str>,
     ) -> Result<(), OpsError> {
         let ids = submission_ids.join(" ");
-        in_tx!(&self.store, tx => audit_row!(tx, actor, action, &ids, outcome, why));
-        Ok(())
+        Ok(self
+            .store
+            .audit(&actor.audit(action, &ids, outcome, why))
+            .await?)
     }
-}
-
-/// One parked submission as an operator sees it: metadata, never the payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct ParkedInfo {
-    pub submission_id: String,
-    pub service: String,
-    pub destination: String,
-    pub portal: String,
-    pub attempts: i64,
-    pub received_sha256: String,
-    pub received_at: String,
-    pub first_failure_at: String,
-    pub last_cause: String,
-    pub next_attempt_at: String,
-    /// When it becomes the dead letter `delivery_expired`.
-    pub expires_at: String,
-    /// An operator's hold: the scheduler leaves it alone until released.
-    pub held: bool,
-    /// An attempt is under way right now (the scheduler holds its lease).
-    pub in_flight: bool,
 }
 
 /// What an operator does to parked submissions (Postfix: `postsuper -r`,
@@ -1039,37 +900,6 @@ pub struct PauseResult {
     pub message: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct Pause {
-    destination: String,
-    paused_at: String,
-    operator: String,
-    reason: Option<String>,
-}
-
-/// What purge takes from a parked row into the receipt, the dead letter and
-/// the receipt event.
-#[derive(sqlx::FromRow)]
-struct Withdrawn {
-    submission_id: String,
-    service: String,
-    destination: String,
-    portal: String,
-    attempts: i64,
-    received_sha256: String,
-    received_at: String,
-    events: i64,
-}
-
-/// The columns of [`ParkedInfo`]; `$1` is now.
-macro_rules! select_parked_info {
-    () => {
-        "SELECT submission_id, service, destination, portal, attempts, received_sha256, \
-         received_at, first_failure_at, last_cause, next_attempt_at, expires_at, held, \
-         (lease_until IS NOT NULL AND lease_until > $1) AS in_flight FROM parked "
-    };
-}
-
 /// The destinations paused by an operator (`kurier destinations pause`):
 /// submissions for them are parked without an attempt.
 pub async fn paused_destinations(store: &Store) -> Result<Vec<String>, OpsError> {
@@ -1086,29 +916,16 @@ impl Ops {
         destination: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ParkedInfo>, OpsError> {
-        const SQL: &str = concat!(
-            select_parked_info!(),
-            "WHERE ($2 IS NULL OR destination = $2) ORDER BY next_attempt_at LIMIT $3"
-        );
-        let rows = on_pool!(&self.store, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
-            .bind(now())
-            .bind(destination)
-            .bind(limit.clamp(1, 100_000))
-            .fetch_all(pool)
-            .await)?;
-        Ok(rows)
+        Ok(self
+            .store
+            .parked_each(destination, limit.clamp(1, 100_000))
+            .await?)
     }
 
     /// One parked submission: metadata only.
     pub async fn parked_show(&self, id: &str) -> Result<ParkedInfo, OpsError> {
         let id = submission_id(id)?;
-        const SQL: &str = concat!(select_parked_info!(), "WHERE submission_id = $2");
-        let row = on_pool!(&self.store, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
-            .bind(now())
-            .bind(&id)
-            .fetch_optional(pool)
-            .await)?;
-        match row {
+        match self.store.parked_one(&id).await? {
             Some(row) => Ok(row),
             None => Err(self.not_parked(&id).await),
         }
@@ -1117,16 +934,11 @@ impl Ops {
     /// The parked submissions of `destination` (configured or with parked
     /// rows left over).
     async fn parked_ids_of(&self, destination: &str) -> Result<Vec<String>, OpsError> {
-        const SQL: &str =
-            "SELECT submission_id FROM parked WHERE destination = $1 ORDER BY next_attempt_at";
-        let rows: Vec<(String,)> = on_pool!(&self.store, pool => sqlx::query_as(SQL)
-            .bind(destination)
-            .fetch_all(pool)
-            .await)?;
-        if rows.is_empty() && !self.configured.iter().any(|d| d == destination) {
+        let ids = self.store.parked_ids_of(destination).await?;
+        if ids.is_empty() && !self.configured.iter().any(|d| d == destination) {
             return Err(self.unknown_destination(destination));
         }
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        Ok(ids)
     }
 
     /// Make every parked submission of `destination` due now.
@@ -1154,52 +966,28 @@ impl Ops {
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<Vec<ParkedResult>, OpsError> {
-        // `$1` the submission id, `$2` now; they return `held` and whether
-        // an attempt is under way. Retry-now keeps a lease that has not run
-        // out: the attempt holding it is running, and a second claim would
-        // send the submission twice at once.
-        let sql = match act {
-            ParkedAction::RetryNow => {
-                "UPDATE parked SET next_attempt_at = $2, \
-                 lease_until = CASE WHEN lease_until > $2 THEN lease_until ELSE NULL END \
-                 WHERE submission_id = $1 RETURNING held, (lease_until IS NOT NULL) AS in_flight"
-            }
-            ParkedAction::Hold => {
-                "UPDATE parked SET held = TRUE WHERE submission_id = $1 \
-                 RETURNING held, (lease_until IS NOT NULL AND lease_until > $2) AS in_flight"
-            }
-            ParkedAction::Release => {
-                "UPDATE parked SET held = FALSE WHERE submission_id = $1 \
-                 RETURNING held, (lease_until IS NOT NULL AND lease_until > $2) AS in_flight"
-            }
+        let change = match act {
+            ParkedAction::RetryNow => ParkedChange::DueNow,
+            ParkedAction::Hold => ParkedChange::Hold,
+            ParkedAction::Release => ParkedChange::Release,
             ParkedAction::Purge => return self.purge_parked(ids, actor, why).await,
         };
         let ids = submission_ids(ids)?;
-        let at = now();
-        let mut results = Vec::with_capacity(ids.len());
-        let mut missing = None;
-        in_tx!(&self.store, tx => {
-            for id in &ids {
-                let row: Option<(bool, bool)> = sqlx::query_as(sql)
-                    .bind(id)
-                    .bind(&at)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some((held, in_flight)) = row else {
-                    missing = Some(id.clone());
-                    break;
-                };
-                results.push(act.result(id, held, in_flight));
+        // All or none: the audit row counts them all.
+        let outcome = format!("{} {}", ids.len(), act.outcome());
+        let joined = ids.join(" ");
+        let audit = actor.audit(act.audit_action(), &joined, &outcome, why);
+        let changed = match self.store.change_parked(change, &ids, &audit).await? {
+            AllOrNone::Done(changed) => changed,
+            AllOrNone::NotParked(id) | AllOrNone::Delivered(id) => {
+                return Err(self.not_parked(&id).await);
             }
-            if let Some(id) = &missing {
-                // Dropping the transaction rolls back what was changed.
-                return Err(self.not_parked(id).await);
-            }
-            let outcome = format!("{} {}", results.len(), act.outcome());
-            audit_row!(tx, actor, act.audit_action(), &ids.join(" "), &outcome, why)
-        });
-        tracing::info!(action = act.audit_action(), submissions = results.len(), operator = %actor.0, "parked submissions changed");
-        Ok(results)
+        };
+        tracing::info!(action = act.audit_action(), submissions = changed.len(), operator = %actor.0, "parked submissions changed");
+        Ok(changed
+            .into_iter()
+            .map(|(id, held, in_flight)| act.result(&id, held, in_flight))
+            .collect())
     }
 
     /// Purge (shred) the parked submissions `ids`, all in one transaction:
@@ -1214,118 +1002,39 @@ impl Ops {
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<Vec<ParkedResult>, OpsError> {
-        const DELETE: &str = "DELETE FROM parked WHERE submission_id = $1 \
-             AND (lease_until IS NULL OR lease_until <= $2) \
-             RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
-             received_at, events";
-        const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, \
-             portal, status, reason_code, reason_detail, attempts, received_sha256, received_at, \
-             completed_at, events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (submission_id) DO UPDATE SET service = excluded.service, \
-             destination = excluded.destination, portal = excluded.portal, status = excluded.status, \
-             reason_code = excluded.reason_code, reason_detail = excluded.reason_detail, \
-             http_status = NULL, reference = NULL, attempts = excluded.attempts, \
-             received_sha256 = excluded.received_sha256, sent_sha256 = NULL, \
-             received_at = excluded.received_at, completed_at = excluded.completed_at, \
-             events = excluded.events WHERE receipts.status <> 'delivered'";
-        // Metadata only: no key, no sealed payload, nothing to replay.
-        const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (submission_id, service, \
-             destination, portal, reason_code, reason_detail, received_sha256, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        const INSERT_OUTBOX: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, \
-             created_at) VALUES ($1, $2, $3, $4, $5)";
         let ids = submission_ids(ids)?;
-        let at = now();
-        let code = ReasonCode::WithdrawnByOperator.as_str();
         // The operator's name only: the detail never carries submission values.
         let detail = format!("withdrawn by operator {}", actor.0);
-        let mut results = Vec::with_capacity(ids.len());
-        let mut refused = None;
-        in_tx!(&self.store, tx => {
-            for id in &ids {
-                let row: Option<Withdrawn> = sqlx::query_as(DELETE)
-                    .bind(id)
-                    .bind(&at)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(w) = row else {
-                    refused = Some(id.clone());
-                    break;
-                };
-                let seq = w.events + 1;
-                let event = serde_json::json!({
-                    "submission_id": w.submission_id,
-                    "status": ReceiptStatus::DeadLettered,
-                    "service": w.service,
-                    "destination": w.destination,
-                    "attempts": w.attempts,
-                    "at": at,
-                    "reason": code,
-                    "seq": seq,
-                });
-                let written = sqlx::query(UPSERT_RECEIPT)
-                    .bind(id)
-                    .bind(&w.service)
-                    .bind(&w.destination)
-                    .bind(&w.portal)
-                    .bind(ReceiptStatus::DeadLettered.as_str())
-                    .bind(code)
-                    .bind(&detail)
-                    .bind(w.attempts)
-                    .bind(&w.received_sha256)
-                    .bind(&w.received_at)
-                    .bind(&at)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
-                if written.rows_affected() == 0 {
-                    return Err(OpsError::Invalid(format!(
-                        "{id} is already delivered; nothing was purged"
-                    )));
-                }
-                sqlx::query(INSERT_DEAD_LETTER)
-                    .bind(id)
-                    .bind(&w.service)
-                    .bind(&w.destination)
-                    .bind(&w.portal)
-                    .bind(code)
-                    .bind(&detail)
-                    .bind(&w.received_sha256)
-                    .bind(&at)
-                    .bind(crate::domain::time::time_after(self.dead_letter_retention))
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(INSERT_OUTBOX)
-                    .bind(id)
-                    .bind(seq)
-                    .bind(&w.portal)
-                    .bind(event.to_string().into_bytes())
-                    .bind(&at)
-                    .execute(&mut *tx)
-                    .await?;
-                results.push(ParkedAction::Purge.result(id, false, false));
+        let outcome = format!("{} purged", ids.len());
+        let joined = ids.join(" ");
+        let audit = actor.audit(action::PURGE_PARKED, &joined, &outcome, why);
+        let expires_at = crate::domain::time::time_after(self.dead_letter_retention);
+        match self
+            .store
+            .withdraw_parked(&ids, &detail, &expires_at, &audit)
+            .await?
+        {
+            AllOrNone::Done(withdrawn) => {
+                tracing::info!(purged = withdrawn.len(), operator = %actor.0, "parked submissions purged");
+                Ok(withdrawn
+                    .iter()
+                    .map(|id| ParkedAction::Purge.result(id, false, false))
+                    .collect())
             }
-            if let Some(id) = &refused {
-                // Rolls back the ones purged before it: all or nothing.
-                return Err(match self.parked_show(id).await {
-                    Ok(p) if p.in_flight => OpsError::InFlight(id.clone()),
-                    _ => self.not_parked(id).await,
-                });
-            }
-            let outcome = format!("{} purged", results.len());
-            audit_row!(tx, actor, action::PURGE_PARKED, &ids.join(" "), &outcome, why)
-        });
-        tracing::info!(purged = results.len(), operator = %actor.0, "parked submissions purged");
-        Ok(results)
+            AllOrNone::Delivered(id) => Err(OpsError::Invalid(format!(
+                "{id} is already delivered; nothing was purged"
+            ))),
+            AllOrNone::NotParked(id) => Err(match self.parked_show(&id).await {
+                Ok(p) if p.in_flight => OpsError::InFlight(id),
+                _ => self.not_parked(&id).await,
+            }),
+        }
     }
 
     /// Configured destinations (and pauses left over from removed ones) with
     /// their pause and parked backlog.
     pub async fn destinations(&self) -> Result<Vec<DestinationInfo>, OpsError> {
-        const SQL: &str = "SELECT destination, paused_at, operator, reason \
-             FROM destination_pauses ORDER BY destination";
-        let pauses: Vec<Pause> =
-            on_pool!(&self.store, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
+        let pauses = self.store.pauses().await?;
         let backlog = self.parked(None).await?;
         let mut names = self.configured.clone();
         for p in &pauses {
@@ -1382,12 +1091,6 @@ impl Ops {
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<PauseResult, OpsError> {
-        const PAUSE: &str = "INSERT INTO destination_pauses (destination, paused_at, operator, reason) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (destination) DO NOTHING";
-        const RESUME: &str = "DELETE FROM destination_pauses WHERE destination = $1";
-        // Resumed: its backlog is due now (oldest first), held rows excepted.
-        const DUE_NOW: &str = "UPDATE parked SET next_attempt_at = $2 \
-             WHERE destination = $1 AND NOT held";
         let destination = destination.trim();
         let configured = self.configured.iter().any(|d| d == destination);
         if pause && !configured {
@@ -1406,31 +1109,19 @@ impl Ops {
                 PauseOutcome::NotPaused,
             )
         };
-        let changed;
-        in_tx!(&self.store, tx => {
-            let query = if pause {
-                sqlx::query(PAUSE)
-                    .bind(destination)
-                    .bind(now())
-                    .bind(&actor.0)
-                    .bind(why_text(why))
-            } else {
-                sqlx::query(RESUME).bind(destination)
-            };
-            changed = query.execute(&mut *tx).await?.rows_affected() > 0;
-            if changed && !pause {
-                sqlx::query(DUE_NOW)
-                    .bind(destination)
-                    .bind(now())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if !changed && !configured {
-                return Err(self.unknown_destination(destination));
-            }
-            let outcome = if changed { done } else { not_done };
-            audit_row!(tx, actor, action, "", &format!("{destination} {outcome}"), why)
-        });
+        let done_text = format!("{destination} {done}");
+        let not_done_text = format!("{destination} {not_done}");
+        let if_changed = actor.audit(action, "", &done_text, why);
+        let if_not = actor.audit(action, "", &not_done_text, why);
+        // Nothing to resume and not configured: a name nobody knows.
+        let if_not = configured.then_some(&if_not);
+        let Some(changed) = self
+            .store
+            .set_paused(destination, pause, &if_changed, if_not)
+            .await?
+        else {
+            return Err(self.unknown_destination(destination));
+        };
         let message = match (pause, changed) {
             (true, true) => format!(
                 "{destination} is paused: its submissions are parked without an attempt until `kurier destinations resume {destination}`"
@@ -1491,30 +1182,13 @@ fn submission_ids(ids: &[String]) -> Result<Vec<String>, OpsError> {
     Ok(out)
 }
 
-fn why_text(why: Option<&str>) -> Option<&str> {
-    why.map(str::trim).filter(|w| !w.is_empty())
-}
-
-const LIST_DEAD_LETTERS: &str = "SELECT id, submission_id, service, destination, portal, reason_code, \
-     reason_detail, http_status, received_sha256, created_at, expires_at, \
-     (sealed_payload IS NOT NULL) AS payload_kept FROM dead_letters \
-     WHERE ($1 IS NULL OR reason_code = $1) AND ($2 IS NULL OR destination = $2) \
-     AND ($3 IS NULL OR created_at >= $3) ORDER BY id DESC LIMIT $4";
-
-fn info(d: &DeadLetter) -> DeadLetterInfo {
-    DeadLetterInfo {
-        id: d.id,
-        submission_id: d.submission_id.clone(),
-        service: d.service.clone(),
-        destination: d.destination.clone(),
-        portal: d.portal.clone(),
-        reason_code: d.reason_code.clone(),
-        reason_detail: d.reason_detail.clone(),
-        http_status: d.http_status,
-        received_sha256: d.received_sha256.clone(),
-        created_at: d.created_at.clone(),
-        expires_at: d.expires_at.clone(),
-        payload_kept: d.sealed_payload.is_some(),
+/// A dead letter as operators see it: metadata and reason, never a payload.
+fn without_payload(d: DeadLetter) -> DeadLetter {
+    DeadLetter {
+        key_id: None,
+        sealed_key: None,
+        sealed_payload: None,
+        ..d
     }
 }
 
@@ -1585,6 +1259,7 @@ pub fn parse_since(text: &str) -> Result<String, OpsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::time::now;
 
     #[test]
     fn durations_have_a_number_and_a_unit() {

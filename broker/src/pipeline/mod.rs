@@ -929,6 +929,7 @@ impl Pipeline {
                 created_at,
                 // Every dead letter goes after its retention, payload or not.
                 expires_at: Some(format_time(created + retention)),
+                payload_kept: sealed.is_some(),
                 key_id: sealed.as_ref().map(|s| s.key_id.clone()),
                 sealed_key: sealed.as_ref().map(|s| s.sealed_key.clone()),
                 sealed_payload: sealed.map(|s| s.sealed_payload),

@@ -86,11 +86,15 @@ pub struct Receipt {
     pub completed_at: String,
 }
 
-/// One row of `dead_letters`.
+/// One row of `dead_letters`: what the pipeline writes, what operators list
+/// (CLI, API, console) and what replay opens. Serialised without the sealed
+/// payload; `payload_kept` says whether there is one. Listings read no
+/// sealed columns (they stay `None`), but always `payload_kept`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct DeadLetter {
     pub id: i64,
     pub submission_id: Option<String>,
+    #[serde(skip)]
     pub amqp_message_id: Option<String>,
     pub service: Option<String>,
     pub destination: Option<String>,
@@ -110,8 +114,12 @@ pub struct DeadLetter {
     #[serde(skip)]
     #[sqlx(default)]
     pub sealed_payload: Option<Vec<u8>>,
+    /// Until when the dead letter (and its sealed payload) is kept.
     #[sqlx(default)]
     pub expires_at: Option<String>,
+    /// Whether a sealed payload is kept (replay and payload view possible).
+    #[sqlx(default)]
+    pub payload_kept: bool,
 }
 
 /// A submission as [`Store::seen`] finds it (`Default`: never seen).
@@ -258,7 +266,30 @@ macro_rules! on_pool {
         }
     };
 }
-pub(crate) use on_pool;
+
+/// Run `$body` in a write transaction `$tx` on either backend; commit when it
+/// is done, roll back on `?` or an early `return`. Its value is dropped (it
+/// differs per backend). SQLite's is `BEGIN IMMEDIATE`: it waits for the
+/// write lock instead of failing with SQLITE_BUSY.
+macro_rules! in_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let _ = $body;
+                $tx.commit().await?;
+            }
+            Store::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let _ = $body;
+                $tx.commit().await?;
+            }
+        }
+    };
+}
+
+// The statements of operator actions; after the macros they use.
+pub mod operator;
 
 const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
      reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \
@@ -709,26 +740,6 @@ impl Store {
              ORDER BY completed_at DESC LIMIT $2";
         let rows = on_pool!(self, pool => sqlx::query_as::<_, Receipt>(SQL)
             .bind(since.unwrap_or(""))
-            .bind(limit)
-            .fetch_all(pool)
-            .await)?;
-        Ok(rows)
-    }
-
-    /// Dead letters, newest first, optionally filtered.
-    pub async fn dead_letters(
-        &self,
-        reason: Option<&str>,
-        destination: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<DeadLetter>, StoreError> {
-        const SQL: &str = "SELECT id, submission_id, amqp_message_id, service, destination, portal, \
-             reason_code, reason_detail, http_status, received_sha256, created_at FROM dead_letters \
-             WHERE ($1 IS NULL OR reason_code = $1) AND ($2 IS NULL OR destination = $2) \
-             ORDER BY id DESC LIMIT $3";
-        let rows = on_pool!(self, pool => sqlx::query_as::<_, DeadLetter>(SQL)
-            .bind(reason)
-            .bind(destination)
             .bind(limit)
             .fetch_all(pool)
             .await)?;
