@@ -45,21 +45,50 @@
 //! No log line, receipt or reason carries a value from a submission.
 
 // The rooms, lowest first: each may use the ones above it in this list and
-// none below (enforced by `tests/layers.rs`; see docs/ARCHITECTURE.md).
-pub mod config;
-pub mod delivery;
+// none below (enforced by `tests/layers.rs`; see docs/ARCHITECTURE.md). A
+// blank line between them keeps rustfmt from sorting them by name.
+
+// The vocabulary: reason codes, statuses, timestamps, digests.
 pub mod domain;
-pub mod intake;
-pub mod operator;
-pub mod pipeline;
-pub mod preflight;
-pub mod queue;
+
+// A secret file's permissions.
 pub mod secret_file;
+
+// The stop signal every task obeys.
 pub mod shutdown;
-pub mod store;
-pub mod telemetry;
-pub mod vault;
+
+// XSD validation on libxml2's own thread.
 pub mod xsd;
+
+// The operator's configuration file.
+pub mod config;
+
+// What an outcome means; circuits and limits.
+pub mod queue;
+
+// Sealing at rest.
+pub mod vault;
+
+// Every table and statement.
+pub mod store;
+
+// Logs, metric recording, trace context.
+pub mod telemetry;
+
+// One attempt to hand a document over.
+pub mod delivery;
+
+// The path of one submission.
+pub mod pipeline;
+
+// AMQP: consumer, failover, outbox relay.
+pub mod intake;
+
+// What operators see and do.
+pub mod operator;
+
+// The configuration checked, the parts built.
+pub mod preflight;
 
 use std::sync::Arc;
 
