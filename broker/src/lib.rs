@@ -14,7 +14,7 @@
 //! docs/ARCHITECTURE.md walks one submission through them.
 //!
 //! - [`domain`]: the vocabulary: reason codes, timestamps, digests. Pure.
-//! - [`secret_file`], [`shutdown`], [`xsd`]: a secret file's permissions, the
+//! - `secret_file`, `shutdown`, `xsd`: a secret file's permissions, the
 //!   stop signal every task obeys, XSD validation on libxml2's own thread.
 //! - [`config`]: the configuration file an operator writes, checked.
 //! - [`queue`]: what an attempt's outcome means (retry, park, receipt, dead
@@ -52,13 +52,13 @@
 pub mod domain;
 
 // A secret file's permissions.
-pub mod secret_file;
+pub(crate) mod secret_file;
 
 // The stop signal every task obeys.
 pub mod shutdown;
 
 // XSD validation on libxml2's own thread.
-pub mod xsd;
+pub(crate) mod xsd;
 
 // The operator's configuration file.
 pub mod config;
@@ -92,14 +92,29 @@ pub mod preflight;
 
 use std::sync::Arc;
 
-use anyhow::Context;
-
 use crate::config::Config;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 
+/// Why `kurier run` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightError),
+    #[error("connecting to the database: {0}")]
+    Database(#[source] store::StoreError),
+    #[error(transparent)]
+    Migrate(store::StoreError),
+    #[error(transparent)]
+    Vault(#[from] vault::VaultError),
+    #[error("loading the vault's epoch keys: {0}")]
+    Epochs(#[from] store::shred::ShredError),
+    #[error(transparent)]
+    Admin(#[from] operator::admin::AdminError),
+}
+
 /// Build everything from the configuration and relay until `shutdown`.
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RunError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let preflight::Preflight {
         warnings,
@@ -113,15 +128,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     let store = store::Store::connect(&config.database)
         .await
-        .context("connecting to the database")?;
-    store.migrate().await?;
+        .map_err(RunError::Database)?;
+    store.migrate().await.map_err(RunError::Migrate)?;
     // XTA 2 destinations keep their message ids in the database.
     routes.attach_store(&store);
     let recorder = store::Recorder::spawn(store.clone());
     let vault = Arc::new(vault::Vault::load(&config.vault)?);
-    store::shred::start(&vault, &store)
-        .await
-        .context("loading the vault's epoch keys")?;
+    store::shred::start(&vault, &store).await?;
     let pipeline = Arc::new(Pipeline {
         vault,
         policy: pipeline::policy::Policy::new(config.policy.clone()),

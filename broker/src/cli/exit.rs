@@ -49,6 +49,12 @@ Examples:
 impl Exit {
     /// The code for an error that ended a command.
     pub fn of(error: &anyhow::Error) -> Exit {
+        if let Some(run) = error.downcast_ref::<kurier::RunError>() {
+            return match run {
+                kurier::RunError::Preflight(_) => Exit::Config,
+                _ => Exit::Failed,
+            };
+        }
         if error.downcast_ref::<ConfigError>().is_some()
             || error.downcast_ref::<PreflightError>().is_some()
         {

@@ -91,7 +91,7 @@ pub struct AmqpConfig {
     /// The nodes of a RabbitMQ cluster, instead of `url`: each connection
     /// (the consumer's, the outbox relay's) tries them in turn, starting
     /// after the node that failed, with the backoff between full rounds
-    /// ([`crate::intake::failover`]). Every URL is checked as `url` is.
+    /// (`crate::intake::failover`). Every URL is checked as `url` is.
     #[serde(default)]
     pub urls: Option<Vec<String>>,
     /// CA certificate(s) (PEM) RabbitMQ's certificate must chain to (`amqps://`).

@@ -1,7 +1,7 @@
 //! # Room `delivery`: one attempt to hand a document to its authority
 //!
 //! Owns the transports (HTTPS with mutual TLS here and in [`tls`], XTA 2 in
-//! [`xta2`]), the certificates they present and check ([`certs`]), and the
+//! `xta2`), the certificates they present and check (`certs`), and the
 //! classification of every answer into a [`crate::queue::decision::Outcome`].
 //! May use `config`, `queue`, `store` (transport message ids), `telemetry`
 //! and `domain`; knows nothing of envelopes, pipelines or AMQP.
@@ -20,7 +20,7 @@
 //!
 //! Talks to the destination's endpoint; logs ids, status codes and causes only.
 
-pub mod certs;
+pub(crate) mod certs;
 pub mod tls;
 pub mod xta2;
 
@@ -110,7 +110,7 @@ pub struct Request<'a> {
     pub service: &'a str,
     pub content_type: &'a str,
     pub body: bytes::Bytes,
-    /// The portal's W3C `traceparent`, passed on as is ([`crate::telemetry::trace`]).
+    /// The portal's W3C `traceparent`, passed on as is (`crate::telemetry::trace`).
     pub traceparent: Option<&'a str>,
 }
 

@@ -66,7 +66,7 @@ pub fn load_certs(
 }
 
 /// A private key (PEM) that only its owner may read: one that others can
-/// read is refused ([`crate::secret_file`]).
+/// read is refused (`crate::secret_file`).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     load_private_key("client_key_file", path)
 }

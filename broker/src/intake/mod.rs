@@ -1,7 +1,7 @@
 //! # Room `intake`: everything that speaks AMQP with the portals
 //!
 //! Owns the connection and topology, the consumer that hands each delivery
-//! to the pipeline, failover between the nodes of a cluster ([`failover`]),
+//! to the pipeline, failover between the nodes of a cluster (`failover`),
 //! the outbox relay that publishes receipt events with confirms (`outbox`)
 //! and `kurier submit` ([`submit`]). May use `pipeline` and every room below.
 //!
@@ -19,7 +19,7 @@
 //! connection of its own; this module also publishes envelopes for
 //! `kurier submit`. Touches RabbitMQ only.
 
-pub mod failover;
+pub(crate) mod failover;
 pub(crate) mod outbox;
 pub mod submit;
 

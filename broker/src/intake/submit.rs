@@ -5,10 +5,29 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use std::path::PathBuf;
 
 use crate::config::AmqpConfig;
-use crate::intake;
+use crate::intake::{self, IntakeError};
+
+/// Why an envelope file was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Rabbit(#[from] IntakeError),
+    #[error("reading {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{}: not an envelope with service, destination and submission_id (use --routing-key to publish it anyway)",
+        file.display()
+    )]
+    NotAnEnvelope { file: PathBuf },
+    #[error("publishing {}: {source}", file.display())]
+    Publish { file: PathBuf, source: IntakeError },
+}
 
 /// Routing key and message id a portal would use for this envelope.
 pub fn addressing(body: &[u8]) -> Option<(String, String)> {
@@ -25,7 +44,7 @@ pub async fn submit(
     amqp: &AmqpConfig,
     files: &[impl AsRef<Path>],
     raw_routing_key: Option<&str>,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, SubmitError> {
     let connection = intake::connect(amqp, "kurier-submit").await?;
     let channel = intake::confirm_channel(&connection).await?;
     if amqp.declare_topology {
@@ -34,7 +53,10 @@ pub async fn submit(
     let mut published = Vec::new();
     for file in files {
         let file = file.as_ref();
-        let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let body = std::fs::read(file).map_err(|source| SubmitError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
         let (routing_key, message_id) = match (raw_routing_key, addressing(&body)) {
             (Some(key), found) => (
                 key.to_owned(),
@@ -43,10 +65,11 @@ pub async fn submit(
                     .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             ),
             (None, Some(found)) => found,
-            (None, None) => anyhow::bail!(
-                "{}: not an envelope with service, destination and submission_id (use --routing-key to publish it anyway)",
-                file.display()
-            ),
+            (None, None) => {
+                return Err(SubmitError::NotAnEnvelope {
+                    file: file.to_owned(),
+                });
+            }
         };
         intake::publish_confirmed(
             &channel,
@@ -57,7 +80,10 @@ pub async fn submit(
             true,
         )
         .await
-        .with_context(|| format!("publishing {}", file.display()))?;
+        .map_err(|source| SubmitError::Publish {
+            file: file.to_owned(),
+            source,
+        })?;
         published.push(message_id);
     }
     let _ = connection.close(200, "done".into()).await;

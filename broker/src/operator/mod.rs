@@ -3,14 +3,14 @@
 //! - [`ops`]: the one implementation of every operator verb (status, dead
 //!   letters listed, replayed and purged, parked backlog, receipts, audit),
 //!   used by the CLI and by the admin API alike; each action is audited.
-//! - [`admin`]: the admin HTTP endpoint (health, readiness, metrics, `/api`)
-//!   with tokens, roles and TLS off loopback; [`console`] is its HTML face.
+//! - `admin`: the admin HTTP endpoint (health, readiness, metrics, `/api`)
+//!   with tokens, roles and TLS off loopback; `console` is its HTML face.
 //! - `gauges`: the state gauges of the metrics, refreshed on a timer.
 //!
 //! May touch everything below it (the pipeline's live state, the store, the
 //! vault, intake for replays); nothing below touches it.
 
-pub mod admin;
-pub mod console;
+pub(crate) mod admin;
+pub(crate) mod console;
 pub(crate) mod gauges;
 pub mod ops;

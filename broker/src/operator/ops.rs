@@ -1,6 +1,6 @@
 //! Operations: what an operator does with Kurier, in one implementation that
 //! both the command line (`kurier dead-letters …`, `main.rs`) and the admin
-//! API (`/api/…`, [`crate::operator::admin`]) call.
+//! API (`/api/…`, `crate::operator::admin`) call.
 //!
 //! Postfix's view of a queue: parked and dead-lettered submissions are states
 //! an operator lists, filters, replays and purges by id, and every action
@@ -25,7 +25,7 @@
 //!   reads through [`paused_destinations`].
 //!
 //! Touches the database through the store's operator statements
-//! ([`crate::store::operator`]: SQL lives there, with the audit row written
+//! (`crate::store::operator`: SQL lives there, with the audit row written
 //! in each change's transaction), the vault (to open sealed payloads) and,
 //! for replay, RabbitMQ. Nothing here logs or returns a payload except
 //! [`Ops::show_payload`].

@@ -1,7 +1,7 @@
 //! # Room `pipeline`: the path of one submission
 //!
 //! Owns the steps from a received body to a committed outcome: decoding the
-//! envelope ([`envelope`]), [`validate`], [`policy`], [`route`], [`render`],
+//! envelope (`envelope`), `validate`, `policy`, `route`, `render`,
 //! then delivery, record and ack (`acks`); the scheduler that brings
 //! parked submissions back (`parked`) and certificate reloads (`reload`).
 //! May use every room below it (`delivery`, `store`, `vault`, `queue`,
@@ -33,8 +33,8 @@ pub mod envelope;
 pub(crate) mod parked;
 pub mod policy;
 pub(crate) mod reload;
-pub mod render;
-pub mod route;
+pub(crate) mod render;
+pub(crate) mod route;
 pub mod validate;
 
 use std::sync::Arc;
@@ -60,14 +60,14 @@ use route::Routes;
 
 /// Everything a submission's path needs, built once at start.
 pub struct Pipeline {
-    pub config: Config,
-    pub schemas: Schemas,
-    pub policy: Policy,
-    pub routes: Routes,
-    pub store: Store,
-    pub recorder: Recorder,
-    pub vault: Arc<Vault>,
-    pub xsd: crate::xsd::Validator,
+    pub(crate) config: Config,
+    pub(crate) schemas: Schemas,
+    pub(crate) policy: Policy,
+    pub(crate) routes: Routes,
+    pub(crate) store: Store,
+    pub(crate) recorder: Recorder,
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) xsd: crate::xsd::Validator,
 }
 
 /// What is known about a submission, however broken its envelope.

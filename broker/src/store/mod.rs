@@ -289,7 +289,7 @@ macro_rules! in_tx {
 }
 
 // The statements of operator actions; after the macros they use.
-pub mod operator;
+pub(crate) mod operator;
 
 const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
      reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \

@@ -1,16 +1,16 @@
 //! # Room `telemetry`: logs, metrics, trace context
 //!
 //! Owns the log set-up (this file), the recording of metrics
-//! ([`metrics`]: names, help texts, one-line calls) and the W3C trace
-//! context carried from portal to authority ([`trace`]). May use `store`
+//! (`metrics`: names, help texts, one-line calls) and the W3C trace
+//! context carried from portal to authority (`trace`). May use `store`
 //! (the record a submission ended with) and rooms below.
 //!
 //! Logging set-up: human-readable lines by default, JSON for collectors.
 //! Filter with `RUST_LOG` (default `info`). What is logged anywhere in Kurier
 //! is ids, destinations, outcomes, reason codes and durations, never payload.
 
-pub mod metrics;
-pub mod trace;
+pub(crate) mod metrics;
+pub(crate) mod trace;
 
 use tracing_subscriber::EnvFilter;
 

@@ -22,7 +22,7 @@
 //! expanded keys live in aws-lc AEAD contexts, whose memory aws-lc cleanses
 //! when they are freed (`OPENSSL_free`). Reads the key files (creating the
 //! first one if missing, mode 0600) and refuses one that others may read
-//! ([`crate::secret_file`]); holds keys only in memory.
+//! (`crate::secret_file`); holds keys only in memory.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,11 +4,11 @@
 //! elements). Used by the unit tests of the envelopes Kurier builds and by
 //! the XTA test double, which refuses every invalid request with a fault.
 //!
-//! libxml2 is not thread-safe (DEPENDENCIES.md): like [`crate::xsd`], one
+//! libxml2 is not thread-safe (DEPENDENCIES.md): like `crate::xsd`, one
 //! dedicated thread compiles the schema once (from files: the XSDs import
 //! each other by relative `schemaLocation`) and owns all libxml2 state;
 //! callers send documents over a channel and await the answer. Problems
-//! are reduced by [`crate::xsd::describe`] to line, element and kind, never
+//! are reduced by `crate::xsd::describe` to line, element and kind, never
 //! a value.
 
 use std::panic::AssertUnwindSafe;

@@ -49,12 +49,14 @@ impl Connected<IncomingStream<'_, TlsListener>> for ClientAddr {
 }
 
 /// Bind `listen`, naming the setting when that fails.
-pub async fn bind(setting: &str, listen: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(listen).await.map_err(|e| {
-        anyhow::anyhow!(
-            "[admin] {setting} = {listen:?}: cannot listen ({e}); choose a free address or set {setting} = \"off\""
-        )
-    })
+pub async fn bind(setting: &'static str, listen: &str) -> Result<TcpListener, super::AdminError> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|source| super::AdminError::Bind {
+            setting,
+            listen: listen.to_owned(),
+            source,
+        })
 }
 
 /// Connections that have completed their TLS handshake.

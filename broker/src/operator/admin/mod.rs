@@ -58,15 +58,35 @@ pub struct AdminState {
     pub tls: bool,
 }
 
+/// Why the admin endpoint did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// `[admin]` names no usable transport (the message says which key).
+    #[error("{0}")]
+    Transport(String),
+    #[error("[admin] TLS: {0}")]
+    Tls(#[from] crate::delivery::tls::TlsError),
+    #[error(
+        "[admin] {setting} = {listen:?}: cannot listen ({source}); choose a free address or set {setting} = \"off\""
+    )]
+    Bind {
+        setting: &'static str,
+        listen: String,
+        source: std::io::Error,
+    },
+    #[error("[admin] listen: {0}")]
+    Listener(std::io::Error),
+}
+
 /// Bind `[admin] listen` (and `probe_listen`) and serve until shutdown.
 /// Empty: both disabled.
 pub async fn start(
     pipeline: Arc<Pipeline>,
     metrics: Option<PrometheusHandle>,
     shutdown: Shutdown,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>, AdminError> {
     let admin = pipeline.config.admin.clone();
-    let transport = admin.transport().map_err(anyhow::Error::msg)?;
+    let transport = admin.transport().map_err(AdminError::Transport)?;
     let tls_config = match &transport {
         AdminTransport::Tls { cert, key } => Some(crate::delivery::tls::server_config(cert, key)?),
         _ => None,
@@ -114,8 +134,11 @@ pub async fn start(
         }
         AdminTransport::Tls { cert, key } => {
             let tcp = listener::bind("listen", listen).await?;
-            let config = tls_config.ok_or_else(|| anyhow::anyhow!("TLS configuration missing"))?;
-            let tls = listener::TlsListener::new(tcp, config, (cert, key), shutdown.clone())?;
+            let Some(config) = tls_config else {
+                unreachable!("a TLS transport has its server configuration, built above");
+            };
+            let tls = listener::TlsListener::new(tcp, config, (cert, key), shutdown.clone())
+                .map_err(AdminError::Listener)?;
             tracing::info!(listen = %listen, tls = true, "admin endpoint listening");
             let app =
                 router(Arc::clone(&state)).into_make_service_with_connect_info::<ClientAddr>();
