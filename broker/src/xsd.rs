@@ -303,12 +303,10 @@ fn serve(
     }
 }
 
-/// Parse the bytes as a document (libxml2 honours the encoding of the XML
-/// declaration, e.g. ISO-8859-15) and validate it. libxml2 validates trees,
-/// so this builds one for the time of the check: its size follows the
-/// document's, which the policy's attachment limits bound.
-fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), Refusal> {
-    let options = ParserOptions {
+/// How every document Kurier validates is parsed (its own output and, in
+/// the XTA 2 double, SOAP messages).
+pub(crate) fn parser_options() -> ParserOptions<'static> {
+    ParserOptions {
         // A broken document must fail, not be repaired into a valid one.
         recover: false,
         no_net: true,
@@ -320,8 +318,15 @@ fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), R
         // output (no DTD, escaped by the writer), not untrusted XML.
         huge: true,
         ..ParserOptions::default()
-    };
-    let parsed = Parser::default().parse_string_with_diagnostics(document, options);
+    }
+}
+
+/// Parse the bytes as a document (libxml2 honours the encoding of the XML
+/// declaration, e.g. ISO-8859-15) and validate it. libxml2 validates trees,
+/// so this builds one for the time of the check: its size follows the
+/// document's, which the policy's attachment limits bound.
+fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), Refusal> {
+    let parsed = Parser::default().parse_string_with_diagnostics(document, parser_options());
     let doc = match parsed {
         Ok((doc, _warnings)) => doc,
         Err(libxml::parser::XmlParseFailure::ParseFailed(diagnostics)) => {

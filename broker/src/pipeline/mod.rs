@@ -70,6 +70,17 @@ pub struct Pipeline {
     pub(crate) xsd: crate::xsd::Validator,
 }
 
+/// The AMQP `message_id`, if it is a submission id (a UUID).
+fn message_id(delivery: &Delivery) -> Option<String> {
+    delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|m| m.as_str())
+        .filter(|m| uuid::Uuid::parse_str(m).is_ok())
+        .map(str::to_owned)
+}
+
 /// What is known about a submission, however broken its envelope.
 #[derive(Default, Clone)]
 struct Ids {
@@ -109,13 +120,7 @@ impl Ids {
                 (property(Some(s)), property(Some(d)))
             });
         Ids {
-            submission_id: delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|m| m.as_str())
-                .filter(|m| uuid::Uuid::parse_str(m).is_ok())
-                .map(str::to_owned),
+            submission_id: message_id(delivery),
             service,
             destination,
             portal: property(delivery.properties.app_id().as_ref().map(|a| a.as_str())),
@@ -197,13 +202,7 @@ impl Pipeline {
             body: &delivery.data,
             sha256: sha256_hex(&delivery.data),
             at: now(),
-            amqp_message_id: delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|m| m.as_str())
-                .filter(|m| uuid::Uuid::parse_str(m).is_ok())
-                .map(str::to_owned),
+            amqp_message_id: message_id(&delivery),
             prior_attempts: 0,
             run: Run::InPlace,
             last_cause: None,

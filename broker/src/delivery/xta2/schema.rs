@@ -14,7 +14,7 @@
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
-use libxml::parser::{Parser, ParserOptions};
+use libxml::parser::Parser;
 use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
 use tokio::sync::{mpsc, oneshot};
 
@@ -110,15 +110,9 @@ impl SoapValidator {
 }
 
 fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), Vec<String>> {
-    let options = ParserOptions {
-        recover: false,
-        no_net: true,
-        no_error: true,
-        no_warning: true,
-        huge: true,
-        ..ParserOptions::default()
-    };
-    let doc = match Parser::default().parse_string_with_diagnostics(document, options) {
+    let doc = match Parser::default()
+        .parse_string_with_diagnostics(document, crate::xsd::parser_options())
+    {
         Ok((doc, _)) => doc,
         Err(_) => return Err(vec!["not well-formed XML".into()]),
     };
