@@ -145,10 +145,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RunError> {
         xsd,
         config,
     });
-    tracing::info!(
-        destinations = pipeline.config.destinations.len(),
-        "kurier started"
-    );
+    tracing::info!(destinations = pipeline.routes.all().len(), "kurier started");
     // Operators: metrics, the admin endpoint (health, /api, console).
     let handle = telemetry::metrics::install();
     let admin =

@@ -32,7 +32,7 @@ pub enum PreflightError {
     #[error(transparent)]
     Schemas(#[from] SchemaLoadError),
     #[error("building destinations: {0}")]
-    Routes(TlsError),
+    Routes(crate::pipeline::route::RouteError),
     #[error(transparent)]
     Xsd(#[from] XsdError),
     #[error("[admin] {0}")]

@@ -25,7 +25,7 @@ pub enum ConfigError {
     Invalid { path: String, message: String },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub amqp: AmqpConfig,
@@ -79,7 +79,7 @@ pub struct Config {
     pub source: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpConfig {
     /// AMQP URI of RabbitMQ, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
@@ -123,7 +123,7 @@ pub struct AmqpConfig {
     pub reconnect_max_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortalConfig {
     /// The envelope's `portal` and the routing key of its receipt events.
@@ -132,7 +132,7 @@ pub struct PortalConfig {
     pub amqp_users: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntakeConfig {
     /// A body longer than this is dead-lettered `message_too_large` without
@@ -163,7 +163,7 @@ fn default_max_bytes_in_flight() -> usize {
     64 * 1024 * 1024
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://kurier.db` (created on first run) or `postgres://…`.
@@ -183,7 +183,7 @@ impl Default for DatabaseConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address of the admin HTTP endpoint (`/healthz`, `/readyz`,
@@ -293,7 +293,7 @@ fn is_loopback(listen: &str) -> Option<bool> {
     Some(host.eq_ignore_ascii_case("localhost"))
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Largest decoded attachment in bytes (default 7.5 MB = 7 500 000 bytes).
@@ -317,7 +317,7 @@ impl Default for PolicyConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
     /// Master key: 64 hex characters (32 bytes). Created with mode 0600 on
@@ -338,7 +338,7 @@ impl Default for VaultConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterConfig {
     /// Days a dead letter (and its encrypted payload, where it may keep one)
@@ -358,7 +358,7 @@ impl Default for DeadLetterConfig {
 /// How long Kurier keeps what it knows about submissions (no payload):
 /// receipts are the proof of the application date in objection and court
 /// proceedings, so they are kept for years.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Days a receipt is kept after its submission finished (default ten
@@ -515,7 +515,7 @@ fn retry_problem(r: &RetryConfig) -> Option<String> {
 
 /// Retry policy. In a destination every key is optional and falls back to
 /// the top-level `[retry]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryOverrides {
     pub initial_delay_ms: Option<u64>,
@@ -539,7 +539,7 @@ pub struct RetryOverrides {
     pub max_waiting_in_place: Option<usize>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Delay before the second attempt, in milliseconds.
@@ -677,7 +677,7 @@ impl RetryConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SenderConfig {
     /// Directory id of the sender, e.g. a DVDV id.
@@ -696,7 +696,7 @@ impl Default for SenderConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     /// The receiving authority's id: the envelope's `destination`.

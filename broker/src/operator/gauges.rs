@@ -15,7 +15,10 @@ use crate::shutdown::Shutdown;
 
 /// Refresh the state gauges and run the exporter's upkeep until shutdown.
 pub async fn run(pipeline: Arc<Pipeline>, handle: PrometheusHandle, shutdown: Shutdown) {
-    let ops = Ops::new(pipeline.store.clone(), None, &pipeline.config);
+    let ops = Ops::new(pipeline.store.clone(), None, &pipeline.config).with_destinations({
+        let pipeline = Arc::clone(&pipeline);
+        move || pipeline.routes.ids()
+    });
     let mut tick: u64 = 0;
     loop {
         refresh(&pipeline, &ops, tick.is_multiple_of(12)).await;
@@ -40,30 +43,29 @@ async fn refresh(pipeline: &Pipeline, ops: &Ops, certificates: bool) {
         }
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the backlog"),
     }
-    for d in &pipeline.config.destinations {
-        if let Ok(route) = pipeline.routes.route(&d.id) {
-            metrics::gauge!("kurier_delivery_limit", "destination" => d.id.clone())
-                .set(route.deliverer.limiter.limit() as f64);
-            metrics::gauge!("kurier_delivery_in_flight", "destination" => d.id.clone())
-                .set(route.deliverer.limiter.in_flight() as f64);
-            metrics::gauge!("kurier_destination_paused", "destination" => d.id.clone()).set(
-                if route.deliverer.is_paused() {
-                    1.0
-                } else {
-                    0.0
-                },
-            );
-            let open = route.deliverer.circuit.state() != CircuitState::Closed;
-            metrics::gauge!("kurier_circuit_open", "destination" => d.id.clone()).set(if open {
-                1.0
-            } else {
-                0.0
-            });
-        }
+    let destinations = pipeline.routes.all();
+    for route in &destinations {
+        let d = &route.config;
+        metrics::gauge!("kurier_delivery_limit", "destination" => d.id.clone())
+            .set(route.deliverer.limiter.limit() as f64);
+        metrics::gauge!("kurier_delivery_in_flight", "destination" => d.id.clone())
+            .set(route.deliverer.limiter.in_flight() as f64);
+        let paused = if route.deliverer.is_paused() {
+            1.0
+        } else {
+            0.0
+        };
+        metrics::gauge!("kurier_destination_paused", "destination" => d.id.clone()).set(paused);
+        let open = route.deliverer.circuit.state() != CircuitState::Closed;
+        metrics::gauge!("kurier_circuit_open", "destination" => d.id.clone()).set(if open {
+            1.0
+        } else {
+            0.0
+        });
     }
     if certificates {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        for d in &pipeline.config.destinations {
+        for d in destinations.iter().map(|route| &route.config) {
             for (kind, file) in [("client", &d.client_cert_file), ("ca", &d.ca_file)] {
                 if let Some(path) = file
                     && let Ok(not_after) = crate::delivery::certs::earliest_expiry(path)

@@ -282,7 +282,9 @@ pub struct Ops {
     store: Store,
     vault: Option<Arc<Vault>>,
     amqp: AmqpConfig,
-    configured: Vec<String>,
+    /// The destinations configured now: those of the file (CLI), or the
+    /// running broker's, which a reload (SIGHUP) changes (admin API).
+    configured: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
     vault_key_file: String,
     /// `[dead_letters] retention_days`: every dead letter expires.
     dead_letter_retention: std::time::Duration,
@@ -296,7 +298,10 @@ impl Ops {
             store,
             vault,
             amqp: config.amqp.clone(),
-            configured: config.destinations.iter().map(|d| d.id.clone()).collect(),
+            configured: {
+                let ids: Vec<String> = config.destinations.iter().map(|d| d.id.clone()).collect();
+                Arc::new(move || ids.clone())
+            },
             vault_key_file: config.vault.key_file.display().to_string(),
             dead_letter_retention: std::time::Duration::from_secs(
                 config.dead_letters.retention_days.saturating_mul(86_400),
@@ -330,6 +335,20 @@ impl Ops {
             None
         };
         Ok(Ops::new(store, vault, config))
+    }
+
+    /// Take the configured destinations from `now` (the running broker's
+    /// routes) instead of the file's.
+    pub fn with_destinations(
+        mut self,
+        now: impl Fn() -> Vec<String> + Send + Sync + 'static,
+    ) -> Ops {
+        self.configured = Arc::new(now);
+        self
+    }
+
+    fn configured(&self) -> Vec<String> {
+        (self.configured)()
     }
 
     pub fn store(&self) -> &Store {
@@ -719,8 +738,8 @@ impl Ops {
         // Only configured destinations are listed by name: what envelopes
         // named otherwise (any string a portal sent) is summed as `unknown`,
         // so neither the console nor the metrics grow with it.
-        let mut destinations: Vec<DestinationStatus> = self
-            .configured
+        let configured = self.configured();
+        let mut destinations: Vec<DestinationStatus> = configured
             .iter()
             .map(|name| {
                 let backlog = parked.iter().find(|b| &b.destination == name);
@@ -737,12 +756,12 @@ impl Ops {
             .collect();
         let unknown_parked: i64 = parked
             .iter()
-            .filter(|b| !self.configured.contains(&b.destination))
+            .filter(|b| !configured.contains(&b.destination))
             .map(|b| b.count)
             .sum();
         let unknown_dead: i64 = dead
             .iter()
-            .filter(|(d, _)| !self.configured.contains(d))
+            .filter(|(d, _)| !configured.contains(d))
             .map(|(_, n)| *n)
             .sum();
         if unknown_parked + unknown_dead > 0 {
@@ -935,7 +954,7 @@ impl Ops {
     /// rows left over).
     async fn parked_ids_of(&self, destination: &str) -> Result<Vec<String>, OpsError> {
         let ids = self.store.parked_ids_of(destination).await?;
-        if ids.is_empty() && !self.configured.iter().any(|d| d == destination) {
+        if ids.is_empty() && !self.configured().iter().any(|d| d == destination) {
             return Err(self.unknown_destination(destination));
         }
         Ok(ids)
@@ -1036,7 +1055,8 @@ impl Ops {
     pub async fn destinations(&self) -> Result<Vec<DestinationInfo>, OpsError> {
         let pauses = self.store.pauses().await?;
         let backlog = self.parked(None).await?;
-        let mut names = self.configured.clone();
+        let configured = self.configured();
+        let mut names = configured.clone();
         for p in &pauses {
             if !names.contains(&p.destination) {
                 names.push(p.destination.clone());
@@ -1048,7 +1068,7 @@ impl Ops {
                 let pause = pauses.iter().find(|p| p.destination == name);
                 let b = backlog.iter().find(|b| b.destination == name);
                 DestinationInfo {
-                    configured: self.configured.contains(&name),
+                    configured: configured.contains(&name),
                     paused: pause.is_some(),
                     paused_at: pause.map(|p| p.paused_at.clone()),
                     paused_by: pause.map(|p| p.operator.clone()),
@@ -1092,7 +1112,7 @@ impl Ops {
         why: Option<&str>,
     ) -> Result<PauseResult, OpsError> {
         let destination = destination.trim();
-        let configured = self.configured.iter().any(|d| d == destination);
+        let configured = self.configured().iter().any(|d| d == destination);
         if pause && !configured {
             return Err(self.unknown_destination(destination));
         }
@@ -1142,7 +1162,7 @@ impl Ops {
     }
 
     fn unknown_destination(&self, destination: &str) -> OpsError {
-        OpsError::UnknownDestination(destination.to_owned(), self.configured.join(", "))
+        OpsError::UnknownDestination(destination.to_owned(), self.configured().join(", "))
     }
 
     /// Why `id` is not parked, as far as its receipt tells.

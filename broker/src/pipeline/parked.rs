@@ -26,12 +26,12 @@ use crate::shutdown::Shutdown;
 /// under the destination's concurrency limit. After a crash the lease runs
 /// out and the submission is due again.
 fn lease(pipeline: &Pipeline) -> Duration {
-    let config = &pipeline.config;
-    let longest_attempt_ms = config
-        .destinations
+    let longest_attempt_ms = pipeline
+        .routes
+        .all()
         .iter()
-        .map(|d| config.retry.with_overrides(&d.retry))
-        .chain(std::iter::once(config.retry.clone()))
+        .map(|d| d.retry().clone())
+        .chain(std::iter::once(pipeline.config.retry.clone()))
         .map(|r| r.request_timeout_ms + r.connect_timeout_ms)
         .max()
         .unwrap_or(0);
@@ -132,21 +132,16 @@ async fn refresh_pauses(pipeline: &Pipeline) {
             return;
         }
     };
-    for d in &pipeline.config.destinations {
-        if let Ok(route) = pipeline.routes.route(&d.id) {
-            route.deliverer.set_paused(paused.contains(&d.id));
-        }
+    for d in pipeline.routes.all() {
+        d.deliverer.set_paused(paused.contains(&d.id));
     }
 }
 
 /// A circuit that closed since the last round: its destination's backlog is
 /// due now.
 async fn bring_forward_closed(pipeline: &Pipeline, seen: &mut HashMap<String, u64>) {
-    for d in &pipeline.config.destinations {
-        let Ok(route) = pipeline.routes.route(&d.id) else {
-            continue;
-        };
-        let closings = route.deliverer.circuit.closings();
+    for d in pipeline.routes.all() {
+        let closings = d.deliverer.circuit.closings();
         let last = seen.entry(d.id.clone()).or_insert(0);
         if closings != *last {
             match pipeline.store.bring_forward(&d.id).await {

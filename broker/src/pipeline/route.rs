@@ -1,15 +1,23 @@
 //! Routing: the envelope's `destination` → the configured destination with
 //! its adapter, accepted services and delivery client. An unknown destination
 //! is a dead letter (`unknown_destination`), never a retry loop.
-//! Built once at start from the configuration; pure lookups afterwards.
+//!
+//! Built at start from the configuration and rebuilt by [`Routes::reload`]
+//! (SIGHUP) without a restart: a destination whose configuration is
+//! unchanged keeps its deliverer (connections, circuit, limit); a changed one
+//! gets a new deliverer for its next attempt while attempts under way finish
+//! on the old one (they hold it); a removed one takes no new submissions.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::config::Config;
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, DestinationConfig, RetryConfig};
 use crate::delivery::Deliverer;
 use crate::delivery::tls::TlsError;
 use crate::domain::reason::{Reason, ReasonCode, safe_name};
+use crate::store::Store;
 
 pub struct Destination {
     pub id: String,
@@ -21,48 +29,150 @@ pub struct Destination {
     pub name: String,
     pub directory_id: String,
     pub deliverer: Deliverer,
+    /// What it was built from: a reload keeps the destination while these
+    /// are unchanged.
+    pub config: DestinationConfig,
+    retry: RetryConfig,
+}
+
+impl Destination {
+    /// Its retry policy: the defaults with its overrides.
+    pub fn retry(&self) -> &RetryConfig {
+        &self.retry
+    }
+
+    fn build(d: &DestinationConfig, defaults: &RetryConfig) -> Result<Destination, TlsError> {
+        let retry = defaults.with_overrides(&d.retry);
+        Ok(Destination {
+            id: d.id.clone(),
+            adapter_name: d.adapter.clone(),
+            adapter: kurier_adapters::find(&d.adapter),
+            services: d.services.clone(),
+            name: d.name.clone().unwrap_or_else(|| d.id.clone()),
+            directory_id: d.directory_id.clone().unwrap_or_else(|| d.id.clone()),
+            deliverer: Deliverer::new(d, retry.clone())?,
+            config: d.clone(),
+            retry,
+        })
+    }
+}
+
+/// A destination the configuration could not build (its TLS material).
+#[derive(Debug, thiserror::Error)]
+#[error("destination {destination}: {source}")]
+pub struct RouteError {
+    pub destination: String,
+    pub source: TlsError,
+}
+
+/// What a reload changed, by destination id.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub kept: Vec<String>,
 }
 
 pub struct Routes {
-    destinations: HashMap<String, Arc<Destination>>,
+    destinations: ArcSwap<HashMap<String, Arc<Destination>>>,
+    /// The database, for transports that keep state there (XTA 2 message
+    /// ids); handed to destinations built later too.
+    store: OnceLock<Store>,
 }
 
 impl Routes {
-    pub fn build(config: &Config) -> Result<Routes, TlsError> {
+    pub fn build(config: &Config) -> Result<Routes, RouteError> {
         let mut destinations = HashMap::new();
         for d in &config.destinations {
-            let retry = config.retry.with_overrides(&d.retry);
-            let destination = Destination {
-                id: d.id.clone(),
-                adapter_name: d.adapter.clone(),
-                adapter: kurier_adapters::find(&d.adapter),
-                services: d.services.clone(),
-                name: d.name.clone().unwrap_or_else(|| d.id.clone()),
-                directory_id: d.directory_id.clone().unwrap_or_else(|| d.id.clone()),
-                deliverer: Deliverer::new(d, retry)?,
-            };
+            let destination =
+                Destination::build(d, &config.retry).map_err(|source| RouteError {
+                    destination: d.id.clone(),
+                    source,
+                })?;
             destinations.insert(d.id.clone(), Arc::new(destination));
         }
-        Ok(Routes { destinations })
+        Ok(Routes {
+            destinations: ArcSwap::from_pointee(destinations),
+            store: OnceLock::new(),
+        })
     }
 
     /// Hand the database to the destinations whose transport keeps state
-    /// there (XTA 2 message ids).
-    pub fn attach_store(&self, store: &crate::store::Store) {
-        for d in self.destinations.values() {
+    /// there (XTA 2 message ids), now and after every reload.
+    pub fn attach_store(&self, store: &Store) {
+        let _ = self.store.set(store.clone());
+        for d in self.destinations.load().values() {
             d.deliverer.attach_store(store);
         }
     }
 
     pub fn route(&self, destination: &str) -> Result<Arc<Destination>, Reason> {
-        self.destinations.get(destination).cloned().ok_or_else(|| {
-            Reason::new(
-                ReasonCode::UnknownDestination,
-                format!(
-                    "/destination: no destination {} is configured",
-                    safe_name(destination)
-                ),
-            )
-        })
+        self.destinations
+            .load()
+            .get(destination)
+            .cloned()
+            .ok_or_else(|| {
+                Reason::new(
+                    ReasonCode::UnknownDestination,
+                    format!(
+                        "/destination: no destination {} is configured",
+                        safe_name(destination)
+                    ),
+                )
+            })
+    }
+
+    /// The destinations configured now, by id.
+    pub fn all(&self) -> Vec<Arc<Destination>> {
+        let mut all: Vec<_> = self.destinations.load().values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// The ids of the destinations configured now, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        self.all().iter().map(|d| d.id.clone()).collect()
+    }
+
+    /// Take the destinations of `config`: unchanged ones are kept as they
+    /// are, changed and new ones built, missing ones dropped. All or
+    /// nothing: if one cannot be built, nothing changes.
+    pub fn reload(&self, config: &Config) -> Result<Reloaded, RouteError> {
+        let old = self.destinations.load_full();
+        let mut next = HashMap::new();
+        let mut summary = Reloaded::default();
+        for d in &config.destinations {
+            let retry = config.retry.with_overrides(&d.retry);
+            if let Some(kept) = old.get(&d.id)
+                && kept.config == *d
+                && kept.retry == retry
+            {
+                summary.kept.push(d.id.clone());
+                next.insert(d.id.clone(), Arc::clone(kept));
+                continue;
+            }
+            let built = Destination::build(d, &config.retry).map_err(|source| RouteError {
+                destination: d.id.clone(),
+                source,
+            })?;
+            if let Some(store) = self.store.get() {
+                built.deliverer.attach_store(store);
+            }
+            if old.contains_key(&d.id) {
+                summary.changed.push(d.id.clone());
+            } else {
+                summary.added.push(d.id.clone());
+            }
+            next.insert(d.id.clone(), Arc::new(built));
+        }
+        summary.removed = old
+            .keys()
+            .filter(|id| !next.contains_key(*id))
+            .cloned()
+            .collect();
+        summary.removed.sort();
+        self.destinations.store(Arc::new(next));
+        Ok(summary)
     }
 }

@@ -102,7 +102,11 @@ pub async fn start(
             pipeline.store.clone(),
             Some(Arc::clone(&pipeline.vault)),
             &pipeline.config,
-        ),
+        )
+        .with_destinations({
+            let pipeline = Arc::clone(&pipeline);
+            move || pipeline.routes.ids()
+        }),
         tokens: Tokens::new(admin.token_file.clone()),
         pipeline,
         metrics,
