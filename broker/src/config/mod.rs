@@ -76,7 +76,7 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Seconds between two rounds of asking the transports that report the
     /// authority's decision later (XTA 2 transport reports) about the
-    /// submissions still awaiting it (two-stage receipts, [`crate::answer`]).
+    /// submissions still awaiting it (two-stage receipts, [`crate::delivery::answers`]).
     #[serde(default = "default_report_poll_interval_secs")]
     pub report_poll_interval_secs: u64,
     /// Where the file was read from (for messages and relative paths).

@@ -255,7 +255,7 @@ pub struct DestinationStatus {
     /// `closed`, `open`, `half_open`; `None` when not known (CLI).
     pub circuit: Option<String>,
     /// Delivered submissions whose authority's answer (two-stage receipts,
-    /// [`crate::answer`]) has not come yet, and when the oldest of them was
+    /// [`crate::delivery::answers`]) has not come yet, and when the oldest of them was
     /// delivered (FIT-Connect rejects automatically after 14 days).
     pub awaiting_answer: i64,
     pub oldest_awaiting_delivered_at: Option<String>,
