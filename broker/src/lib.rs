@@ -26,10 +26,14 @@
 //!   crypto-shredding ([`store::shred`]).
 //! - [`telemetry`]: log set-up, metric recording, W3C trace context.
 //! - [`delivery`]: one attempt to hand a document to its authority, over
-//!   HTTPS with mutual TLS or XTA 2, reported as an outcome; certificates.
+//!   HTTPS with mutual TLS or XTA 2, reported as an outcome; certificates;
+//!   where a transport reports the authority's decision later, its report
+//!   source ([`delivery::answers`], two-stage receipts).
 //! - [`pipeline`]: the path itself: decode the envelope, validate, policy,
 //!   route, render, deliver, record, ack; the scheduler of parked
-//!   submissions; certificate reloads.
+//!   submissions; certificate reloads; the poller that turns the
+//!   authority's later answers into `accepted_by_authority` /
+//!   `rejected_by_authority` events.
 //! - [`intake`]: the AMQP side: topology, the consumer that feeds the
 //!   pipeline, failover between nodes, the outbox relay that publishes
 //!   receipt events with confirms.
@@ -166,8 +170,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RunError> {
         shutdown.clone(),
     ));
     let relay = tokio::spawn(intake::outbox::run(Arc::clone(&pipeline), shutdown.clone()));
+    let answers = tokio::spawn(pipeline::answers::run(
+        Arc::clone(&pipeline),
+        shutdown.clone(),
+    ));
     intake::run(Arc::clone(&pipeline), shutdown).await;
     let _ = scheduler.await;
+    let _ = answers.await;
     let _ = relay.await;
     for task in admin.into_iter().chain(gauges).chain([reloader]) {
         let _ = task.await;

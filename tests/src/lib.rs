@@ -846,10 +846,21 @@ client_key_file = "{key}"
             }
             Backend::Postgres => {
                 let pool = sqlx::PgPool::connect(&self.config.database.url).await?;
-                for table in ["receipts", "dead_letters", "parked"] {
+                for table in [
+                    "receipts",
+                    "dead_letters",
+                    "parked",
+                    "transport_messages",
+                    "outbox",
+                ] {
                     let sql = match table {
                         "receipts" => "SELECT t::text FROM receipts t",
                         "parked" => "SELECT t::text FROM parked t",
+                        "transport_messages" => "SELECT t::text FROM transport_messages t",
+                        // The body is JSON in a bytea: as text, not hex.
+                        "outbox" => {
+                            "SELECT submission_id || ' ' || convert_from(body, 'UTF8') FROM outbox"
+                        }
                         _ => "SELECT t::text FROM dead_letters t",
                     };
                     let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&pool).await?;

@@ -2,7 +2,9 @@
 //! mutual TLS to the XTA test double (`xta2-authority`), which validates
 //! every request against the XTA-WS 2.1.1 schemas, on both databases, with
 //! real RabbitMQ. Each submission becomes exactly one XTA message, whatever
-//! faults, lost answers or `kill -9` happen on the way.
+//! faults, lost answers or `kill -9` happen on the way. Its transport report
+//! (`getTransportReport`, polled every second here) becomes the second
+//! receipt event: `accepted_by_authority` or `rejected_by_authority`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -22,6 +24,8 @@ on_both_backends!(
     a_lost_answer_is_recognised_by_9024_and_delivered_once,
     messages_the_xta_server_refuses_are_dead_lettered_authority_rejected,
     kill9_of_kurier_mid_run_never_sends_a_second_message,
+    transport_reports_become_second_events_and_open_ones_stay_visible,
+    a_kill9_between_delivered_and_the_report_still_gives_one_second_event,
 );
 
 /// The running XTA test double.
@@ -81,6 +85,13 @@ impl Xta2Server {
             .unwrap();
     }
 
+    /// What the transport reports say from now on (`PUT /reports`).
+    async fn reports(&self, rules: serde_json::Value) {
+        self.control("PUT", "/reports", &rules.to_string())
+            .await
+            .unwrap();
+    }
+
     async fn stats(&self) -> serde_json::Value {
         serde_json::from_str(&self.control("GET", "/stats", "").await.unwrap()).unwrap()
     }
@@ -97,6 +108,7 @@ async fn xta_world(backend: Backend, retry: &str) -> (World, Xta2Server, tempfil
     let server = Xta2Server::start(dir.path(), &pki).unwrap();
     let mut options = WorldOptions::new(backend);
     options.retry = format!("circuit_open_secs = 1\n{retry}");
+    options.top_config = "report_poll_interval_secs = 1".into();
     let mut extra = String::new();
     for (id, adapter) in [
         ("sozialamt-koeln-xta", "xsozial-hzl"),
@@ -128,6 +140,13 @@ xta_service = "http://www.xoev.de/{adapter}"
     (world, server, dir)
 }
 
+/// Stop Kurier with SIGTERM at the end of a scenario.
+fn stop(world: &mut World) {
+    if let Some(kurier) = world.kurier.as_mut() {
+        kurier.terminate(Duration::from_secs(20));
+    }
+}
+
 fn envelope(sample: &str, destination: &str) -> serde_json::Value {
     let mut e = fresh(sample);
     e["destination"] = json!(destination);
@@ -143,6 +162,7 @@ fn id_of(e: &serde_json::Value) -> String {
 async fn assert_strict_and_once(server: &Xta2Server, submissions: usize) -> serde_json::Value {
     let stats = server.stats().await;
     assert_eq!(stats["invalid"], json!([]), "{stats}");
+    assert_eq!(stats["invalid_answers"], json!([]), "{stats}");
     assert_eq!(stats["accepted"], submissions, "{stats}");
     let per = stats["per_submission"].as_object().unwrap();
     assert_eq!(per.len(), submissions, "{stats}");
@@ -192,11 +212,7 @@ async fn all_three_services_are_delivered_over_xta2_as_one_valid_message_each(ba
     world
         .assert_nothing_kept_contains(&canary(&world), "after XTA 2 delivery")
         .await;
-    world
-        .kurier
-        .as_mut()
-        .unwrap()
-        .terminate(Duration::from_secs(20));
+    stop(&mut world);
 }
 
 async fn a_transient_fault_is_retried_under_the_same_message_id(backend: Backend) {
@@ -219,11 +235,7 @@ async fn a_transient_fault_is_retried_under_the_same_message_id(backend: Backend
     // sendMessage calls under it, one message.
     assert_eq!(stats["created"], 1, "{stats}");
     assert_eq!(stats["send_calls"], 3, "{stats}");
-    world
-        .kurier
-        .as_mut()
-        .unwrap()
-        .terminate(Duration::from_secs(20));
+    stop(&mut world);
 }
 
 async fn a_lost_answer_is_recognised_by_9024_and_delivered_once(backend: Backend) {
@@ -245,11 +257,7 @@ async fn a_lost_answer_is_recognised_by_9024_and_delivered_once(backend: Backend
     );
     let stats = assert_strict_and_once(&server, 1).await;
     assert_eq!(stats["duplicates_refused"], 1, "{stats}");
-    world
-        .kurier
-        .as_mut()
-        .unwrap()
-        .terminate(Duration::from_secs(20));
+    stop(&mut world);
 }
 
 async fn messages_the_xta_server_refuses_are_dead_lettered_authority_rejected(backend: Backend) {
@@ -288,11 +296,7 @@ async fn messages_the_xta_server_refuses_are_dead_lettered_authority_rejected(ba
     let stats = server.stats().await;
     assert_eq!(stats["invalid"], json!([]), "{stats}");
     assert_eq!(stats["accepted"], 0, "{stats}");
-    world
-        .kurier
-        .as_mut()
-        .unwrap()
-        .terminate(Duration::from_secs(20));
+    stop(&mut world);
 }
 
 async fn kill9_of_kurier_mid_run_never_sends_a_second_message(backend: Backend) {
@@ -338,11 +342,7 @@ async fn kill9_of_kurier_mid_run_never_sends_a_second_message(backend: Backend) 
         "{backend:?}: 3 kills, {n} submissions, one XTA message each; {} sendMessage calls, {} answered 9024",
         stats["send_calls"], stats["duplicates_refused"]
     );
-    world
-        .kurier
-        .as_mut()
-        .unwrap()
-        .terminate(Duration::from_secs(20));
+    stop(&mut world);
 }
 
 /// Throughput over XTA 2 on this machine (`--release --ignored`): prints a
@@ -382,9 +382,249 @@ async fn figure_submissions_per_second_over_xta2() {
     println!(
         "FIGURE xta2 submissions/s = {rate:.0} ({n} hzl submissions, SQLite, mTLS, MTOM, XSD-validating test double on the same 2-core machine, which other builds were loading)"
     );
-    world
-        .kurier
-        .as_mut()
+    stop(&mut world);
+}
+
+/// Receipt events until `done` says the collection is complete (each event's
+/// message_id is checked by `receipt_events`).
+async fn events_until(
+    world: &mut World,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut events = Vec::new();
+    while !done(&events) {
+        let (_, event) = world.receipt_events(1, WAIT).await.unwrap().remove(0);
+        events.push(event);
+    }
+    events
+}
+
+/// The events of one submission, in arrival order.
+fn of<'a>(events: &'a [serde_json::Value], id: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["submission_id"] == id).collect()
+}
+
+fn has_status(events: &[serde_json::Value], id: &str, status: &str) -> bool {
+    of(events, id).iter().any(|e| e["status"] == status)
+}
+
+/// The destination's line of `GET /api/status`.
+async fn awaiting_in_status(world: &World, destination: &str) -> serde_json::Value {
+    let status = world
+        .admin_request("GET", "/api/status", true, None)
+        .await
         .unwrap()
-        .terminate(Duration::from_secs(20));
+        .json()
+        .unwrap();
+    status["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == destination)
+        .cloned()
+        .unwrap_or_else(|| panic!("{destination} not in {status}"))
+}
+
+async fn transport_reports_become_second_events_and_open_ones_stay_visible(backend: Backend) {
+    let (mut world, server, _dir) = xta_world(backend, "").await;
+    let dest = "sozialamt-koeln-xta";
+    let canary = canary(&world);
+    let [green, yellow, red, open] = std::array::from_fn(|_| {
+        let mut e = envelope("hzl-minimal.json", dest);
+        e["form"]["applicant"]["given_names"] = json!(canary);
+        e
+    });
+    // The authority's records carry free text (here: the canary, as if it
+    // quoted the application) and one "code" that is not a code.
+    let reason = format!("Antrag von {canary} abgelehnt");
+    server
+        .reports(json!([
+            {"submission_id": id_of(&green), "status": 1},
+            {"submission_id": id_of(&yellow), "status": 2, "codes": ["W-17"], "reason": reason},
+            {"submission_id": id_of(&red), "status": 3, "codes": ["9032", "urn:de:xta:E.9", format!("{canary} Frau")], "reason": reason},
+        ]))
+        .await;
+    // The first two report calls fail transiently: asked again next round.
+    server
+        .faults(json!([{"operation": "getTransportReport", "code": 9030, "times": 2}]))
+        .await;
+    world.start_kurier().unwrap();
+    for e in [&green, &yellow, &red, &open] {
+        world.publish_envelope(e).await.unwrap();
+    }
+    let ids: Vec<String> = [&green, &yellow, &red, &open].map(id_of).to_vec();
+    let events = events_until(&mut world, |events| {
+        ids.iter().all(|id| has_status(events, id, "delivered"))
+            && has_status(events, &ids[0], "accepted_by_authority")
+            && has_status(events, &ids[1], "accepted_by_authority")
+            && has_status(events, &ids[2], "rejected_by_authority")
+    })
+    .await;
+    for (id, second, codes) in [
+        (&ids[0], "accepted_by_authority", None),
+        (&ids[1], "accepted_by_authority", Some(json!(["W-17"]))),
+        (
+            &ids[2],
+            "rejected_by_authority",
+            Some(json!(["9032", "urn:de:xta:E.9"])),
+        ),
+    ] {
+        let mine = of(&events, id);
+        assert_eq!(mine.len(), 2, "{mine:?}");
+        assert_eq!(
+            (&mine[0]["status"], &mine[0]["seq"]),
+            (&json!("delivered"), &json!(1))
+        );
+        assert_eq!(
+            (&mine[1]["status"], &mine[1]["seq"]),
+            (&json!(second), &json!(2))
+        );
+        assert_eq!(mine[1]["destination"], dest);
+        assert_eq!(mine[1]["reference"], mine[0]["reference"], "{mine:?}");
+        assert_eq!(mine[1].get("reason_codes"), codes.as_ref(), "{mine:?}");
+    }
+    // The open one is delivered, and still awaits its answer: operators see it.
+    assert_eq!(of(&events, &ids[3]).len(), 1, "{events:?}");
+    let line = awaiting_in_status(&world, dest).await;
+    assert_eq!(line["awaiting_answer"], 1, "{line}");
+    let receipt = world.await_receipt(&ids[3], WAIT).await.unwrap();
+    assert_eq!(
+        line["oldest_awaiting_delivered_at"], receipt.completed_at,
+        "{line}"
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let metrics = world
+            .admin_request("GET", "/metrics", true, None)
+            .await
+            .unwrap()
+            .body;
+        if metrics.contains(&format!(
+            "kurier_awaiting_authority_answer{{destination=\"{dest}\"}} 1"
+        )) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no awaiting gauge: {metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The same answer again (a report seen twice, another instance) changes nothing.
+    let store = world.store().await.unwrap();
+    let again = store
+        .record_answers(
+            dest,
+            &[(
+                ids[0].clone(),
+                kurier::delivery::answers::AuthorityAnswer::accepted(vec![]),
+            )],
+            &kurier::domain::time::now(),
+        )
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(
+        store.authority_answer(&ids[2], dest).await.unwrap(),
+        Some((
+            false,
+            vec!["9032".to_owned(), "urn:de:xta:E.9".to_owned()],
+            2
+        ))
+    );
+    // Then the authority decides the open one.
+    server
+        .reports(json!([{"submission_id": ids[3], "status": 1}]))
+        .await;
+    let rest = events_until(&mut world, |events| {
+        has_status(events, &ids[3], "accepted_by_authority")
+    })
+    .await;
+    let last = of(&rest, &ids[3]);
+    assert_eq!(last.last().unwrap()["seq"], 2, "{last:?}");
+    assert_eq!(awaiting_in_status(&world, dest).await["awaiting_answer"], 0);
+    let stats = assert_strict_and_once(&server, 4).await;
+    assert!(stats["faults_answered"].as_u64().unwrap() >= 2, "{stats}");
+    for event in events.iter().chain(&rest) {
+        assert!(!event.to_string().contains(&canary), "{event}");
+    }
+    world
+        .assert_nothing_kept_contains(&canary, "after the transport reports")
+        .await;
+    stop(&mut world);
+}
+
+async fn a_kill9_between_delivered_and_the_report_still_gives_one_second_event(backend: Backend) {
+    let (mut world, server, _dir) = xta_world(backend, "").await;
+    let dest = "wohnungsamt-dortmund-xta";
+    world.start_kurier().unwrap();
+    let envelopes: Vec<serde_json::Value> =
+        (0..6).map(|_| envelope("wbs-full.json", dest)).collect();
+    let ids: Vec<String> = envelopes.iter().map(id_of).collect();
+    world.publish_many(&envelopes).await.unwrap();
+    // Reports say "open": every submission is delivered and awaits its answer.
+    let mut events = events_until(&mut world, |events| {
+        ids.iter().all(|id| has_status(events, id, "delivered"))
+    })
+    .await;
+    assert_eq!(awaiting_in_status(&world, dest).await["awaiting_answer"], 6);
+    world.kurier.as_mut().unwrap().kill9();
+    // While Kurier is down the authority decides.
+    server
+        .reports(json!(
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| json!({
+                    "submission_id": id, "status": if i.is_multiple_of(2) { 1 } else { 3 }, "codes": ["E1"]
+                }))
+                .collect::<Vec<_>>()
+        ))
+        .await;
+    world.start_kurier().unwrap();
+    let second = |i: usize| {
+        if i.is_multiple_of(2) {
+            "accepted_by_authority"
+        } else {
+            "rejected_by_authority"
+        }
+    };
+    events.extend(
+        events_until(&mut world, |more| {
+            ids.iter()
+                .enumerate()
+                .all(|(i, id)| has_status(more, id, second(i)))
+        })
+        .await,
+    );
+    // A later submission's answer is a barrier: a second answer to any of the
+    // six would have been committed, and published, before it.
+    let barrier = envelope("wbs-full.json", dest);
+    server
+        .reports(json!([{"submission_id": id_of(&barrier), "status": 1}]))
+        .await;
+    world.publish_envelope(&barrier).await.unwrap();
+    events.extend(
+        events_until(&mut world, |more| {
+            has_status(more, &id_of(&barrier), "accepted_by_authority")
+        })
+        .await,
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let mine = of(&events, id);
+        // Copies of one event (same seq, same message_id) are allowed.
+        let distinct: std::collections::BTreeSet<(i64, String)> = mine
+            .iter()
+            .map(|e| {
+                (
+                    e["seq"].as_i64().unwrap(),
+                    e["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            distinct.into_iter().collect::<Vec<_>>(),
+            vec![(1, "delivered".to_owned()), (2, second(i).to_owned())],
+            "{mine:?}"
+        );
+    }
+    assert_eq!(awaiting_in_status(&world, dest).await["awaiting_answer"], 0);
+    assert_strict_and_once(&server, 7).await;
+    stop(&mut world);
 }

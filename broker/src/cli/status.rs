@@ -20,8 +20,10 @@ fn print(status: &Status) {
         "DEAD LETTERS",
         "NEXT ATTEMPT",
         "LAST CAUSE",
+        "AWAITING ANSWER",
+        "OLDEST DELIVERED",
     ])
-    .numbers(&[1, 2]);
+    .numbers(&[1, 2, 5]);
     for d in &status.destinations {
         let name = if d.destination.is_empty() {
             "(none)".to_owned()
@@ -36,11 +38,15 @@ fn print(status: &Status) {
             d.dead_letters.to_string(),
             d.next_attempt_at.clone().unwrap_or_else(|| "-".into()),
             d.last_cause.clone().unwrap_or_default(),
+            d.awaiting_answer.to_string(),
+            d.oldest_awaiting_delivered_at
+                .clone()
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     table.print();
     println!(
-        "total: {} parked, {} dead letters (circuit states: GET /api/status on the admin port)",
-        status.parked, status.dead_letters
+        "total: {} parked, {} dead letters, {} awaiting the authority's answer (circuit states: GET /api/status on the admin port)",
+        status.parked, status.dead_letters, status.awaiting_answer
     );
 }

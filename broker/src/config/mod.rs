@@ -74,6 +74,11 @@ pub struct Config {
     /// Seconds that in-flight submissions get to finish after SIGTERM.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// Seconds between two rounds of asking the transports that report the
+    /// authority's decision later (XTA 2 transport reports) about the
+    /// submissions still awaiting it (two-stage receipts, [`crate::delivery::answers`]).
+    #[serde(default = "default_report_poll_interval_secs")]
+    pub report_poll_interval_secs: u64,
     /// Where the file was read from (for messages and relative paths).
     #[serde(skip)]
     pub source: PathBuf,
@@ -802,6 +807,9 @@ fn default_max_in_flight() -> usize {
 fn default_shutdown_grace_secs() -> u64 {
     30
 }
+fn default_report_poll_interval_secs() -> u64 {
+    60
+}
 fn yes() -> bool {
     true
 }
@@ -960,6 +968,11 @@ impl Config {
         let mut warnings = Vec::new();
         if self.amqp.prefetch == 0 {
             return Err(invalid("[amqp] prefetch must be at least 1".into()));
+        }
+        if !(1..=86_400).contains(&self.report_poll_interval_secs) {
+            return Err(invalid(
+                "report_poll_interval_secs must be between 1 and 86400 (a day)".into(),
+            ));
         }
         let nodes = self.amqp.node_urls();
         for (i, url) in nodes.iter().enumerate() {

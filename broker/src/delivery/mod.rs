@@ -20,6 +20,7 @@
 //!
 //! Talks to the destination's endpoint; logs ids, status codes and causes only.
 
+pub mod answers;
 pub(crate) mod certs;
 pub mod tls;
 pub mod xta2;
@@ -288,6 +289,16 @@ impl Deliverer {
         if let Some(xta2) = &self.xta2 {
             xta2.attach_store(store);
         }
+    }
+
+    /// Where the transport reports the authority's decision later
+    /// (two-stage receipts, [`crate::delivery::answers`]): XTA 2 transport reports;
+    /// `None` for https. Uses the destination's current client.
+    pub fn report_source(&self) -> Option<Box<dyn crate::delivery::answers::ReportSource + '_>> {
+        let xta2 = self.xta2.as_ref()?;
+        Some(Box::new(
+            xta2.reports(self.client.load_full(), &self.endpoint),
+        ))
     }
 
     /// How a refusal's code reads in a dead letter's detail: an HTTP status,

@@ -37,8 +37,19 @@ async fn refresh(pipeline: &Pipeline, ops: &Ops, certificates: bool) {
             for d in status.destinations {
                 metrics::gauge!("kurier_parked", "destination" => d.destination.clone())
                     .set(d.parked as f64);
-                metrics::gauge!("kurier_dead_letters_waiting", "destination" => d.destination)
+                metrics::gauge!("kurier_dead_letters_waiting", "destination" => d.destination.clone())
                     .set(d.dead_letters as f64);
+                let oldest = d
+                    .oldest_awaiting_delivered_at
+                    .as_deref()
+                    .and_then(|at| {
+                        crate::telemetry::metrics::seconds_between(at, &crate::domain::time::now())
+                    })
+                    .unwrap_or(0.0);
+                metrics::gauge!("kurier_awaiting_authority_answer", "destination" => d.destination.clone())
+                    .set(d.awaiting_answer as f64);
+                metrics::gauge!("kurier_awaiting_authority_answer_oldest_seconds", "destination" => d.destination)
+                    .set(oldest);
             }
         }
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the backlog"),

@@ -254,12 +254,18 @@ pub struct DestinationStatus {
     pub dead_letters: i64,
     /// `closed`, `open`, `half_open`; `None` when not known (CLI).
     pub circuit: Option<String>,
+    /// Delivered submissions whose authority's answer (two-stage receipts,
+    /// [`crate::delivery::answers`]) has not come yet, and when the oldest of them was
+    /// delivered (FIT-Connect rejects automatically after 14 days).
+    pub awaiting_answer: i64,
+    pub oldest_awaiting_delivered_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     pub parked: i64,
     pub dead_letters: i64,
+    pub awaiting_answer: i64,
     pub destinations: Vec<DestinationStatus>,
 }
 
@@ -735,6 +741,7 @@ impl Ops {
     pub async fn status(&self) -> Result<Status, OpsError> {
         let dead = self.store.dead_letter_counts().await?;
         let parked = self.parked(None).await?;
+        let awaiting = self.store.awaiting_summary().await?;
         // Only configured destinations are listed by name: what envelopes
         // named otherwise (any string a portal sent) is summed as `unknown`,
         // so neither the console nor the metrics grow with it.
@@ -743,7 +750,10 @@ impl Ops {
             .iter()
             .map(|name| {
                 let backlog = parked.iter().find(|b| &b.destination == name);
+                let answers = awaiting.iter().find(|a| &a.destination == name);
                 DestinationStatus {
+                    awaiting_answer: answers.map_or(0, |a| a.count),
+                    oldest_awaiting_delivered_at: answers.map(|a| a.oldest_delivered_at.clone()),
                     configured: true,
                     parked: backlog.map_or(0, |b| b.count),
                     next_attempt_at: backlog.map(|b| b.next_attempt_at.clone()),
@@ -764,8 +774,15 @@ impl Ops {
             .filter(|(d, _)| !configured.contains(d))
             .map(|(_, n)| *n)
             .sum();
-        if unknown_parked + unknown_dead > 0 {
+        let unknown_awaiting: i64 = awaiting
+            .iter()
+            .filter(|a| !self.configured.contains(&a.destination))
+            .map(|a| a.count)
+            .sum();
+        if unknown_parked + unknown_dead + unknown_awaiting > 0 {
             destinations.push(DestinationStatus {
+                awaiting_answer: unknown_awaiting,
+                oldest_awaiting_delivered_at: None,
                 configured: false,
                 parked: unknown_parked,
                 next_attempt_at: None,
@@ -778,6 +795,7 @@ impl Ops {
         Ok(Status {
             parked: destinations.iter().map(|d| d.parked).sum(),
             dead_letters: destinations.iter().map(|d| d.dead_letters).sum(),
+            awaiting_answer: destinations.iter().map(|d| d.awaiting_answer).sum(),
             destinations,
         })
     }

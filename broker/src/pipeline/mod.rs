@@ -3,7 +3,9 @@
 //! Owns the steps from a received body to a committed outcome: decoding the
 //! envelope (`envelope`), `validate`, `policy`, `route`, `render`,
 //! then delivery, record and ack (`acks`); the scheduler that brings
-//! parked submissions back (`parked`) and certificate reloads (`reload`).
+//! parked submissions back (`parked`), certificate reloads (`reload`), and
+//! the poller of the authority's later answers (`answers`, two-stage
+//! receipts).
 //! May use every room below it (`delivery`, `store`, `vault`, `queue`,
 //! `telemetry`, `config`, `domain`); the AMQP consumer (`intake`) and the
 //! operators (`operator`) use it, never the other way round.
@@ -29,6 +31,7 @@
 //! only sealed (vault); nothing of it reaches a log line.
 
 pub(crate) mod acks;
+pub mod answers;
 pub mod envelope;
 pub(crate) mod parked;
 pub mod policy;

@@ -65,6 +65,24 @@ pub fn parked_event(parked: &Parked) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap_or_default()
 }
 
+/// The receipt event of the authority's later answer (two-stage receipts,
+/// [`super::answers`]): `accepted_by_authority` or `rejected_by_authority`,
+/// with the delivered receipt's ids and reference (no `reason`) and the
+/// authority's `reason_codes` (codes only, checked before they get here).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct AuthorityEvent<'a> {
+    #[serde(flatten)]
+    pub receipt: ReceiptEvent<'a>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub reason_codes: &'a [String],
+}
+
+/// The outbox body of an [`AuthorityEvent`] (its `seq` is added when it is
+/// published, as for every event).
+pub fn authority_event(event: &AuthorityEvent<'_>) -> Vec<u8> {
+    serde_json::to_vec(event).unwrap_or_default()
+}
+
 /// An outbox body with its sequence number: `{…, "seq": n}`.
 pub fn with_seq(body: &[u8], seq: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 16);

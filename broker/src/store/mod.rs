@@ -291,6 +291,9 @@ macro_rules! in_tx {
 // The statements of operator actions; after the macros they use.
 pub(crate) mod operator;
 
+// Two-stage receipts: what awaits the authority's answer, and the answer.
+pub mod answers;
+
 const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
      reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \
      submitted_at, received_at, completed_at, events) \

@@ -24,6 +24,9 @@
 //! | `kurier_in_flight` | gauge | |
 //! | `kurier_parked` | gauge, database-wide | destination |
 //! | `kurier_dead_letters_waiting` | gauge, database-wide | destination |
+//! | `kurier_awaiting_authority_answer` | gauge, database-wide: delivered, the authority's answer not in yet | destination |
+//! | `kurier_awaiting_authority_answer_oldest_seconds` | gauge, database-wide: age of the oldest of them (0: none) | destination |
+//! | `kurier_authority_answers_total` | counter | destination, status=accepted_by_authority\|rejected_by_authority |
 //! | `kurier_circuit_open` | gauge (0/1) | destination |
 //! | `kurier_certificate_expiry_timestamp_seconds` | gauge, Unix time | destination, kind=client\|ca |
 //! | `kurier_certificate_expiry_seconds` | gauge, seconds left (deprecated: kept for one release) | destination, kind |
@@ -98,6 +101,18 @@ fn describe() {
         "Dead letters kept per destination (database-wide: the same on every instance)"
     );
     metrics::describe_gauge!(
+        "kurier_awaiting_authority_answer",
+        "Delivered submissions whose authority's answer (accepted or rejected) has not come yet (database-wide)"
+    );
+    metrics::describe_gauge!(
+        "kurier_awaiting_authority_answer_oldest_seconds",
+        "Seconds since the oldest submission awaiting the authority's answer was delivered (database-wide)"
+    );
+    metrics::describe_counter!(
+        "kurier_authority_answers_total",
+        "Authority answers committed, by destination and status"
+    );
+    metrics::describe_gauge!(
         "kurier_circuit_open",
         "1 while the destination's circuit is open or half-open"
     );
@@ -109,6 +124,13 @@ fn describe() {
         "kurier_certificate_expiry_seconds",
         "Deprecated (use kurier_certificate_expiry_timestamp_seconds): seconds left at the last refresh"
     );
+}
+
+/// The authority's answer to a delivered submission was committed
+/// (two-stage receipts).
+pub fn authority_answer(destination: &str, status: &'static str) {
+    metrics::counter!("kurier_authority_answers_total", "destination" => destination.to_owned(), "status" => status)
+        .increment(1);
 }
 
 /// A run of the pipeline ended with `record` (called from `Pipeline::log_end`).
@@ -188,7 +210,8 @@ pub fn in_flight(delta: f64) {
     metrics::gauge!("kurier_in_flight").increment(delta);
 }
 
-fn seconds_between(from: &str, to: &str) -> Option<f64> {
+/// Seconds from `from` to `to` (RFC 3339); `None` if unreadable or negative.
+pub fn seconds_between(from: &str, to: &str) -> Option<f64> {
     let rfc = &time::format_description::well_known::Rfc3339;
     let from = time::OffsetDateTime::parse(from, rfc).ok()?;
     let to = time::OffsetDateTime::parse(to, rfc).ok()?;

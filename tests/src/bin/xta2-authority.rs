@@ -16,10 +16,22 @@
 //!   id from `MsgIdentification/ProcessRef/Requester` and the sha256 of
 //!   its content, so tests can assert one message per submission.
 //!
+//! `getTransportReport` (management port, `Author` header required) answers
+//! a `TransportReport` for a message it took: its `MessageMetaData` as sent,
+//! and the status set for it through the control port (default 0, open),
+//! with `ErrorList` (red) or `WarnList` (yellow) records of the given codes.
+//! Each report answer is itself validated against the schemas before it
+//! goes out (problems under `invalid_answers`). An id it never took is
+//! answered 9070 (`InvalidMessageIDException`).
+//!
 //! Control port (plain HTTP, loopback): `PUT /faults` with a JSON list of
-//! `{"operation": "sendMessage"|"createMessageId", "code": 9030, "times": 1,
-//! "take": false}` (each matching request consumes one; `take: true` takes
-//! the message first and then answers the fault: a lost answer);
+//! `{"operation": "sendMessage"|"createMessageId"|"getTransportReport",
+//! "code": 9030, "times": 1, "take": false}` (each matching request consumes
+//! one; `take: true` takes the message first and then answers the fault: a
+//! lost answer); `PUT /reports` with a JSON list of `{"submission_id": "…",
+//! "status": 0|1|2|3, "codes": ["9032"], "reason": "…"}` (what the reports
+//! of that submission's message say from now on; without `submission_id`:
+//! the default for all others);
 //! `PUT /delay` with `{"ms": 200}` (every sendMessage waits that long);
 //! `GET /stats`; `GET /messages`.
 //!
@@ -79,6 +91,22 @@ fn one() -> u32 {
     1
 }
 
+/// What the transport report of a message says.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ReportRule {
+    #[serde(default)]
+    submission_id: Option<String>,
+    /// 0 open, 1 green, 2 yellow, 3 red.
+    #[serde(default)]
+    status: u8,
+    /// Codes of the ErrorList (red) or WarnList (yellow) records.
+    #[serde(default)]
+    codes: Vec<String>,
+    /// The records' free-text `Reason`.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct Message {
     message_id: String,
@@ -98,6 +126,11 @@ struct Stats {
     /// Requests whose body never fully arrived (the client was killed).
     aborted: u64,
     invalid: Vec<String>,
+    /// getTransportReport calls, and report answers per status sent.
+    report_calls: u64,
+    reports_answered: HashMap<String, u64>,
+    /// Report answers of this double that failed the schemas (a bug here).
+    invalid_answers: Vec<String>,
     /// Accepted messages per submission id: never more than one.
     per_submission: HashMap<String, u32>,
 }
@@ -106,6 +139,11 @@ struct Stats {
 struct State {
     issued: HashSet<String>,
     messages: HashMap<String, Message>,
+    /// The `MessageMetaData` element of each taken message, as sent.
+    metadata: HashMap<String, String>,
+    /// Report rules by submission id, and the default.
+    reports: HashMap<String, ReportRule>,
+    report_default: ReportRule,
     faults: Vec<FaultRule>,
     delay_ms: u64,
     stats: Stats,
@@ -126,6 +164,10 @@ struct Parsed {
     meta_message_id: Option<String>,
     requester: Option<String>,
     message_b64: Option<String>,
+    /// getTransportReport: the body's `wsa:MessageID`.
+    report_for: Option<String>,
+    /// The `MessageMetaData` header element, as it was sent.
+    metadata: Option<String>,
 }
 
 fn parse(envelope: &[u8]) -> Parsed {
@@ -134,11 +176,19 @@ fn parse(envelope: &[u8]) -> Parsed {
     let mut path: Vec<String> = Vec::new();
     let mut text = String::new();
     let mut p = Parsed::default();
-    while let Ok(event) = reader.read_event_into(&mut buf) {
+    let mut metadata_start = None;
+    loop {
+        let before = reader.buffer_position() as usize;
+        let Ok(event) = reader.read_event_into(&mut buf) else {
+            break;
+        };
         match event {
             Event::Eof => break,
             Event::Start(e) => {
                 path.push(e.local_name().as_ref().to_owned());
+                if path.join("/") == "Envelope/Header/MessageMetaData" {
+                    metadata_start = Some(before);
+                }
                 text.clear();
             }
             Event::Empty(e) if path.len() == 2 && e.local_name().as_ref() == "Author" => {
@@ -162,6 +212,13 @@ fn parse(envelope: &[u8]) -> Parsed {
                     "Envelope/Body/GenericContentContainer/ContentContainer/Message" => {
                         p.message_b64 = value
                     }
+                    "Envelope/Body/MessageID" => p.report_for = value,
+                    "Envelope/Header/MessageMetaData" => {
+                        let end = reader.buffer_position() as usize;
+                        p.metadata = metadata_start
+                            .and_then(|start| envelope.get(start..end))
+                            .map(|m| String::from_utf8_lossy(m).into_owned());
+                    }
                     _ => {}
                 }
                 path.pop();
@@ -175,18 +232,31 @@ fn parse(envelope: &[u8]) -> Parsed {
 }
 
 fn soap_answer(status: u16, body: &str) -> Response<Full<Bytes>> {
-    let envelope = format!(
+    soap_response(status, soap_envelope(body))
+}
+
+fn soap_envelope(body: &str) -> String {
+    format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><env:Envelope xmlns:env="{}" xmlns:wsa="{}" xmlns:xta="{}"><env:Header><wsa:Action>urn:answer</wsa:Action><wsa:MessageID>urn:uuid:{}</wsa:MessageID></env:Header><env:Body>{body}</env:Body></env:Envelope>"#,
         soap::NS_SOAP,
         soap::NS_WSA,
         soap::NS_XTA,
         uuid::Uuid::new_v4()
-    );
+    )
+}
+
+fn soap_response(status: u16, envelope: String) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header("content-type", "application/soap+xml; charset=utf-8")
         .body(Full::new(Bytes::from(envelope)))
         .expect("a static response is valid")
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn fault(code: u16, reason: &str) -> Response<Full<Bytes>> {
@@ -200,10 +270,7 @@ fn fault(code: u16, reason: &str) -> Response<Full<Bytes>> {
         _ => ("XTAWSTechnicalProblemException", false),
     };
     let value = if sender { "env:Sender" } else { "env:Receiver" };
-    let reason = reason
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let reason = xml_escape(reason);
     soap_answer(
         if sender { 400 } else { 500 },
         &format!(
@@ -274,7 +341,11 @@ impl Server {
             return self.refuse("wsa:To is not the https endpoint".into());
         }
         match action.as_str() {
-            soap::action::CREATE_MESSAGE_ID | soap::action::CHECK_ACCOUNT_ACTIVE if !p.author => {
+            soap::action::CREATE_MESSAGE_ID
+            | soap::action::CHECK_ACCOUNT_ACTIVE
+            | soap::action::GET_TRANSPORT_REPORT
+                if !p.author =>
+            {
                 self.refuse("the Author header is missing".into())
             }
             soap::action::CREATE_MESSAGE_ID => {
@@ -290,6 +361,7 @@ impl Server {
                 soap_answer(200, &format!("<wsa:MessageID>{id}</wsa:MessageID>"))
             }
             soap::action::CHECK_ACCOUNT_ACTIVE => soap_answer(200, ""),
+            soap::action::GET_TRANSPORT_REPORT => self.transport_report(p).await,
             soap::action::SEND_MESSAGE if !mtom => {
                 self.refuse("sendMessage must be MTOM (multipart/related)".into())
             }
@@ -335,6 +407,9 @@ impl Server {
             s.stats.faults_answered += 1;
             return fault(9024, "MessageID ist bereits vergeben.");
         }
+        if let Some(metadata) = p.metadata {
+            s.metadata.insert(id.clone(), metadata);
+        }
         s.messages.insert(
             id.clone(),
             Message {
@@ -351,6 +426,71 @@ impl Server {
             return fault(rule.code, "injected fault after taking the message");
         }
         soap_answer(200, "")
+    }
+
+    async fn transport_report(&self, p: Parsed) -> Response<Full<Bytes>> {
+        self.state.lock().expect("state lock").stats.report_calls += 1;
+        let Some(id) = p.report_for else {
+            return self.refuse("getTransportReport without a MessageID in the body".into());
+        };
+        if let Some(rule) = self.injected("getTransportReport") {
+            self.state.lock().expect("state lock").stats.faults_answered += 1;
+            return fault(rule.code, "injected fault");
+        }
+        let (rule, metadata) = {
+            let mut s = self.state.lock().expect("state lock");
+            let (Some(message), Some(metadata)) = (s.messages.get(&id), s.metadata.get(&id)) else {
+                s.stats.faults_answered += 1;
+                return fault(9070, "message id unknown for the account");
+            };
+            let rule = s
+                .reports
+                .get(&message.submission_id)
+                .unwrap_or(&s.report_default)
+                .clone();
+            let metadata = metadata.clone();
+            *s.stats
+                .reports_answered
+                .entry(rule.status.to_string())
+                .or_default() += 1;
+            (rule, metadata)
+        };
+        let at = kurier::domain::time::now();
+        let records = |list: &str, item: &str| -> String {
+            let reason = xml_escape(rule.reason.as_deref().unwrap_or("Meldung"));
+            let items: String = rule
+                .codes
+                .iter()
+                .map(|code| {
+                    format!(
+                        r#"<xta:{item}><xta:Timestamp>{at}</xta:Timestamp><xta:Code listURI="urn:de:xta:webservice:codeliste:fehlernummer" listVersionID="1.0"><code>{}</code></xta:Code><xta:Reason>{reason}</xta:Reason></xta:{item}>"#,
+                        xml_escape(code)
+                    )
+                })
+                .collect();
+            format!("<xta:{list}>{items}</xta:{list}>")
+        };
+        let lists = match rule.status {
+            3 => records("ErrorList", "Error"),
+            2 => records("WarnList", "Warning"),
+            _ => String::new(),
+        };
+        let body = format!(
+            r#"<xta:TransportReport xmlns:m="{}">{metadata}<xta:ReportTime>{at}</xta:ReportTime><xta:XTAServerIdentity>xta2-authority</xta:XTAServerIdentity><xta:MessageStatus><xta:Status>{}</xta:Status>{lists}</xta:MessageStatus></xta:TransportReport>"#,
+            soap::NS_META,
+            rule.status
+        );
+        let envelope = soap_envelope(&body);
+        // The double's own answer must be what the schema defines.
+        if let Err(problems) = self.validator.validate(envelope.clone().into_bytes()).await {
+            self.state
+                .lock()
+                .expect("state lock")
+                .stats
+                .invalid_answers
+                .push(problems.join("; "));
+        }
+        soap_response(200, envelope)
     }
 
     async fn control(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -373,6 +513,20 @@ impl Server {
             ("PUT", "/faults") => match serde_json::from_slice::<Vec<FaultRule>>(&body) {
                 Ok(rules) => {
                     s.faults = rules;
+                    json(200, serde_json::json!({}))
+                }
+                Err(e) => json(400, serde_json::json!({"error": e.to_string()})),
+            },
+            ("PUT", "/reports") => match serde_json::from_slice::<Vec<ReportRule>>(&body) {
+                Ok(rules) => {
+                    for rule in rules {
+                        match rule.submission_id.clone() {
+                            Some(id) => {
+                                s.reports.insert(id, rule);
+                            }
+                            None => s.report_default = rule,
+                        }
+                    }
                     json(200, serde_json::json!({}))
                 }
                 Err(e) => json(400, serde_json::json!({"error": e.to_string()})),

@@ -36,8 +36,8 @@ pub const TRANSPORT: &str = "xta2";
 
 /// The XTA 2 side of a destination (`transport = "xta2"`).
 pub struct Xta2 {
-    destination: String,
-    author: Party,
+    pub(super) destination: String,
+    pub(super) author: Party,
     reader: Party,
     service: String,
     business_scenario: String,
@@ -230,7 +230,7 @@ impl Xta2 {
 }
 
 /// `application/soap+xml` with the SOAP 1.2 `action` parameter.
-fn soap_content_type(action: &str) -> String {
+pub(super) fn soap_content_type(action: &str) -> String {
     format!("application/soap+xml; charset=utf-8; action=\"{action}\"")
 }
 
@@ -248,6 +248,27 @@ async fn exchange(
     content_type: &str,
     body: Vec<u8>,
 ) -> Result<Exchange, Outcome> {
+    let (status, envelope, retry_after) = post(client, endpoint, content_type, body).await?;
+    let answer = envelope.and_then(|envelope| classify::read(&envelope));
+    Ok((status, answer, retry_after))
+}
+
+/// What [`post`] returns: the status, the answer's SOAP envelope (XOP
+/// resolved) and `Retry-After`.
+pub(super) type Posted = (
+    u16,
+    Result<Vec<u8>, classify::NotSoap>,
+    Option<std::time::Duration>,
+);
+
+/// POST one SOAP request and read its answer (at most
+/// [`MAX_ANSWER_BYTES`]), or the outcome of a request that got no answer.
+pub(super) async fn post(
+    client: &reqwest::Client,
+    endpoint: &reqwest::Url,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<Posted, Outcome> {
     let content_type =
         HeaderValue::from_str(content_type).map_err(|_| Outcome::Unavailable(Cause::Transport))?;
     let sent = client
@@ -280,10 +301,8 @@ async fn exchange(
             break;
         }
     }
-    let answer = mtom::unpack(&answer_type, &bytes)
-        .map_err(|_| classify::NotSoap)
-        .and_then(|envelope| classify::read(&envelope));
-    Ok((status, answer, retry_after))
+    let envelope = mtom::unpack(&answer_type, &bytes).map_err(|_| classify::NotSoap);
+    Ok((status, envelope, retry_after))
 }
 
 /// The local name and namespace of the document's root element: the XTA

@@ -10,6 +10,10 @@
 //! retries, parking, circuits and receipts work as for `https`. The
 //! adapters are unchanged: their document is the XTA `Message`.
 //!
+//! [`report`] polls `getTransportReport` for delivered messages and turns
+//! the asynchronous transport status into the authority's answer
+//! (two-stage receipts, [`crate::delivery::answers`]).
+//!
 //! [`crate::delivery::Deliverer`] dispatches to [`Xta2`] when the destination's
 //! transport is `xta2`. [`schema`] validates whole SOAP messages against the
 //! standard's XSDs (`schemas/xta2/`), for the tests and the test double.
@@ -17,6 +21,7 @@
 pub mod classify;
 pub mod client;
 pub mod mtom;
+pub mod report;
 pub mod schema;
 pub mod soap;
 
