@@ -776,7 +776,7 @@ impl Ops {
             .sum();
         let unknown_awaiting: i64 = awaiting
             .iter()
-            .filter(|a| !self.configured.contains(&a.destination))
+            .filter(|a| !configured.contains(&a.destination))
             .map(|a| a.count)
             .sum();
         if unknown_parked + unknown_dead + unknown_awaiting > 0 {

@@ -272,6 +272,8 @@ mod tests {
             last_cause: Some(HOSTILE.into()),
             dead_letters: 1,
             circuit: Some("open".into()),
+            awaiting_answer: 1,
+            oldest_awaiting_delivered_at: None,
         };
         let view = Console {
             operator: operator.into(),
@@ -283,6 +285,7 @@ mod tests {
             status: Ok(Status {
                 parked: 1,
                 dead_letters: 1,
+                awaiting_answer: 1,
                 destinations: vec![destination],
             }),
             pauses: Vec::new(),
