@@ -185,6 +185,14 @@ impl Authority {
         Ok(body.to_owned())
     }
 
+    /// Every request (but `/reject/…` paths) answered `status`, as an
+    /// authority that is down answers.
+    pub async fn fail_all(&self, status: u16) {
+        self.set_mode(serde_json::json!({"mode": "fail", "status": status}))
+            .await
+            .expect("the test authority's control port answers");
+    }
+
     pub async fn set_mode(&self, mode: serde_json::Value) -> anyhow::Result<()> {
         self.control("PUT", "/mode", Some(mode.to_string()))
             .await

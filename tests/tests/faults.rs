@@ -126,11 +126,7 @@ async fn kill9_at_random_moments(backend: Backend, n: usize, kills: usize, rng: 
         // Once, the authority is down for a moment: submissions are parked
         // and the scheduler delivers them, across the kills that follow.
         if k == 1 {
-            world
-                .authority
-                .set_mode(json!({"mode": "fail", "status": 503}))
-                .await
-                .unwrap();
+            world.authority.fail_all(503).await;
         }
         if k == 2 {
             world
@@ -248,11 +244,7 @@ async fn memory_stays_bounded_with_an_authority_down(n: usize) {
     let mut o = options(Backend::Sqlite);
     o.log = "warn";
     let mut world = World::start(o).await.unwrap();
-    world
-        .authority
-        .set_mode(json!({"mode": "fail", "status": 503}))
-        .await
-        .unwrap();
+    world.authority.fail_all(503).await;
     let (envelopes, _) = submissions(n);
     for chunk in envelopes.chunks(10_000) {
         world.publish_many(chunk).await.unwrap();

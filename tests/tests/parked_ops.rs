@@ -70,11 +70,7 @@ async fn publish_for(world: &World, destination: &str) -> String {
 /// submissions for `destination` parked.
 async fn two_parked(options: WorldOptions, destination: &str) -> (World, Store, String, String) {
     let mut world = World::start(options).await.unwrap();
-    world
-        .authority
-        .set_mode(json!({"mode": "fail", "status": 503}))
-        .await
-        .unwrap();
+    world.authority.fail_all(503).await;
     world.start_kurier().unwrap();
     let store = world.store().await.unwrap();
     let first = publish_for(&world, destination).await;

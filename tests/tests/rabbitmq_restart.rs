@@ -153,11 +153,7 @@ async fn restart_while_parked_backlog_drains(backend: Backend) {
     let b = format!("{backend:?}").to_lowercase();
     let mut world = World::start(WorldOptions::shipped(backend)).await.unwrap();
     let events = EventLog::start(&world).await.unwrap();
-    world
-        .authority
-        .set_mode(json!({"mode": "fail", "status": 503}))
-        .await
-        .unwrap();
+    world.authority.fail_all(503).await;
     world.start_kurier().unwrap();
     let mut ids = HashSet::new();
     let envelopes: Vec<serde_json::Value> = (0..N)

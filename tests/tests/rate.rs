@@ -371,11 +371,7 @@ async fn down_30s_then_back() {
     const N: usize = 200;
     const PATH: &str = "/down-then-back";
     let (world, events) = world_with(Backend::Sqlite, &[("down-then-back", PATH)]).await;
-    world
-        .authority
-        .set_mode(json!({"mode": "fail", "status": 503}))
-        .await
-        .unwrap();
+    world.authority.fail_all(503).await;
     let (envelopes, ids) = submissions("down-then-back", N);
     let down_at = epoch_ms();
     let t_down = Instant::now();

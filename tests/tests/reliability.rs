@@ -20,11 +20,7 @@ async fn a_submission_parked_past_its_maximum_age_is_delivery_expired(backend: B
     options.retry = "circuit_open_secs = 1\nmax_age_secs = 3".into();
     options.json_logs = true;
     let mut world = World::start(options).await.unwrap();
-    world
-        .authority
-        .set_mode(json!({"mode": "fail", "status": 503}))
-        .await
-        .unwrap();
+    world.authority.fail_all(503).await;
     world.start_kurier().unwrap();
     let e = fresh("hzl-minimal.json");
     let id = e["submission_id"].as_str().unwrap().to_owned();
@@ -103,11 +99,7 @@ async fn retry_after_is_honoured_between_attempts(backend: Backend) {
 async fn a_parked_submission_is_sealed_then_delivered_and_erased(backend: Backend) {
     let mut world = World::start(WorldOptions::new(backend)).await.unwrap();
     let canary = format!("kanarie{}", world.tag);
-    world
-        .authority
-        .set_mode(json!({"mode": "fail", "status": 503}))
-        .await
-        .unwrap();
+    world.authority.fail_all(503).await;
     world.start_kurier().unwrap();
 
     let mut ids = Vec::new();

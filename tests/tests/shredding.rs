@@ -69,11 +69,7 @@ async fn an_old_epoch_key_is_destroyed_once_nothing_sealed_in_it_remains(backend
 
     // The authority is down: the old submission stays parked, a new one
     // is parked under today's epoch.
-    world
-        .authority
-        .set_mode(json!({"mode": "fail", "status": 503}))
-        .await
-        .unwrap();
+    world.authority.fail_all(503).await;
     world.start_kurier().unwrap();
     world.await_ready(WAIT).await.unwrap();
     let e = envelope_for(&world, "sozialamt-koeln");
