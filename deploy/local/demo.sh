@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian machine: a local RabbitMQ and an mTLS test
-# authority on loopback, Kurier with SQLite, and the sample submissions flowing
-# end to end. Leaves everything running; deploy/local/stop.sh stops it.
+# authority on loopback (and a FIT-Connect Submission API double), Kurier with
+# SQLite, and the sample submissions flowing end to end. Leaves everything
+# running; deploy/local/stop.sh stops it.
 #
 #   deploy/local/demo.sh                     # debug build
 #   KURIER_PROFILE=release deploy/local/demo.sh
@@ -37,7 +38,7 @@ fi
 chmod 600 "$DEMO/admin.tokens"
 
 # Stop an earlier demo's processes.
-for name in kurier authority; do
+for name in kurier authority fit-authority; do
   if [[ -f "$RUN_DIR/$name.pid" ]]; then kill "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null || true; fi
 done
 sleep 1
@@ -48,6 +49,18 @@ sleep 1
   > "$DEMO/authority.out" 2> "$DEMO/authority.log" &
 echo $! > "$RUN_DIR/authority.pid"
 
+# The FIT-Connect destination's Submission API (and token endpoint): a double
+# that decrypts with the destination's key and checks every hash.
+[[ -f "$DEMO/fit-client.secret" ]] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DEMO/fit-client.secret")
+"$BIN/fit-connect-authority" --listen 127.0.0.1:8445 --control 127.0.0.1:8446 \
+  --cert "$DEMO/certs/authority.pem" --key "$DEMO/certs/authority.key" \
+  --client-id kurier-demo --client-secret-file "$DEMO/fit-client.secret" \
+  --destination-id 5a0f0b8e-3c1d-4e55-9a53-6a2f7c0d1e01 \
+  --service urn:de:fim:leika:leistung:99050012104001 --key-ca-out "$DEMO/fit-key-ca.pem" \
+  > "$DEMO/fit-authority.out" 2> "$DEMO/fit-authority.log" &
+echo $! > "$RUN_DIR/fit-authority.pid"
+for _ in $(seq 1 120); do [[ -s "$DEMO/fit-authority.out" ]] && break; sleep 0.5; done
+
 sed "s|@DEMO@|$DEMO|g" deploy/local/kurier.local.toml > "$DEMO/kurier.toml"
 export KURIER_CONFIG="$DEMO/kurier.toml"
 "$BIN/kurier" check-config
@@ -55,11 +68,16 @@ export KURIER_CONFIG="$DEMO/kurier.toml"
 echo $! > "$RUN_DIR/kurier.pid"
 
 "$BIN/kurier" submit tests/samples/*.json
+# One more Bürgergeld application, to the Jobcenter's FIT-Connect destination.
+sed -e 's/"destination": "jobcenter-kreis-offenbach"/"destination": "jobcenter-kreis-offenbach-fit"/' \
+  -e 's/"submission_id": "[^"]*"/"submission_id": "6c2f0e4a-9b1d-4e7a-8c53-2d9f1a0b7e64"/' \
+  tests/samples/buergergeld-wba.json > "$DEMO/buergergeld-fit.json"
+"$BIN/kurier" submit "$DEMO/buergergeld-fit.json"
 
 echo "waiting for receipts…"
 for _ in $(seq 1 60); do
   n=$("$BIN/kurier" receipts list --json | grep -c '"submission_id"' || true)
-  [[ $n -ge 4 ]] && break
+  [[ $n -ge 5 ]] && break
   sleep 1
 done
 "$BIN/kurier" receipts list
@@ -68,7 +86,8 @@ echo
 cat <<INFO
 
 Kurier is running (log $DEMO/kurier.log), the test authority has written what
-it accepted to $DEMO/inbox/. Try:
+it accepted to $DEMO/inbox/; the FIT-Connect double counts what it decrypted
+(curl -s http://127.0.0.1:8446/stats). Try:
   export KURIER_CONFIG=$DEMO/kurier.toml
   $BIN/kurier receipts show 3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11
   $BIN/kurier-load --count 2000          # throughput and latency

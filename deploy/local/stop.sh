@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Stop what demo.sh and services.sh started (Kurier, the test authority,
+# Stop what demo.sh and services.sh started (Kurier, the test authorities,
 # RabbitMQ, PostgreSQL). Data under $KURIER_RUN_DIR stays; delete it to start over.
 set -uo pipefail
 RUN_DIR=${KURIER_RUN_DIR:-/tmp/kurier-local}
-for name in kurier authority; do
+for name in kurier authority fit-authority; do
   if [[ -f "$RUN_DIR/$name.pid" ]]; then
     kill "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null && echo "stopped $name"
     rm -f "$RUN_DIR/$name.pid"

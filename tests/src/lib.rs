@@ -9,6 +9,7 @@
 //! from `deploy/local/services.sh`, which exports `KURIER_TEST_AMQP_URL` and
 //! `KURIER_TEST_POSTGRES_URL`.
 
+pub mod doubles;
 pub mod evidence;
 pub mod pki;
 
@@ -156,33 +157,7 @@ impl Authority {
         path: &str,
         body: Option<String>,
     ) -> anyhow::Result<String> {
-        // A tiny HTTP/1.1 client over a raw socket keeps the test free of a
-        // second TLS-capable client configuration.
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(&self.control).await?;
-        let body = body.unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: control\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .context("malformed control answer")?;
-        anyhow::ensure!(head.contains(" 200 "), "control {method} {path}: {head}");
-        // hyper may answer chunked; the control bodies are single chunks.
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            let (_, rest) = body.split_once("\r\n").context("chunk")?;
-            let end = rest.rfind("\r\n0\r\n").unwrap_or(rest.len());
-            return Ok(rest[..end].to_owned());
-        }
-        Ok(body.to_owned())
+        doubles::control_request(&self.control, method, path, body).await
     }
 
     /// Every request (but `/reject/…` paths) answered `status`, as an

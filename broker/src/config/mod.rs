@@ -6,6 +6,8 @@
 //! certificate files). Relative paths are resolved against the directory of
 //! the configuration file. Reads files; touches nothing else.
 
+pub mod fit_connect;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -708,7 +710,9 @@ pub struct DestinationConfig {
     pub id: String,
     /// Name of the adapter that renders this authority's XML.
     pub adapter: String,
-    /// HTTPS URL the document is POSTed to.
+    /// HTTPS URL the document is POSTed to (not used by `fit-connect`, whose
+    /// URLs are `fit_token_url` and `fit_submission_api`).
+    #[serde(default)]
     pub endpoint: String,
     /// CA certificate(s) (PEM) the authority's server certificate must chain to.
     #[serde(default)]
@@ -720,8 +724,8 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
     /// How documents reach the authority (CONTRACT.md § 6): `https` (the
-    /// default) or `xta2` (SOAP 1.2, [`crate::delivery::xta2`]). `fit-connect` is named
-    /// by the contract but not built yet: check-config refuses it.
+    /// default), `xta2` (SOAP 1.2, `delivery::xta2`) or `fit-connect`
+    /// (Submission API v1, `delivery::fit_connect`).
     #[serde(default)]
     pub transport: Option<String>,
     /// Allow a plain `http://` endpoint. Local development only.
@@ -757,6 +761,33 @@ pub struct DestinationConfig {
     /// default: the service URI.
     #[serde(default)]
     pub xta_business_scenario: Option<String>,
+    /// FIT-Connect (`transport = "fit-connect"`, CONTRACT.md § 6): the OAuth 2
+    /// token endpoint (client credentials).
+    #[serde(default)]
+    pub fit_token_url: Option<String>,
+    /// FIT-Connect: the Submission API's base URL (`/v1/...` and
+    /// `/.well-known/jwks.json` below it).
+    #[serde(default)]
+    pub fit_submission_api: Option<String>,
+    /// FIT-Connect: the destination's UUID.
+    #[serde(default)]
+    pub fit_destination_id: Option<String>,
+    /// FIT-Connect: the OAuth client id of Kurier's sender client.
+    #[serde(default)]
+    pub fit_client_id: Option<String>,
+    /// FIT-Connect: file holding the client secret (refused if others may read it).
+    #[serde(default)]
+    pub fit_client_secret_file: Option<PathBuf>,
+    /// FIT-Connect: the service (`serviceType.identifier`), e.g. a LeiKa URN.
+    #[serde(default)]
+    pub fit_service_identifier: Option<String>,
+    /// FIT-Connect: the service's name (`serviceType.name`); default: the identifier.
+    #[serde(default)]
+    pub fit_service_name: Option<String>,
+    /// FIT-Connect: CA (PEM) that must have issued the destination's
+    /// encryption key (its `x5c` chain); unset: the chain is not checked.
+    #[serde(default)]
+    pub fit_key_ca_file: Option<PathBuf>,
 }
 
 fn default_key_file() -> PathBuf {
@@ -1080,14 +1111,15 @@ impl Config {
                         }
                     }
                 }
-                Some(t @ "fit-connect") => {
-                    return Err(invalid(format!(
-                        "{at}: transport = {t:?} is not built yet; use transport = \"https\" or \"xta2\""
-                    )));
+                Some(fit_connect::TRANSPORT) => {
+                    warnings
+                        .extend(fit_connect::check(d).map_err(|m| invalid(format!("{at}: {m}")))?);
+                    // No `endpoint`, no client certificate: the checks below are https's.
+                    continue;
                 }
                 Some(other) => {
                     return Err(invalid(format!(
-                        "{at}: unknown transport {other:?}; known: https, xta2 (fit-connect is not built yet)"
+                        "{at}: unknown transport {other:?}; known: https, xta2, fit-connect"
                     )));
                 }
             }
@@ -1203,6 +1235,9 @@ impl Config {
             files.push(("[vault] previous_key_files".to_owned(), f.clone()));
         }
         for d in &self.destinations {
+            if let Some(f) = &d.fit_client_secret_file {
+                files.push(("fit_client_secret_file".to_owned(), f.clone()));
+            }
             if let Some(f) = &d.client_key_file {
                 files.push((
                     format!("[[destinations]] id = {:?}: client_key_file", d.id),
@@ -1475,7 +1510,7 @@ allow_insecure_http = true
         };
         assert!(with("https").is_ok());
         let err = with("fit-connect").unwrap_err().to_string();
-        assert!(err.contains("not built yet"), "{err}");
+        assert!(err.contains("needs fit_token_url"), "{err}");
         let err = with("xta2").unwrap_err().to_string();
         assert!(err.contains("needs xta_author"), "{err}");
         assert!(

@@ -22,6 +22,7 @@
 
 pub mod answers;
 pub(crate) mod certs;
+pub mod fit_connect;
 pub mod tls;
 pub mod xta2;
 
@@ -113,6 +114,9 @@ pub struct Request<'a> {
     pub body: bytes::Bytes,
     /// The portal's W3C `traceparent`, passed on as is (`crate::telemetry::trace`).
     pub traceparent: Option<&'a str>,
+    /// The envelope's attachments: FIT-Connect uploads them beside the
+    /// document (https and XTA 2 send the document only).
+    pub attachments: &'a [kurier_adapters::Attachment<'a>],
 }
 
 /// The delivery client of one destination.
@@ -132,12 +136,25 @@ pub struct Deliverer {
     waiting: AtomicUsize,
     /// `transport = "xta2"`: attempts speak XTA 2 (SOAP) over `client`.
     xta2: Option<crate::delivery::xta2::Xta2>,
+    /// `transport = "fit-connect"`: attempts go to the Submission API, and
+    /// its event log says what the authority decided.
+    fit: Option<(fit_connect::FitConnect, fit_connect::EventReader)>,
 }
 
 impl Deliverer {
     pub fn new(config: &DestinationConfig, retry: RetryConfig) -> Result<Deliverer, TlsError> {
-        let endpoint = reqwest::Url::parse(&config.endpoint)
-            .map_err(|e| TlsError::Setup(format!("endpoint {}: {e}", config.endpoint)))?;
+        let fit = match (
+            fit_connect::FitConnect::for_destination(config)?,
+            fit_connect::EventReader::for_destination(config, &retry)?,
+        ) {
+            (Some(fit), Some(events)) => Some((fit, events)),
+            _ => None,
+        };
+        let endpoint = match &fit {
+            Some((fit, _)) => fit.api().clone(),
+            None => reqwest::Url::parse(&config.endpoint)
+                .map_err(|e| TlsError::Setup(format!("endpoint {}: {e}", config.endpoint)))?,
+        };
         let client = build_client(config, &endpoint, &retry)?;
         Ok(Deliverer {
             destination: config.id.clone(),
@@ -149,6 +166,7 @@ impl Deliverer {
             paused: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
             xta2: crate::delivery::xta2::Xta2::for_destination(config),
+            fit,
             retry,
         })
     }
@@ -168,6 +186,9 @@ fn build_client(
     endpoint: &reqwest::Url,
     retry: &RetryConfig,
 ) -> Result<reqwest::Client, TlsError> {
+    if config.transport.as_deref() == Some(fit_connect::TRANSPORT) {
+        return fit_connect::client::http_client(config, retry);
+    }
     let builder = reqwest::Client::builder()
         .timeout(retry.request_timeout())
         .connect_timeout(retry.connect_timeout())
@@ -289,12 +310,18 @@ impl Deliverer {
         if let Some(xta2) = &self.xta2 {
             xta2.attach_store(store);
         }
+        if let Some((fit, _)) = &self.fit {
+            fit.attach_store(store);
+        }
     }
 
     /// Where the transport reports the authority's decision later
     /// (two-stage receipts, [`crate::delivery::answers`]): XTA 2 transport reports;
     /// `None` for https. Uses the destination's current client.
     pub fn report_source(&self) -> Option<Box<dyn crate::delivery::answers::ReportSource + '_>> {
+        if let Some((_, events)) = &self.fit {
+            return Some(Box::new(events));
+        }
         let xta2 = self.xta2.as_ref()?;
         Some(Box::new(
             xta2.reports(self.client.load_full(), &self.endpoint),
@@ -319,6 +346,9 @@ impl Deliverer {
             return xta2
                 .attempt(&self.client.load(), &self.endpoint, request)
                 .await;
+        }
+        if let Some((fit, _)) = &self.fit {
+            return fit.attempt(&self.client.load(), request).await;
         }
         let mut headers = HeaderMap::new();
         let Ok(content_type) = HeaderValue::from_str(request.content_type) else {

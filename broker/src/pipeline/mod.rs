@@ -574,6 +574,7 @@ impl Pipeline {
             Ok(r) => r,
             Err(reason) => return fail(reason),
         };
+        let attachments = render::attachments(envelope, &facts);
         drop(facts);
         let request = Request {
             submission_id: &envelope.submission_id,
@@ -581,6 +582,7 @@ impl Pipeline {
             content_type: &rendered.content_type,
             body: rendered.body.clone(),
             traceparent: received.traceparent.as_deref(),
+            attachments: &attachments,
         };
         let deliverer = &destination.deliverer;
         let prior_u32 = u32::try_from(prior).unwrap_or(u32::MAX);

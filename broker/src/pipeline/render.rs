@@ -100,20 +100,7 @@ fn write(
         )));
     }
 
-    let attachments: Vec<Attachment<'_>> = envelope
-        .attachments
-        .iter()
-        .zip(facts)
-        .map(|(a, f)| Attachment {
-            id: &a.id,
-            filename: &a.filename,
-            media_type: &a.media_type,
-            document_type: &a.document_type,
-            sha256: &a.sha256,
-            size: f.size,
-            content_base64: &a.content,
-        })
-        .collect();
+    let attachments = attachments(envelope, facts);
     let submission = Submission {
         submission_id: &envelope.submission_id,
         service,
@@ -145,4 +132,26 @@ fn write(
         // RenderError's Display names adapter, service and pointers only.
         .map_err(|e| transform_failed(e.to_string()))?;
     Ok((adapter, out))
+}
+
+/// The envelope's attachments as adapters (and transports that upload
+/// them, FIT-Connect) take them, with the sizes the policy step decoded.
+pub(crate) fn attachments<'a>(
+    envelope: &'a Envelope,
+    facts: &[AttachmentFacts],
+) -> Vec<Attachment<'a>> {
+    envelope
+        .attachments
+        .iter()
+        .zip(facts)
+        .map(|(a, f)| Attachment {
+            id: &a.id,
+            filename: &a.filename,
+            media_type: &a.media_type,
+            document_type: &a.document_type,
+            sha256: &a.sha256,
+            size: f.size,
+            content_base64: &a.content,
+        })
+        .collect()
 }

@@ -487,6 +487,7 @@ async fn authority(args: AuthorityArgs) -> anyhow::Result<()> {
                     content_type: "application/xml; charset=UTF-8",
                     body: body.clone(),
                     traceparent: None,
+                    attachments: &[],
                 };
                 let t0 = Instant::now();
                 match d.attempt(&request, 1).await {
