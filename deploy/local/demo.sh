@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian machine: a local RabbitMQ and an mTLS test
-# authority on loopback (and a FIT-Connect Submission API double), Kurier with
+# authority on loopback (and an XTA 2 server and a FIT-Connect Submission API
+# double, one destination over each transport), Kurier with
 # SQLite, and the sample submissions flowing end to end. Leaves everything
 # running; deploy/local/stop.sh stops it.
 #
@@ -38,7 +39,7 @@ fi
 chmod 600 "$DEMO/admin.tokens"
 
 # Stop an earlier demo's processes.
-for name in kurier authority fit-authority; do
+for name in kurier authority xta2-authority fit-authority; do
   if [[ -f "$RUN_DIR/$name.pid" ]]; then kill "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null || true; fi
 done
 sleep 1
@@ -48,6 +49,14 @@ sleep 1
   --client-ca "$DEMO/certs/kurier-ca.pem" --inbox "$DEMO/inbox" \
   > "$DEMO/authority.out" 2> "$DEMO/authority.log" &
 echo $! > "$RUN_DIR/authority.pid"
+
+# The XTA 2 destination's server: validates every SOAP message against the
+# XTA-WS 2.1.1 schemas, requires the client certificate.
+"$BIN/xta2-authority" --listen 127.0.0.1:8447 --control 127.0.0.1:8448 \
+  --cert "$DEMO/certs/authority.pem" --key "$DEMO/certs/authority.key" \
+  --client-ca "$DEMO/certs/kurier-ca.pem" \
+  > "$DEMO/xta2-authority.out" 2> "$DEMO/xta2-authority.log" &
+echo $! > "$RUN_DIR/xta2-authority.pid"
 
 # The FIT-Connect destination's Submission API (and token endpoint): a double
 # that decrypts with the destination's key and checks every hash.
@@ -73,11 +82,16 @@ sed -e 's/"destination": "jobcenter-kreis-offenbach"/"destination": "jobcenter-k
   -e 's/"submission_id": "[^"]*"/"submission_id": "6c2f0e4a-9b1d-4e7a-8c53-2d9f1a0b7e64"/' \
   tests/samples/buergergeld-wba.json > "$DEMO/buergergeld-fit.json"
 "$BIN/kurier" submit "$DEMO/buergergeld-fit.json"
+# And one HzL application to the Sozialamt's XTA 2 destination.
+sed -e 's/"destination": "sozialamt-koeln"/"destination": "sozialamt-koeln-xta"/' \
+  -e 's/"submission_id": "[^"]*"/"submission_id": "8d4e2b1c-7f3a-4c9e-b2d1-5e6f7a8b9c0d"/' \
+  tests/samples/hzl-minimal.json > "$DEMO/hzl-xta.json"
+"$BIN/kurier" submit "$DEMO/hzl-xta.json"
 
 echo "waiting for receipts…"
 for _ in $(seq 1 60); do
   n=$("$BIN/kurier" receipts list --json | grep -c '"submission_id"' || true)
-  [[ $n -ge 5 ]] && break
+  [[ $n -ge 6 ]] && break
   sleep 1
 done
 "$BIN/kurier" receipts list
@@ -86,8 +100,9 @@ echo
 cat <<INFO
 
 Kurier is running (log $DEMO/kurier.log), the test authority has written what
-it accepted to $DEMO/inbox/; the FIT-Connect double counts what it decrypted
-(curl -s http://127.0.0.1:8446/stats). Try:
+it accepted to $DEMO/inbox/; the XTA 2 server lists its messages
+(curl -s http://127.0.0.1:8448/messages), the FIT-Connect double counts what
+it decrypted (curl -s http://127.0.0.1:8446/stats). Try:
   export KURIER_CONFIG=$DEMO/kurier.toml
   $BIN/kurier receipts show 3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11
   $BIN/kurier-load --count 2000          # throughput and latency

@@ -3,7 +3,7 @@
 # RabbitMQ, PostgreSQL). Data under $KURIER_RUN_DIR stays; delete it to start over.
 set -uo pipefail
 RUN_DIR=${KURIER_RUN_DIR:-/tmp/kurier-local}
-for name in kurier authority fit-authority; do
+for name in kurier authority xta2-authority fit-authority; do
   if [[ -f "$RUN_DIR/$name.pid" ]]; then
     kill "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null && echo "stopped $name"
     rm -f "$RUN_DIR/$name.pid"
