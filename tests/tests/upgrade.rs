@@ -48,9 +48,11 @@ fn cli(world: &World, binary: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// Wait until the instance started from `log`'s binary is ready; if it
-/// exits first, fail with its exit code and the end of its log.
-async fn await_started(world: &mut World, log: &Path, what: &str) {
+/// Start `binary` as the world's instance, wait until it is ready (if it
+/// exits first, fail with its exit code and the end of its log) and deliver
+/// a sample through it.
+async fn start_and_deliver(world: &mut World, binary: &Path, log: &Path, what: &str) {
+    world.start_kurier_binary(binary, log).unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let process = world.kurier.as_mut().expect("an instance was started");
@@ -63,7 +65,7 @@ async fn await_started(world: &mut World, log: &Path, what: &str) {
             );
         }
         if world.await_ready(Duration::from_secs(1)).await.is_ok() {
-            return;
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -71,6 +73,7 @@ async fn await_started(world: &mut World, log: &Path, what: &str) {
             log.display()
         );
     }
+    deliver_one(world, what).await;
 }
 
 /// Publish a sample submission and wait for its `delivered` receipt.
@@ -99,14 +102,13 @@ async fn the_previous_release_runs_on_the_new_schema(backend: Backend) {
     // The previous release makes its schema and delivers.
     let out = cli(&world, &previous, &["migrate"]);
     assert!(out.status.success(), "previous migrate: {}", stderr(&out));
-    world.start_kurier_binary(&previous, &old_log).unwrap();
-    await_started(
+    start_and_deliver(
         &mut world,
+        &previous,
         &old_log,
-        "the previous release on its own schema",
+        "previous release, its own schema",
     )
     .await;
-    deliver_one(&world, "previous release, its own schema").await;
 
     // This release has migrations the previous one lacks.
     let out = world.kurier_cli(&["migrate", "--check", "--json"]).unwrap();
@@ -150,14 +152,13 @@ async fn the_previous_release_runs_on_the_new_schema(backend: Backend) {
     for mut new in world.extra_instances.drain(..) {
         assert_eq!(new.terminate(Duration::from_secs(20)), Some(0));
     }
-    world.start_kurier_binary(&previous, &old_log).unwrap();
-    await_started(
+    start_and_deliver(
         &mut world,
+        &previous,
         &old_log,
-        "the previous release after a rollback",
+        "previous release after a rollback",
     )
     .await;
-    deliver_one(&world, "previous release after a rollback").await;
     let mut old = world.kurier.take().unwrap();
     assert_eq!(old.terminate(Duration::from_secs(20)), Some(0));
 
