@@ -294,6 +294,9 @@ pub(crate) mod operator;
 // Two-stage receipts: what awaits the authority's answer, and the answer.
 pub mod answers;
 
+// The last hour per destination, for the console's charts.
+pub mod history;
+
 const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
      reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \
      submitted_at, received_at, completed_at, events) \

@@ -69,6 +69,7 @@ impl PageQuery {
             destination: self.destination.clone().filter(|d| !d.is_empty()),
             since: None,
             limit: Some(200),
+            offset: None,
         }
     }
 }
@@ -95,7 +96,7 @@ async fn page(
         destination: q.destination.unwrap_or_default(),
         msg: q.msg,
         backlog: ops.parked(None).await,
-        parked: ops.parked_each(None, 200).await,
+        parked: ops.parked_each(None, 200, 0).await,
         receipts: ops.receipts(None, 50).await,
     })
 }
