@@ -735,7 +735,7 @@ client_key_file = "{key}"
         let store = self.store().await?;
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(rows) = store.dead_letters(None, None, None, 10_000).await
+            if let Ok(rows) = store.dead_letters(None, None, None, 10_000, 0).await
                 && rows.len() >= n
             {
                 store.close().await;

@@ -297,6 +297,9 @@ pub mod answers;
 // The migrations this binary and the database know: migrate, --check.
 pub mod schema;
 
+// The last hour per destination, for the console's charts.
+pub mod history;
+
 const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
      reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \
      submitted_at, received_at, completed_at, events) \
