@@ -49,6 +49,7 @@ cargo build --locked --workspace --bins
 suite_status=0
 cargo test --locked --workspace --no-fail-fast || suite_status=$?
 # The previous release against the new schema: builds the commit of
-# deploy/previous-release (needs the git history) and runs upgrade.rs.
-bash deploy/local/upgrade-test.sh
+# deploy/previous-release (needs the git history) and runs upgrade.rs. A
+# checkout without that history skips it with a message; by hand it fails.
+KURIER_UPGRADE_NEEDS_HISTORY=0 bash deploy/local/upgrade-test.sh
 exit "$suite_status"
