@@ -77,6 +77,7 @@ fi
 tail -n 1 "$work/systemd" >&2
 
 log "shell scripts"
-shellcheck deploy/check-deploy.sh deploy/containers/run.sh deploy/containers/local/*.sh deploy/compose/*.sh
+shellcheck deploy/check-deploy.sh deploy/containers/run.sh deploy/containers/local/*.sh deploy/compose/*.sh \
+  deploy/local/test.sh deploy/local/upgrade-test.sh
 
 log "OK"

@@ -133,7 +133,22 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), RunError> {
     let store = store::Store::connect(&config.database)
         .await
         .map_err(RunError::Database)?;
-    store.migrate().await.map_err(RunError::Migrate)?;
+    let migrations = store.migrate().await.map_err(RunError::Migrate)?;
+    let newer = migrations.names(store::schema::MigrationState::Newer);
+    if !newer.is_empty() {
+        // A rolling upgrade under way, or this binary rolled back: every
+        // release only expands the schema, so what this one uses is there.
+        tracing::warn!(
+            newer = %newer,
+            "the database has migrations this binary does not know (a newer release applied them); \
+             running on that schema, which keeps every table and column this release uses \
+             (docs/OPERATIONS.md, Upgrades)"
+        );
+    }
+    let pending = migrations.names(store::schema::MigrationState::Pending);
+    if !pending.is_empty() {
+        tracing::info!(applied = %pending, "database migrated");
+    }
     // XTA 2 destinations keep their message ids in the database.
     routes.attach_store(&store);
     let recorder = store::Recorder::spawn(store.clone());

@@ -530,17 +530,34 @@ client_key_file = "{key}"
         Ok(log)
     }
 
+    /// Start `kurier run` of another build (the previous release's,
+    /// tests/tests/upgrade.rs) as the world's instance, logging to `log`.
+    pub fn start_kurier_binary(&mut self, binary: &Path, log: &Path) -> anyhow::Result<()> {
+        let process = self.spawn_kurier_from(binary, &self.config_path, log)?;
+        self.kurier = Some(process);
+        Ok(())
+    }
+
     fn spawn_kurier(&self, log_path: &Path) -> anyhow::Result<Process> {
         self.spawn_kurier_with(&self.config_path, log_path)
     }
 
     fn spawn_kurier_with(&self, config: &Path, log_path: &Path) -> anyhow::Result<Process> {
+        self.spawn_kurier_from(&workspace_bin("kurier"), config, log_path)
+    }
+
+    fn spawn_kurier_from(
+        &self,
+        binary: &Path,
+        config: &Path,
+        log_path: &Path,
+    ) -> anyhow::Result<Process> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log_path)?;
         let format = if self.json_logs { "json" } else { "text" };
-        let child = Command::new(workspace_bin("kurier"))
+        let child = Command::new(binary)
             .args(["--log-format", format, "run", "--config"])
             .arg(config)
             .env("RUST_LOG", self.log_level)
@@ -718,7 +735,7 @@ client_key_file = "{key}"
         let store = self.store().await?;
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(rows) = store.dead_letters(None, None, None, 10_000).await
+            if let Ok(rows) = store.dead_letters(None, None, None, 10_000, 0).await
                 && rows.len() >= n
             {
                 store.close().await;

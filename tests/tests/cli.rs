@@ -1,7 +1,7 @@
 //! The command line's conventions (CONTRACT.md § 5): global options before
 //! or after the verb, the documented exit codes, read-only verbs that never
-//! create or migrate a database, completions and a man page generated from
-//! the parser.
+//! create or migrate a database, `migrate --check`, completions and a man
+//! page generated from the parser.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -9,7 +9,10 @@ use std::process::{Command, Output};
 use kurier::store::Store;
 use kurier_e2e::{Backend, World, WorldOptions, on_both_backends, stderr, stdout, workspace_bin};
 
-on_both_backends!(read_only_verbs_never_create_or_migrate_a_database);
+on_both_backends!(
+    read_only_verbs_never_create_or_migrate_a_database,
+    migrate_check_lists_applied_pending_and_newer_migrations,
+);
 
 /// The verbs that only look. Each must open the database read-only and
 /// refuse to run without a migrated one.
@@ -301,4 +304,179 @@ fn completions_and_the_man_page_come_from_the_parser() {
     ] {
         assert!(dir.path().join(page).is_file(), "{page} not written");
     }
+}
+
+/// Run `sql` on the world's database (the migration bookkeeping is sqlx's).
+async fn execute(store: &Store, sql: &str) {
+    // Test statements, written here: no input reaches them.
+    let sql = || sqlx::AssertSqlSafe(sql.to_owned());
+    match store {
+        Store::Sqlite(pool) => sqlx::query(sql()).execute(pool).await.map(|_| ()),
+        Store::Postgres(pool) => sqlx::query(sql()).execute(pool).await.map(|_| ()),
+    }
+    .unwrap_or_else(|e| panic!("{}: {e}", sql().0));
+}
+
+/// `migrate --check --json`: its exit code and its answer.
+fn check(config: &Path) -> (i32, serde_json::Value) {
+    let out = kurier_with(config, &["migrate", "--check", "--json"]);
+    let answer = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (code(&out), answer)
+}
+
+fn states(answer: &serde_json::Value) -> Vec<(i64, String)> {
+    answer["migrations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no migrations in {answer}"))
+        .iter()
+        .map(|m| {
+            (
+                m["version"].as_i64().unwrap(),
+                m["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn migrate_check_lists_applied_pending_and_newer_migrations(backend: Backend) {
+    let mut world = World::start(WorldOptions::new(backend)).await.unwrap();
+    let config = world.config_path.clone();
+
+    // No database: 4, and none is made (PostgreSQL: the world made an
+    // empty one, so everything is pending: 1).
+    let (exit, answer) = check(&config);
+    match backend {
+        Backend::Sqlite => {
+            assert_eq!(exit, 4, "{answer}");
+            let file = world.config.database.url.strip_prefix("sqlite://").unwrap();
+            assert!(!Path::new(file).exists(), "--check created {file}");
+        }
+        Backend::Postgres => {
+            assert_eq!(exit, 1, "{answer}");
+            assert!(
+                states(&answer).iter().all(|(_, s)| s == "pending"),
+                "{answer}"
+            );
+        }
+    }
+
+    // `migrate` applies them all and names them.
+    let out = kurier_with(&config, &["migrate", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let migrated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let applied = migrated["applied"].as_array().unwrap();
+    assert!(applied.len() >= 8, "{migrated}");
+    let newest = applied.last().unwrap()["version"].as_i64().unwrap();
+
+    // The newest not recorded (its row set aside): 1, the newest pending,
+    // nothing applied by the check.
+    let store = world.store().await.unwrap();
+    execute(
+        &store,
+        &format!(
+            "CREATE TABLE set_aside AS SELECT * FROM _sqlx_migrations WHERE version = {newest}"
+        ),
+    )
+    .await;
+    execute(
+        &store,
+        &format!("DELETE FROM _sqlx_migrations WHERE version = {newest}"),
+    )
+    .await;
+    let (exit, answer) = check(&config);
+    assert_eq!(exit, 1, "{answer}");
+    let listed = states(&answer);
+    assert_eq!(
+        listed.last().unwrap(),
+        &(newest, "pending".to_owned()),
+        "{answer}"
+    );
+    assert!(
+        listed[..listed.len() - 1]
+            .iter()
+            .all(|(_, s)| s == "applied"),
+        "{answer}"
+    );
+    assert_eq!(answer["pending"], 1, "{answer}");
+    assert_eq!(check(&config).0, 1, "the check applied a migration");
+    // The table says the same to people, and where to go.
+    let out = kurier_with(&config, &["migrate", "--check"]);
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{newest:04}")) && l.contains("pending")),
+        "{text}"
+    );
+    assert!(text.contains("kurier migrate"), "{text}");
+
+    // Up to date: 0.
+    execute(
+        &store,
+        "INSERT INTO _sqlx_migrations SELECT * FROM set_aside",
+    )
+    .await;
+    let (exit, answer) = check(&config);
+    assert_eq!(
+        (exit, answer["up_to_date"].as_bool()),
+        (0, Some(true)),
+        "{answer}"
+    );
+
+    // Newer than the binary (a migration of a later release): still 0,
+    // said clearly; `migrate` and `run` leave it and go on.
+    let checksum = match backend {
+        Backend::Sqlite => "X'00'",
+        Backend::Postgres => "decode('00', 'hex')",
+    };
+    execute(
+        &store,
+        &format!(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'from a later release', TRUE, {checksum}, 0)"
+        ),
+    )
+    .await;
+    let (exit, answer) = check(&config);
+    assert_eq!(exit, 0, "{answer}");
+    assert_eq!(answer["newer_than_binary"], true, "{answer}");
+    assert_eq!(
+        states(&answer).last().unwrap(),
+        &(9999, "newer".to_owned()),
+        "{answer}"
+    );
+    let out = kurier_with(&config, &["migrate", "--check"]);
+    assert!(
+        stdout(&out).contains("newer than this binary") && stdout(&out).contains("9999"),
+        "{}",
+        stdout(&out)
+    );
+    let out = kurier_with(&config, &["migrate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("newer than this binary"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(code(&kurier_with(&config, &["status"])), 0);
+    world.start_kurier().unwrap();
+    world
+        .await_ready(std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(world.log_path()).unwrap();
+    assert!(
+        log.contains("migrations this binary does not know") && log.contains("9999"),
+        "{log}"
+    );
+
+    // A migration that failed half-way: 1, named on stderr.
+    execute(
+        &store,
+        "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 9999",
+    )
+    .await;
+    let out = kurier_with(&config, &["migrate", "--check"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stderr(&out).contains("9999"), "{}", stderr(&out));
+    store.close().await;
 }

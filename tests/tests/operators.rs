@@ -189,7 +189,7 @@ client_key_file = "{KEY}"
     );
     // The dead letter and its sealed payload are gone.
     let store = world.store().await.unwrap();
-    let left = store.dead_letters(None, None, None, 100).await.unwrap();
+    let left = store.dead_letters(None, None, None, 100, 0).await.unwrap();
     assert!(left.iter().all(|d| d.submission_id.as_deref() != Some(&id)));
 
     // Replaying again does nothing and says so.
@@ -234,7 +234,7 @@ client_key_file = "{KEY}"
         ])
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let left = store.dead_letters(None, None, None, 100).await.unwrap();
+    let left = store.dead_letters(None, None, None, 100, 0).await.unwrap();
     assert!(
         left.iter()
             .all(|d| d.submission_id.as_deref() != Some(&other_id))

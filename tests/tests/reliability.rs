@@ -221,7 +221,7 @@ async fn dead_letters_are_purged_after_their_retention_and_the_receipt_stays(bac
     let store = world.store().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !store
-        .dead_letters(None, None, None, 10)
+        .dead_letters(None, None, None, 10, 0)
         .await
         .unwrap()
         .is_empty()

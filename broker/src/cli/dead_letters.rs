@@ -104,6 +104,7 @@ impl DeadLetters {
                     destination,
                     since: since.map(|s| s.0),
                     limit: Some(limit),
+                    offset: None,
                 };
                 let rows = ops.dead_letters(&filter).await?;
                 global.print(rows.as_slice(), print_list)?;
@@ -146,6 +147,7 @@ impl DeadLetters {
                         destination,
                         since: since.map(|s| s.0),
                         limit: Some(100_000),
+                        offset: None,
                     };
                     ops.replay_matching(&filter, &actor, why.as_deref()).await?
                 } else {

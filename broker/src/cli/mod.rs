@@ -106,8 +106,17 @@ Exit 0 when the broker would start, else 1 with the reason (CONTRACT.md § 5)."
     )]
     CheckConfig,
     /// Create the database if needed and apply its migrations (`run` does
-    /// this at start too).
-    Migrate,
+    /// this at start too); `--check` only lists them.
+    #[command(
+        long_about = "Create the database if needed and apply its pending migrations (`run` \
+does this at start too). Migrations the database has and this binary does not know (a newer \
+release applied them: a rolling upgrade, or this binary was rolled back) stay as they are and \
+are named. With --check, a dry run: open the existing database read-only, never create it, list \
+every migration (applied, pending, newer than this binary, failed, changed) and change nothing; \
+exit 0 when nothing is pending, 1 when migrations are pending (or one failed or was changed), \
+4 when there is no database (docs/OPERATIONS.md, Upgrades)."
+    )]
+    Migrate(migrate::Migrate),
     /// Publish envelope files as a portal would (for tests and demos).
     Submit(submit::Submit),
     /// Receipts: what happened to each submission (metadata only).
@@ -148,7 +157,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Run => run::run(global).await,
         Command::CheckConfig => check_config::run(global),
-        Command::Migrate => migrate::run(global).await,
+        Command::Migrate(verb) => verb.run(global).await,
         Command::Submit(submit) => submit.run(global).await,
         Command::Receipts(verb) => verb.run(global).await,
         Command::DeadLetters(verb) => verb.run(global).await,

@@ -81,7 +81,7 @@ impl Parked {
                 let ops = global.ops(Access::ReadOnly).await?;
                 let destination = destination.as_deref();
                 if each {
-                    let rows = ops.parked_each(destination, limit).await?;
+                    let rows = ops.parked_each(destination, limit, 0).await?;
                     global.print(rows.as_slice(), print_each)?;
                 } else {
                     let backlog = ops.parked(destination).await?;

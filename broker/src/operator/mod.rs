@@ -6,6 +6,8 @@
 //! - `admin`: the admin HTTP endpoint (health, readiness, metrics, `/api`)
 //!   with tokens, roles and TLS off loopback; `console` is its HTML face.
 //! - `gauges`: the state gauges of the metrics, refreshed on a timer.
+//! - [`history`]: each destination's last hour in buckets, for the
+//!   console's charts.
 //!
 //! May touch everything below it (the pipeline's live state, the store, the
 //! vault, intake for replays); nothing below touches it.
@@ -13,4 +15,5 @@
 pub(crate) mod admin;
 pub(crate) mod console;
 pub(crate) mod gauges;
+pub mod history;
 pub mod ops;

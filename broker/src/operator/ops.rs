@@ -39,6 +39,7 @@ use crate::config::{AmqpConfig, Config};
 use crate::domain::status::ReceiptStatus;
 use crate::domain::time::format_time;
 use crate::intake;
+use crate::store::answers::TransportAnswer;
 use crate::store::operator::{AllOrNone, AuditRow, ParkedChange};
 pub use crate::store::operator::{AuditEntry, Backlog, ParkedInfo};
 use crate::store::{Access, DeadLetter, Receipt, Store, StoreError};
@@ -170,6 +171,8 @@ pub struct DeadLetterFilter {
     /// RFC 3339 time or a duration ago (`24h`, `7d`).
     pub since: Option<String>,
     pub limit: Option<i64>,
+    /// How many of the matching rows to skip (a page further on).
+    pub offset: Option<i64>,
 }
 
 /// Declares an outcome enum whose JSON and text form is the snake_case name
@@ -269,6 +272,27 @@ pub struct Status {
     pub destinations: Vec<DestinationStatus>,
 }
 
+/// One submission as [`Ops::lookup`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lookup {
+    pub submission_id: String,
+    pub receipt: Option<Receipt>,
+    pub parked: Option<ParkedInfo>,
+    /// Newest first, never with a payload.
+    pub dead_letters: Vec<DeadLetter>,
+    pub answers: Vec<TransportAnswer>,
+}
+
+impl Lookup {
+    /// Nothing is recorded of it.
+    pub fn is_unknown(&self) -> bool {
+        self.receipt.is_none()
+            && self.parked.is_none()
+            && self.dead_letters.is_empty()
+            && self.answers.is_empty()
+    }
+}
+
 /// The audit actions.
 pub mod action {
     pub const REPLAY: &str = "replay";
@@ -353,7 +377,7 @@ impl Ops {
         self
     }
 
-    fn configured(&self) -> Vec<String> {
+    pub(crate) fn configured(&self) -> Vec<String> {
         (self.configured)()
     }
 
@@ -392,6 +416,7 @@ impl Ops {
                 filter.destination.as_deref(),
                 since.as_deref(),
                 filter.limit.unwrap_or(1000).clamp(1, 100_000),
+                filter.offset.unwrap_or(0).max(0),
             )
             .await?)
     }
@@ -720,6 +745,27 @@ impl Ops {
         Ok(self.store.parked_backlog(destination).await?)
     }
 
+    /// Everything known of one submission, metadata only: its receipt, its
+    /// parked row, its dead letters (without their sealed payloads) and
+    /// what a reporting transport says of the authority's answer. Nothing
+    /// known is not an error: the submission may not have arrived yet.
+    pub async fn lookup(&self, id: &str) -> Result<Lookup, OpsError> {
+        let id = submission_id(id)?;
+        let store = &self.store;
+        Ok(Lookup {
+            receipt: store.receipt(&id).await?,
+            parked: store.parked_one(&id).await?,
+            dead_letters: store
+                .dead_letters_of(&id)
+                .await?
+                .into_iter()
+                .map(without_payload)
+                .collect(),
+            answers: store.transport_answers(&id).await?,
+            submission_id: id,
+        })
+    }
+
     pub async fn receipt(&self, submission_id: &str) -> Result<Option<Receipt>, OpsError> {
         Ok(self.store.receipt(submission_id.trim()).await?)
     }
@@ -947,15 +993,17 @@ pub async fn paused_destinations(store: &Store) -> Result<Vec<String>, OpsError>
 /// destinations. Every change is audited in its own transaction; a command
 /// naming an id that is not parked changes nothing.
 impl Ops {
-    /// Parked submissions one by one, soonest first.
+    /// Parked submissions one by one, soonest first; `limit` of them after
+    /// the first `offset`.
     pub async fn parked_each(
         &self,
         destination: Option<&str>,
         limit: i64,
+        offset: i64,
     ) -> Result<Vec<ParkedInfo>, OpsError> {
         Ok(self
             .store
-            .parked_each(destination, limit.clamp(1, 100_000))
+            .parked_each(destination, limit.clamp(1, 100_000), offset.max(0))
             .await?)
     }
 

@@ -74,8 +74,23 @@ pub struct Reloaded {
     pub kept: Vec<String>,
 }
 
+/// The destinations of one configuration, in the file's order.
+#[derive(Default)]
+struct Table {
+    order: Vec<Arc<Destination>>,
+    by_id: HashMap<String, Arc<Destination>>,
+}
+
+impl Table {
+    fn insert(&mut self, destination: Arc<Destination>) {
+        self.by_id
+            .insert(destination.id.clone(), Arc::clone(&destination));
+        self.order.push(destination);
+    }
+}
+
 pub struct Routes {
-    destinations: ArcSwap<HashMap<String, Arc<Destination>>>,
+    destinations: ArcSwap<Table>,
     /// The database, for transports that keep state there (XTA 2 message
     /// ids); handed to destinations built later too.
     store: OnceLock<Store>,
@@ -83,14 +98,14 @@ pub struct Routes {
 
 impl Routes {
     pub fn build(config: &Config) -> Result<Routes, RouteError> {
-        let mut destinations = HashMap::new();
+        let mut destinations = Table::default();
         for d in &config.destinations {
             let destination =
                 Destination::build(d, &config.retry).map_err(|source| RouteError {
                     destination: d.id.clone(),
                     source,
                 })?;
-            destinations.insert(d.id.clone(), Arc::new(destination));
+            destinations.insert(Arc::new(destination));
         }
         Ok(Routes {
             destinations: ArcSwap::from_pointee(destinations),
@@ -102,7 +117,7 @@ impl Routes {
     /// there (XTA 2 message ids), now and after every reload.
     pub fn attach_store(&self, store: &Store) {
         let _ = self.store.set(store.clone());
-        for d in self.destinations.load().values() {
+        for d in &self.destinations.load().order {
             d.deliverer.attach_store(store);
         }
     }
@@ -110,6 +125,7 @@ impl Routes {
     pub fn route(&self, destination: &str) -> Result<Arc<Destination>, Reason> {
         self.destinations
             .load()
+            .by_id
             .get(destination)
             .cloned()
             .ok_or_else(|| {
@@ -123,14 +139,12 @@ impl Routes {
             })
     }
 
-    /// The destinations configured now, by id.
+    /// The destinations configured now, in the file's order.
     pub fn all(&self) -> Vec<Arc<Destination>> {
-        let mut all: Vec<_> = self.destinations.load().values().cloned().collect();
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        all
+        self.destinations.load().order.clone()
     }
 
-    /// The ids of the destinations configured now, sorted.
+    /// The ids of the destinations configured now, in the file's order.
     pub fn ids(&self) -> Vec<String> {
         self.all().iter().map(|d| d.id.clone()).collect()
     }
@@ -140,16 +154,16 @@ impl Routes {
     /// nothing: if one cannot be built, nothing changes.
     pub fn reload(&self, config: &Config) -> Result<Reloaded, RouteError> {
         let old = self.destinations.load_full();
-        let mut next = HashMap::new();
+        let mut next = Table::default();
         let mut summary = Reloaded::default();
         for d in &config.destinations {
             let retry = config.retry.with_overrides(&d.retry);
-            if let Some(kept) = old.get(&d.id)
+            if let Some(kept) = old.by_id.get(&d.id)
                 && kept.config == *d
                 && kept.retry == retry
             {
                 summary.kept.push(d.id.clone());
-                next.insert(d.id.clone(), Arc::clone(kept));
+                next.insert(Arc::clone(kept));
                 continue;
             }
             let built = Destination::build(d, &config.retry).map_err(|source| RouteError {
@@ -159,16 +173,17 @@ impl Routes {
             if let Some(store) = self.store.get() {
                 built.deliverer.attach_store(store);
             }
-            if old.contains_key(&d.id) {
+            if old.by_id.contains_key(&d.id) {
                 summary.changed.push(d.id.clone());
             } else {
                 summary.added.push(d.id.clone());
             }
-            next.insert(d.id.clone(), Arc::new(built));
+            next.insert(Arc::new(built));
         }
         summary.removed = old
+            .by_id
             .keys()
-            .filter(|id| !next.contains_key(*id))
+            .filter(|id| !next.by_id.contains_key(*id))
             .cloned()
             .collect();
         summary.removed.sort();

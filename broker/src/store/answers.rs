@@ -100,6 +100,22 @@ pub struct AwaitingSummary {
     pub oldest_delivered_at: String,
 }
 
+/// A submission's message at a transport that reports answers, as the
+/// console's search shows it: whether (and what) the authority answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct TransportAnswer {
+    pub destination: String,
+    pub transport: String,
+    /// When the transport message id was kept (just before sending).
+    pub created_at: String,
+    pub last_polled_at: Option<String>,
+    /// `None`: no answer yet.
+    pub answered_at: Option<String>,
+    pub accepted: Option<bool>,
+    /// The authority's codes, space-separated.
+    pub reason_codes: Option<String>,
+}
+
 /// The receipt fields an answer's event repeats.
 #[derive(sqlx::FromRow)]
 struct Delivered {
@@ -251,6 +267,22 @@ impl Store {
             .fetch_all(pool)
             .await)?;
         Ok(rows)
+    }
+
+    /// Every transport message of a submission with its answer, if any.
+    pub async fn transport_answers(
+        &self,
+        submission_id: &str,
+    ) -> Result<Vec<TransportAnswer>, StoreError> {
+        const SQL: &str = "SELECT destination, transport, created_at, last_polled_at, answered_at, \
+             accepted, reason_codes FROM transport_messages WHERE submission_id = $1 \
+             ORDER BY destination";
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, TransportAnswer>(SQL)
+            .bind(submission_id)
+            .fetch_all(pool)
+            .await)?,
+        )
     }
 
     /// The recorded answer of a submission at a destination, if any:

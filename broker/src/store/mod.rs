@@ -294,6 +294,12 @@ pub(crate) mod operator;
 // Two-stage receipts: what awaits the authority's answer, and the answer.
 pub mod answers;
 
+// The migrations this binary and the database know: migrate, --check.
+pub mod schema;
+
+// The last hour per destination, for the console's charts.
+pub mod history;
+
 const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, portal, status, \
      reason_code, reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, \
      submitted_at, received_at, completed_at, events) \
@@ -594,44 +600,13 @@ impl Store {
     /// Open the database that `run` or `migrate` made, for an operator's
     /// command: never create it, never migrate it (a rolling upgrade decides
     /// when the schema changes, not a `kurier status`), and refuse one whose
-    /// schema is older than this binary's, naming the database.
+    /// schema is older than this binary's, naming the database. One that is
+    /// newer (a rolling upgrade, a rollback) is used as it is.
     pub async fn open_existing(
         config: &DatabaseConfig,
         access: Access,
     ) -> Result<Store, StoreError> {
-        let url = config.url.as_str();
-        let read_only = access == Access::ReadOnly;
-        let (store, name) = if url.starts_with("sqlite:") {
-            let options = sqlite_options(url)?.read_only(read_only);
-            let name = options.get_filename().display().to_string();
-            if !options.get_filename().exists() {
-                return Err(StoreError::Missing(name));
-            }
-            (Store::connect_sqlite(config, options).await?, name)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut options = PgConnectOptions::from_str(url)?;
-            if read_only {
-                options = options.options([("default_transaction_read_only", "on")]);
-            }
-            let name = format!(
-                "{:?} on {}:{}",
-                options.get_database().unwrap_or(options.get_username()),
-                options.get_host(),
-                options.get_port()
-            );
-            match Store::connect_postgres(config, options).await {
-                Ok(store) => (store, name),
-                // invalid_catalog_name: the database itself does not exist.
-                Err(StoreError::Sql(sqlx::Error::Database(e)))
-                    if e.code().as_deref() == Some("3D000") =>
-                {
-                    return Err(StoreError::Missing(name));
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            return Err(StoreError::UnsupportedUrl);
-        };
+        let (store, name) = Store::open_as_is(config, access).await?;
         let want = store
             .migrator()
             .iter()
@@ -644,6 +619,47 @@ impl Store {
             return Err(StoreError::NotMigrated { name, have, want });
         }
         Ok(store)
+    }
+
+    /// Open the database that is there, whatever its schema, with its name
+    /// for messages (`kurier migrate --check`); never create it.
+    pub async fn open_as_is(
+        config: &DatabaseConfig,
+        access: Access,
+    ) -> Result<(Store, String), StoreError> {
+        let url = config.url.as_str();
+        let read_only = access == Access::ReadOnly;
+        if url.starts_with("sqlite:") {
+            let options = sqlite_options(url)?.read_only(read_only);
+            let name = options.get_filename().display().to_string();
+            if !options.get_filename().exists() {
+                return Err(StoreError::Missing(name));
+            }
+            Ok((Store::connect_sqlite(config, options).await?, name))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut options = PgConnectOptions::from_str(url)?;
+            if read_only {
+                options = options.options([("default_transaction_read_only", "on")]);
+            }
+            let name = format!(
+                "{:?} on {}:{}",
+                options.get_database().unwrap_or(options.get_username()),
+                options.get_host(),
+                options.get_port()
+            );
+            match Store::connect_postgres(config, options).await {
+                Ok(store) => Ok((store, name)),
+                // invalid_catalog_name: the database itself does not exist.
+                Err(StoreError::Sql(sqlx::Error::Database(e)))
+                    if e.code().as_deref() == Some("3D000") =>
+                {
+                    Err(StoreError::Missing(name))
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
     }
 
     async fn connect_sqlite(
@@ -670,36 +686,16 @@ impl Store {
     }
 
     /// The migrations of `migrations/<backend>/` (embedded at build time).
-    fn migrator(&self) -> sqlx::migrate::Migrator {
+    pub(super) fn migrator(&self) -> sqlx::migrate::Migrator {
         match self {
             Store::Sqlite(_) => sqlx::migrate!("../migrations/sqlite"),
             Store::Postgres(_) => sqlx::migrate!("../migrations/postgres"),
         }
     }
 
-    /// Apply the migrations of `migrations/<backend>/`.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = self.migrator();
-        on_pool!(self, pool => migrator.run(pool).await)?;
-        Ok(())
-    }
-
     /// The newest migration applied; 0 for a database without Kurier's schema.
     async fn schema_version(&self) -> Result<i64, StoreError> {
-        let has_table = match self {
-            Store::Sqlite(pool) => {
-                sqlx::query_scalar::<_, bool>(
-                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
-                )
-                .fetch_one(pool)
-                .await?
-            }
-            Store::Postgres(pool) => {
-                sqlx::query_scalar::<_, bool>("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                    .fetch_one(pool)
-                    .await?
-            }
-        };
+        let has_table = self.has_migrations_table().await?;
         if !has_table {
             return Ok(0);
         }

@@ -155,24 +155,27 @@ macro_rules! select_dead_letter {
 
 impl Store {
     /// Dead letters, newest first, filtered by reason, destination and
-    /// creation time (RFC 3339 UTC); without their sealed payloads.
+    /// creation time (RFC 3339 UTC); without their sealed payloads. `limit`
+    /// rows after skipping `offset` (a page of the console).
     pub async fn dead_letters(
         &self,
         reason: Option<&str>,
         destination: Option<&str>,
         since: Option<&str>,
         limit: i64,
+        offset: i64,
     ) -> Result<Vec<DeadLetter>, StoreError> {
         const SQL: &str = "SELECT id, submission_id, amqp_message_id, service, destination, portal, \
              reason_code, reason_detail, http_status, received_sha256, created_at, expires_at, \
              (sealed_payload IS NOT NULL) AS payload_kept FROM dead_letters \
              WHERE ($1 IS NULL OR reason_code = $1) AND ($2 IS NULL OR destination = $2) \
-             AND ($3 IS NULL OR created_at >= $3) ORDER BY id DESC LIMIT $4";
+             AND ($3 IS NULL OR created_at >= $3) ORDER BY id DESC LIMIT $4 OFFSET $5";
         Ok(on_pool!(self, pool => sqlx::query_as::<_, DeadLetter>(SQL)
             .bind(reason)
             .bind(destination)
             .bind(since)
             .bind(limit)
+            .bind(offset)
             .fetch_all(pool)
             .await)?)
     }
@@ -278,20 +281,25 @@ impl Store {
             .await)?)
     }
 
-    /// Parked submissions one by one, soonest first.
+    /// Parked submissions one by one, soonest first: `limit` rows after
+    /// skipping `offset`. Ties are ordered by submission id, so pages do
+    /// not overlap.
     pub async fn parked_each(
         &self,
         destination: Option<&str>,
         limit: i64,
+        offset: i64,
     ) -> Result<Vec<ParkedInfo>, StoreError> {
         const SQL: &str = concat!(
             select_parked_info!(),
-            "WHERE ($2 IS NULL OR destination = $2) ORDER BY next_attempt_at LIMIT $3"
+            "WHERE ($2 IS NULL OR destination = $2) ORDER BY next_attempt_at, submission_id \
+             LIMIT $3 OFFSET $4"
         );
         Ok(on_pool!(self, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
             .bind(now())
             .bind(destination)
             .bind(limit)
+            .bind(offset)
             .fetch_all(pool)
             .await)?)
     }

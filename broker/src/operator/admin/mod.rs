@@ -443,6 +443,7 @@ async fn replay(
                 destination: body.destination,
                 since: body.since,
                 limit: Some(100_000),
+                offset: None,
             };
             state
                 .ops
@@ -509,6 +510,8 @@ struct ParkedQuery {
     #[serde(default)]
     each: bool,
     limit: Option<i64>,
+    /// With `each`: how many to skip (the next page).
+    offset: Option<i64>,
 }
 
 async fn parked(State(state): State<Arc<AdminState>>, Query(q): Query<ParkedQuery>) -> ApiResult {
@@ -517,7 +520,7 @@ async fn parked(State(state): State<Arc<AdminState>>, Query(q): Query<ParkedQuer
         return json(
             state
                 .ops
-                .parked_each(q.destination.as_deref(), limit)
+                .parked_each(q.destination.as_deref(), limit, q.offset.unwrap_or(0))
                 .await?,
         );
     }

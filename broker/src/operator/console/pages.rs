@@ -1,15 +1,19 @@
 //! The console's markup: one askama template with the layout (head, style,
 //! body) written once and a branch per page (sign in, the console, not
-//! allowed). Askama escapes every `{{ value }}` for HTML; nothing here is
-//! marked safe, so whatever comes from the database or the request is text.
+//! allowed). Askama escapes every `{{ value }}` for HTML; the only values
+//! marked safe are the charts, whose SVG `chart.rs` writes and escapes
+//! itself. Whatever comes from the database or the request is text.
 
 use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::chart::{self, Chart, Series};
+use super::zone::Zone;
 use crate::operator::admin::circuit_is_open;
+use crate::operator::history::{BUCKET_MINUTES, DestinationHour, LATENCY_SAMPLE, LastHour};
 use crate::operator::ops::{
-    Backlog, DestinationInfo, DestinationStatus, OpsError, ParkedInfo, Status,
+    Backlog, DestinationInfo, DestinationStatus, Lookup, OpsError, ParkedInfo, Status,
 };
 use crate::store::{DeadLetter, Receipt};
 
@@ -24,16 +28,55 @@ pub(super) struct Console {
     /// The session's CSRF token, only for the role `operate`: without it the
     /// page shows no buttons (the actions would be refused).
     pub csrf: Option<String>,
-    /// The dead-letter filter as typed (`?reason=`, `?destination=`).
+    /// The filter as typed (`?reason=`, `?destination=`).
     pub reason: String,
     pub destination: String,
     pub status: Result<Status, OpsError>,
     /// Which destinations are paused; without them the table still shows.
     pub pauses: Vec<DestinationInfo>,
+    /// Each destination's last hour, for the charts.
+    pub hour: Result<LastHour, OpsError>,
+    /// The submission searched for (`?q=`).
+    pub search: Option<Search>,
+    /// A page of the dead letters, and how many come before it.
     pub dead_letters: Result<Vec<DeadLetter>, OpsError>,
+    pub dead_from: i64,
     pub backlog: Result<Vec<Backlog>, OpsError>,
+    /// A page of the parked submissions, and how many come before it.
     pub parked: Result<Vec<ParkedInfo>, OpsError>,
+    pub parked_from: i64,
     pub receipts: Result<Vec<Receipt>, OpsError>,
+    /// Seconds between reloads, if the operator asked for them.
+    pub refresh: Option<u32>,
+    pub links: Links,
+    /// Where every time is shown.
+    pub zone: Zone,
+}
+
+/// A submission id as typed, and what is known of it.
+pub(super) struct Search {
+    pub id: String,
+    pub found: Result<Lookup, OpsError>,
+}
+
+/// The page's links, each with the current search, filters, zone and
+/// refresh.
+pub(super) struct Links {
+    /// This page again (without the last action's message).
+    pub refresh: String,
+    /// This page's query (without `/?`), sent with each action so that the
+    /// page after it shows the same search, filters and pages.
+    pub back: String,
+    /// This page with the automatic reload switched on, or off.
+    pub auto_refresh: String,
+    pub dead_letters: Pager,
+    pub parked: Pager,
+}
+
+/// The previous and next page of a list, where there is one.
+pub(super) struct Pager {
+    pub previous: Option<String>,
+    pub next: Option<String>,
 }
 
 impl Console {
@@ -49,7 +92,7 @@ impl Console {
         let reason = p.pause_reason.as_deref().map(|r| format!(": {r}"));
         Some(format!(
             "since {} by {}{}",
-            p.paused_at.as_deref().unwrap_or(""),
+            self.at(p.paused_at.as_deref().unwrap_or("")),
             p.paused_by.as_deref().unwrap_or(""),
             reason.unwrap_or_default()
         ))
@@ -68,6 +111,71 @@ impl Console {
         } else {
             "ok"
         }
+    }
+
+    /// A time of the database (UTC) in the operator's zone.
+    fn at(&self, utc: &str) -> String {
+        self.zone.show(utc)
+    }
+
+    /// The search field's value.
+    fn searched(&self) -> &str {
+        self.search.as_ref().map_or("", |s| s.id.as_str())
+    }
+
+    /// `content` of the refresh `<meta>`: the seconds and this page's
+    /// address without the last action's message.
+    fn meta_refresh(&self) -> Option<String> {
+        self.refresh
+            .map(|s| format!("{s};url={}", self.links.refresh))
+    }
+
+    /// The x axis of the charts: each bucket's start in the operator's zone.
+    fn labels(&self, hour: &LastHour) -> Vec<String> {
+        hour.starts.iter().map(|t| self.zone.hh_mm(t)).collect()
+    }
+
+    /// One chart of a destination's hour: `lines` are each series' name
+    /// and values.
+    fn chart(
+        &self,
+        hour: &LastHour,
+        title: &str,
+        unit: &str,
+        lines: &[(&str, &[Option<i64>])],
+    ) -> String {
+        let series: Vec<Series<'_>> = lines
+            .iter()
+            .map(|&(name, values)| Series { name, values })
+            .collect();
+        chart::svg(&Chart {
+            title,
+            unit,
+            labels: &self.labels(hour),
+            series: &series,
+        })
+    }
+
+    /// Receipts per bucket: delivered and failed.
+    fn rate_chart(&self, hour: &LastHour, d: &DestinationHour) -> String {
+        let (delivered, failed) = (d.delivered.map(Some), d.failed.map(Some));
+        let title = format!("{}: receipts per {BUCKET_MINUTES} min", d.destination);
+        let lines: [(&str, &[Option<i64>]); 2] = [("delivered", &delivered), ("failed", &failed)];
+        self.chart(hour, &title, "", &lines)
+    }
+
+    /// Latency from RabbitMQ to the receipt: p50 and p95 per bucket.
+    fn latency_chart(&self, hour: &LastHour, d: &DestinationHour) -> String {
+        let title = format!("{}: delivery latency", d.destination);
+        let lines: [(&str, &[Option<i64>]); 2] = [("p50", &d.p50_ms), ("p95", &d.p95_ms)];
+        self.chart(hour, &title, " ms", &lines)
+    }
+
+    /// Parked at the end of each bucket (of those parked now).
+    fn parked_chart(&self, hour: &LastHour, d: &DestinationHour) -> String {
+        let parked = d.parked.map(Some);
+        let title = format!("{}: parked", d.destination);
+        self.chart(hour, &title, "", &[("parked", &parked)])
     }
 }
 
@@ -91,11 +199,27 @@ impl Body<'_> {
 #[template(
     ext = "html",
     source = r#"<!doctype html><html lang=en><head><meta charset=utf-8><title>{{ body.title() }}</title>
-<style>body{font:14px system-ui,sans-serif;margin:1.5em}header{display:flex;gap:1em;align-items:center}
+{%- if let Body::Console(c) = body %}{% if let Some(content) = c.meta_refresh() %}
+<meta http-equiv=refresh content="{{ content }}">
+{%- endif %}{% endif %}
+<style>body{font:14px system-ui,sans-serif;margin:1.5em}header,nav{display:flex;gap:1em;align-items:center;flex-wrap:wrap}
 table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}
-td form{display:inline}.bad{color:#b00}.ok{color:#070}.msg{background:#eef;padding:.5em}</style></head><body>
+td form{display:inline}.bad{color:#b00}.ok{color:#070}.msg{background:#eef;padding:.5em}nav.pager{margin:-1em 0 1.5em}
+.chart .axis{stroke:#999;fill:none}.chart polyline{fill:none;stroke-width:1.5}.chart text{font-size:9px;fill:#555;stroke:none}
+.chart .s0,.key0{stroke:#07c;fill:#07c;color:#07c}.chart .s1,.key1{stroke:#c50;fill:#c50;color:#c50}</style></head><body>
 {%- macro button(csrf, action, id, verb, label) -%}
-<form method=post action={{ action }}><input type=hidden name=csrf value="{{ csrf }}"><input type=hidden name=id value="{{ id }}"><button name=action value="{{ verb }}">{{ label }}</button></form>
+<form method=post action={{ action }}><input type=hidden name=csrf value="{{ csrf }}"><input type=hidden name=id value="{{ id }}"><input type=hidden name=back value="{{ c.links.back }}"><button name=action value="{{ verb }}">{{ label }}</button></form>
+{%- endmacro %}
+{#- A time of the database (UTC) in the operator's zone, the UTC value kept. #}
+{%- macro at(c, utc) -%}
+<time datetime="{{ utc }}" title="{{ utc }}">{{ c.at(utc) }}</time>
+{%- endmacro %}
+{%- macro pager(pager, from, shown, what) %}
+<nav class=pager aria-label="{{ what }} pages" id="{{ what }}-pages">
+{%- if let Some(p) = pager.previous %}<a rel=prev href="{{ p }}">← previous</a>{% endif %}
+<span>{{ from + 1 }}–{{ from + shown }}</span>
+{%- if let Some(n) = pager.next %}<a rel=next href="{{ n }}">next →</a>{% endif -%}
+</nav>
 {%- endmacro %}
 {#- A section of the console: its rows, or the error that took their place. #}
 {%- macro rows_or_error(result, prefix) %}
@@ -116,8 +240,44 @@ td form{display:inline}.bad{color:#b00}.ok{color:#070}.msg{background:#eef;paddi
 <p class=bad role=alert>{{ reason }}</p><p><a href=/>back</a></p>
 {%- when Body::Console with (c) %}
 <header><h1>Kurier</h1><span>signed in as <b>{{ c.operator }}</b> ({{ c.roles }})</span><form method=post action=/logout><button>Sign out</button></form></header>
+<nav id=toolbar><form method=get action=/ role=search id=search><label>Submission <input name=q value="{{ c.searched() }}" placeholder="submission id (UUID)" size=38></label><input type=hidden name=reason value="{{ c.reason }}"><input type=hidden name=destination value="{{ c.destination }}"> <button>Find</button></form>
+<a id=refresh href="{{ c.links.refresh }}">Refresh</a>
+<a id=auto-refresh href="{{ c.links.auto_refresh }}">{% if c.refresh.is_some() %}Stop refreshing{% else %}Refresh every 30 s{% endif %}</a>
+<form method=get action=/ id=zone><input type=hidden name=q value="{{ c.searched() }}"><input type=hidden name=reason value="{{ c.reason }}"><input type=hidden name=destination value="{{ c.destination }}"><label>Times in <input name=tz value="{{ c.zone.name() }}" list=zones size=16></label><datalist id=zones><option>Europe/Berlin<option>UTC<option>Europe/London<option>America/New_York</datalist> <button>Set</button></form></nav>
 {%- if let Some(msg) = c.msg %}
 <p class=msg role=status>{{ msg }}</p>
+{%- endif %}
+
+{%- if let Some(search) = c.search %}
+<section id=submission><h2>Submission {{ search.id }}</h2>
+{%- call(s) rows_or_error(search.found, "") %}
+{%- if s.is_unknown() %}
+<p id=unknown>Nothing is recorded of {{ s.submission_id }}: not received yet, or not by this broker.</p>
+{%- endif %}
+{%- if let Some(r) = s.receipt %}
+<table id=submission-receipt><caption>Receipt</caption><tr><th>status</th><th>destination</th><th>service</th><th>attempts</th><th>reason</th><th>detail</th><th>reference</th><th>received</th><th>completed</th></tr>
+<tr><td class=status>{{ r.status }}</td><td>{{ r.destination.as_deref().unwrap_or("") }}</td><td>{{ r.service.as_deref().unwrap_or("") }}</td><td class=attempts>{{ r.attempts }}</td><td class=reason>{{ r.reason_code.as_deref().unwrap_or("") }}</td><td>{{ r.reason_detail.as_deref().unwrap_or("") }}</td><td>{{ r.reference.as_deref().unwrap_or("") }}</td><td>{% call at(c, r.received_at) %}{% endcall %}</td><td>{% call at(c, r.completed_at) %}{% endcall %}</td></tr>
+</table>
+{%- endif %}
+{%- if let Some(p) = s.parked %}
+<table id=submission-parked><caption>Parked</caption><tr><th>destination</th><th>attempts</th><th>last cause</th><th>first failure</th><th>next attempt</th><th>expires</th><th>held</th><th>in flight</th></tr>
+<tr><td>{{ p.destination }}</td><td>{{ p.attempts }}</td><td>{{ p.last_cause }}</td><td>{% call at(c, p.first_failure_at) %}{% endcall %}</td><td>{% call at(c, p.next_attempt_at) %}{% endcall %}</td><td>{% call at(c, p.expires_at) %}{% endcall %}</td><td>{% if p.held %}held{% else %}no{% endif %}</td><td>{% if p.in_flight %}yes{% else %}no{% endif %}</td></tr>
+</table>
+{%- endif %}
+{%- if !s.dead_letters.is_empty() %}
+<table id=submission-dead-letters><caption>Dead letters</caption><tr><th>#</th><th>reason</th><th>detail</th><th>destination</th><th>payload kept</th><th>at</th></tr>
+{%- for d in s.dead_letters %}
+<tr><td>{{ d.id }}</td><td class=reason>{{ d.reason_code }}</td><td>{{ d.reason_detail }}</td><td>{{ d.destination.as_deref().unwrap_or("") }}</td><td>{% if d.payload_kept %}yes{% else %}no{% endif %}</td><td>{% call at(c, d.created_at) %}{% endcall %}</td></tr>
+{%- endfor %}
+</table>
+{%- endif %}
+{%- for a in s.answers %}
+<table class=submission-answer id="answer-{{ a.destination }}"><caption>The authority's answer ({{ a.transport }})</caption><tr><th>destination</th><th>answer</th><th>reason codes</th><th>answered</th><th>last asked</th></tr>
+<tr><td>{{ a.destination }}</td><td class=answer>{% match a.accepted %}{% when Some(true) %}accepted{% when Some(false) %}rejected{% when None %}awaited{% endmatch %}</td><td>{{ a.reason_codes.as_deref().unwrap_or("") }}</td><td>{% if let Some(t) = a.answered_at %}{% call at(c, t) %}{% endcall %}{% endif %}</td><td>{% if let Some(t) = a.last_polled_at %}{% call at(c, t) %}{% endcall %}{% endif %}</td></tr>
+</table>
+{%- endfor %}
+{%- endcall %}
+</section>
 {%- endif %}
 
 {%- call(status) rows_or_error(c.status, "status unavailable: ") %}
@@ -125,7 +285,7 @@ td form{display:inline}.bad{color:#b00}.ok{color:#070}.msg{background:#eef;paddi
 <table id=status><tr><th>destination</th><th>circuit</th><th>paused</th><th>parked</th><th>next attempt</th><th>last cause</th><th>dead letters</th><th></th></tr>
 {%- for d in status.destinations %}
 {%- let paused = c.paused(d) %}
-<tr data-destination="{{ d.destination }}"><td>{{ d.destination }}</td><td class="{{ c.circuit_class(d) }}">{{ c.circuit(d) }}</td><td class=paused>{{ paused.as_deref().unwrap_or("no") }}</td><td>{{ d.parked }}</td><td>{{ d.next_attempt_at.as_deref().unwrap_or("") }}</td><td>{{ d.last_cause.as_deref().unwrap_or("") }}</td><td>{{ d.dead_letters }}</td><td>
+<tr data-destination="{{ d.destination }}"><td>{{ d.destination }}</td><td class="{{ c.circuit_class(d) }}">{{ c.circuit(d) }}</td><td class=paused>{{ paused.as_deref().unwrap_or("no") }}</td><td>{{ d.parked }}</td><td>{% if let Some(t) = d.next_attempt_at %}{% call at(c, t) %}{% endcall %}{% endif %}</td><td>{{ d.last_cause.as_deref().unwrap_or("") }}</td><td>{{ d.dead_letters }}</td><td>
 {%- if let Some(csrf) = c.csrf %}
 {%- if paused.is_some() %}{% call button(csrf, "/console/act", d.destination, "resume", "Resume") %}{% endcall %}
 {%- else if d.configured %}{% call button(csrf, "/console/act", d.destination, "pause", "Pause") %}{% endcall %}
@@ -137,15 +297,28 @@ td form{display:inline}.bad{color:#b00}.ok{color:#070}.msg{background:#eef;paddi
 </table>
 {%- endcall %}
 
-<h2>Dead letters</h2><form method=get action=/ class=filters><label>reason <input name=reason value="{{ c.reason }}"></label> <label>destination <input name=destination value="{{ c.destination }}"></label> <button>Filter</button></form>
+{%- call(hour) rows_or_error(c.hour, "charts unavailable: ") %}
+<h2>Last hour</h2>
+<table id=last-hour><tr><th>destination</th><th>receipts per {{ BUCKET_MINUTES }} min (<span class=key0>delivered</span>, <span class=key1>failed</span>)</th><th>latency, received → receipt (<span class=key0>p50</span>, <span class=key1>p95</span>)</th><th>parked (of those parked now)</th></tr>
+{%- for d in hour.destinations %}
+<tr data-destination="{{ d.destination }}"><td>{{ d.destination }}</td><td class=rate>{{ c.rate_chart(hour, d)|safe }}</td><td class=latency>{{ c.latency_chart(hour, d)|safe }}</td><td class=backlog>{{ c.parked_chart(hour, d)|safe }}</td></tr>
+{%- endfor %}
+</table>
+{%- if hour.latency_sampled %}
+<p>Latency from the newest {{ LATENCY_SAMPLE }} deliveries of the hour.</p>
+{%- endif %}
+{%- endcall %}
+
+<h2>Dead letters and parked submissions</h2><form method=get action=/ class=filters id=filters><input type=hidden name=q value="{{ c.searched() }}"><label>reason <input name=reason value="{{ c.reason }}"></label> <label>destination <input name=destination value="{{ c.destination }}"></label> <button>Filter</button></form>
+<h3>Dead letters</h3>
 {%- call(rows) rows_or_error(c.dead_letters, "") %}
-{%- if rows.is_empty() %}
+{%- if rows.is_empty() && c.dead_from == 0 %}
 <p>No dead letters.</p>
 {%- else %}
 <table id=dead-letters><tr><th>#</th><th>submission</th><th>reason</th><th>detail</th><th>destination</th><th>at</th><th></th></tr>
 {%- for d in rows %}
 {%- let sid = d.submission_id.as_deref().unwrap_or("") %}
-<tr data-submission="{{ sid }}"><td>{{ d.id }}</td><td>{{ sid }}</td><td>{{ d.reason_code }}</td><td>{{ d.reason_detail }}</td><td>{{ d.destination.as_deref().unwrap_or("") }}</td><td>{{ d.created_at }}</td><td>
+<tr data-submission="{{ sid }}"><td>{{ d.id }}</td><td>{{ sid }}</td><td>{{ d.reason_code }}</td><td>{{ d.reason_detail }}</td><td>{{ d.destination.as_deref().unwrap_or("") }}</td><td>{% call at(c, d.created_at) %}{% endcall %}</td><td>
 {%- if let Some(csrf) = c.csrf %}
 {%- if d.payload_kept %}{% call button(csrf, "/console/replay", d.id, "replay", "Replay") %}{% endcall %}{% endif %}
 {%- call button(csrf, "/console/purge", d.id, "purge", "Purge") %}{% endcall %}
@@ -153,23 +326,24 @@ td form{display:inline}.bad{color:#b00}.ok{color:#070}.msg{background:#eef;paddi
 </td></tr>
 {%- endfor %}
 </table>
+{%- call pager(c.links.dead_letters, c.dead_from, rows.len() as i64, "dead-letters") %}{% endcall %}
 {%- endif %}
 {%- endcall %}
 
 {%- call(backlog) rows_or_error(c.backlog, "") %}
-<h2>Parked</h2>
+<h3>Parked</h3>
 <table id=parked><tr><th>destination</th><th>parked</th><th>held</th><th>next attempt</th><th>oldest received</th><th>last cause</th></tr>
 {%- for b in backlog %}
-<tr><td>{{ b.destination }}</td><td>{{ b.count }}</td><td>{{ b.held }}</td><td>{{ b.next_attempt_at }}</td><td>{{ b.oldest_received_at }}</td><td>{{ b.last_cause }}</td></tr>
+<tr><td>{{ b.destination }}</td><td>{{ b.count }}</td><td>{{ b.held }}</td><td>{% call at(c, b.next_attempt_at) %}{% endcall %}</td><td>{% call at(c, b.oldest_received_at) %}{% endcall %}</td><td>{{ b.last_cause }}</td></tr>
 {%- endfor %}
 </table>
 {%- endcall %}
 
 {%- call(rows) rows_or_error(c.parked, "") %}
-{%- if !rows.is_empty() %}
+{%- if !rows.is_empty() || c.parked_from > 0 %}
 <table id=parked-submissions><tr><th>submission</th><th>destination</th><th>attempts</th><th>next attempt</th><th>held</th><th>last cause</th><th></th></tr>
 {%- for p in rows %}
-<tr data-submission="{{ p.submission_id }}"><td>{{ p.submission_id }}</td><td>{{ p.destination }}</td><td>{{ p.attempts }}</td><td>{{ p.next_attempt_at }}</td><td class=held>{% if p.held %}held{% else %}no{% endif %}</td><td>{{ p.last_cause }}</td><td>
+<tr data-submission="{{ p.submission_id }}"><td>{{ p.submission_id }}</td><td>{{ p.destination }}</td><td>{{ p.attempts }}</td><td>{% call at(c, p.next_attempt_at) %}{% endcall %}</td><td class=held>{% if p.held %}held{% else %}no{% endif %}</td><td>{{ p.last_cause }}</td><td>
 {%- if let Some(csrf) = c.csrf %}
 {%- call button(csrf, "/console/act", p.submission_id, "retry-now", "Retry now") %}{% endcall %}
 {%- if p.held %}{% call button(csrf, "/console/act", p.submission_id, "release", "Release") %}{% endcall %}
@@ -180,6 +354,7 @@ td form{display:inline}.bad{color:#b00}.ok{color:#070}.msg{background:#eef;paddi
 </td></tr>
 {%- endfor %}
 </table>
+{%- call pager(c.links.parked, c.parked_from, rows.len() as i64, "parked") %}{% endcall %}
 {%- endif %}
 {%- endcall %}
 
@@ -187,7 +362,7 @@ td form{display:inline}.bad{color:#b00}.ok{color:#070}.msg{background:#eef;paddi
 <h2>Recent receipts</h2>
 <table id=receipts><tr><th>submission</th><th>status</th><th>destination</th><th>attempts</th><th>reference</th><th>reason</th><th>completed</th></tr>
 {%- for r in receipts %}
-<tr data-submission="{{ r.submission_id }}"><td>{{ r.submission_id }}</td><td class=status>{{ r.status }}</td><td>{{ r.destination.as_deref().unwrap_or("") }}</td><td>{{ r.attempts }}</td><td>{{ r.reference.as_deref().unwrap_or("") }}</td><td>{{ r.reason_code.as_deref().unwrap_or("") }}</td><td>{{ r.completed_at }}</td></tr>
+<tr data-submission="{{ r.submission_id }}"><td>{{ r.submission_id }}</td><td class=status>{{ r.status }}</td><td>{{ r.destination.as_deref().unwrap_or("") }}</td><td>{{ r.attempts }}</td><td>{{ r.reference.as_deref().unwrap_or("") }}</td><td>{{ r.reason_code.as_deref().unwrap_or("") }}</td><td>{% call at(c, r.completed_at) %}{% endcall %}</td></tr>
 {%- endfor %}
 </table>
 {%- endcall %}
@@ -289,10 +464,35 @@ mod tests {
                 destinations: vec![destination],
             }),
             pauses: Vec::new(),
+            hour: Ok(LastHour::from_rows(
+                time::OffsetDateTime::now_utc(),
+                &[HOSTILE.into()],
+                &[],
+                &[],
+                &[],
+            )),
+            search: None,
             dead_letters: Ok(vec![dead_letter()]),
+            dead_from: 0,
             backlog: Ok(Vec::new()),
             parked: Ok(Vec::new()),
+            parked_from: 0,
             receipts: Ok(Vec::new()),
+            refresh: None,
+            links: Links {
+                back: "reason=x".into(),
+                refresh: "/?reason=x".into(),
+                auto_refresh: "/?reason=x&refresh=30".into(),
+                dead_letters: Pager {
+                    previous: None,
+                    next: Some("/?reason=x&dl=50".into()),
+                },
+                parked: Pager {
+                    previous: None,
+                    next: None,
+                },
+            },
+            zone: Zone::default_zone(),
         };
         Page {
             body: Body::Console(Box::new(view)),
@@ -320,6 +520,35 @@ mod tests {
             page.contains(&format!(r#"name=reason value="{ESCAPED}""#)),
             "{page}"
         );
+    }
+
+    #[test]
+    fn charts_times_and_links_of_the_page() {
+        let page = console("anna", Some("c5rf"));
+        // The chart's SVG is the page's only unescaped value: its own
+        // escaping holds for a hostile destination name.
+        assert!(
+            page.contains(r#"<svg class=chart xmlns="http://www.w3.org/2000/svg" role=img"#),
+            "{page}"
+        );
+        assert!(
+            page.contains("<title>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;: receipts per 5 min: delivered "),
+            "{page}"
+        );
+        assert_eq!(page.matches("<svg").count(), 3, "{page}");
+        assert!(
+            page.contains(r#"<time datetime="2026-12-01T10:00:00Z" title="2026-12-01T10:00:00Z">2026-12-01 11:00:00 CET</time>"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<a rel=next href="/?reason=x&#38;dl=50">"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<input type=hidden name=back value="reason=x">"#),
+            "{page}"
+        );
+        assert!(!page.contains("http-equiv=refresh"), "{page}");
     }
 
     #[test]

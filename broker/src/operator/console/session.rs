@@ -13,6 +13,8 @@ use crate::operator::admin::tokens::TokenDigest;
 use crate::operator::admin::{AdminState, Operator};
 
 const COOKIE: &str = "kurier_session";
+/// The operator's time zone ([`super::zone`]): a preference, not a secret.
+const ZONE_COOKIE: &str = "kurier_tz";
 const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
 struct Session {
@@ -100,13 +102,32 @@ fn random_hex() -> Option<String> {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+/// The time zone the operator picked last, as they wrote it.
+pub(super) fn zone_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, ZONE_COOKIE)
+}
+
+/// The cookie that keeps the time zone `name` (checked by
+/// [`super::zone::Zone::named`]: no `;`, no space) for a year.
+pub(super) fn zone_cookie_of(state: &AdminState, name: &str) -> String {
+    format!(
+        "{ZONE_COOKIE}={name}; {}; Max-Age={}",
+        cookie_attributes(state),
+        365 * 24 * 3600
+    )
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_owned())
 }
 
