@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use kurier_e2e::{
-    Backend, Process, World, WorldOptions, canary, fresh, json, on_both_backends, pki,
+    Backend, Process, World, WorldOptions, canary, doubles, fresh, json, on_both_backends, pki,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -326,17 +326,8 @@ async fn kill9_of_kurier_mid_run_never_sends_a_second_message(backend: Backend) 
         world.start_kurier().unwrap();
     }
     let store = world.store().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    for e in &envelopes {
-        loop {
-            if let Ok(Some(r)) = store.receipt(&id_of(e)).await {
-                assert_eq!(r.status, "delivered", "{r:?}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "not all delivered");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+    let ids: Vec<String> = envelopes.iter().map(id_of).collect();
+    doubles::await_all_delivered(&store, &ids, Duration::from_secs(180)).await;
     let stats = assert_strict_and_once(&server, n).await;
     println!(
         "{backend:?}: 3 kills, {n} submissions, one XTA message each; {} sendMessage calls, {} answered 9024",
@@ -359,25 +350,7 @@ async fn figure_submissions_per_second_over_xta2() {
     world.start_kurier().unwrap();
     let store = world.store().await.unwrap();
     // Timed from the first delivered receipt, so start-up does not count.
-    let mut started = None;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let done = store
-            .receipts(None, 100_000)
-            .await
-            .map(|r| r.len())
-            .unwrap_or(0);
-        if done > 0 && started.is_none() {
-            started = Some((Instant::now(), done));
-        }
-        if done >= n {
-            break;
-        }
-        assert!(Instant::now() < deadline, "only {done} of {n} delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (t0, first) = started.unwrap();
-    let rate = (n - first) as f64 / t0.elapsed().as_secs_f64();
+    let rate = doubles::receipt_rate(&store, n, Duration::from_secs(600)).await;
     assert_strict_and_once(&server, n).await;
     println!(
         "FIGURE xta2 submissions/s = {rate:.0} ({n} hzl submissions, SQLite, mTLS, MTOM, XSD-validating test double on the same 2-core machine, which other builds were loading)"
