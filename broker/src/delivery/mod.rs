@@ -81,10 +81,7 @@ pub fn reference_was_cut(reference: &str) -> bool {
 
 /// Classify an HTTP answer (status, headers, the first bytes of its body).
 pub fn classify_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> Outcome {
-    let retry_after = headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| decision::parse_retry_after(v, std::time::SystemTime::now()));
+    let retry_after = retry_after(headers);
     let accepted = matches!(status, 200 | 201 | 202 | 409);
     decision::classify(
         status,
@@ -389,7 +386,8 @@ impl Deliverer {
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = read_limited(response).await;
+        // A body that breaks off is classified by what arrived.
+        let (body, _) = read_limited(response, MAX_ANSWER_BYTES).await;
         classify_answer(status, &headers, &body)
     }
 }
@@ -426,16 +424,36 @@ fn chain_has_rustls_error(e: &(dyn std::error::Error + 'static)) -> bool {
     e.source().is_some_and(chain_has_rustls_error)
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Vec<u8> {
+/// An answer's `Retry-After` (seconds or an HTTP date), as every transport
+/// reads it.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| decision::parse_retry_after(v, std::time::SystemTime::now()))
+}
+
+/// The first `max` bytes of an answer's body (the rest is not read), and
+/// the error that broke it off, if one did: each transport decides what a
+/// broken-off answer means.
+pub(crate) async fn read_limited(
+    mut response: reqwest::Response,
+    max: usize,
+) -> (Vec<u8>, Option<reqwest::Error>) {
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_ANSWER_BYTES.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_ANSWER_BYTES {
-            break;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = max.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= max {
+                    return (body, None);
+                }
+            }
+            Ok(None) => return (body, None),
+            Err(e) => return (body, Some(e)),
         }
     }
-    body
 }
 
 #[cfg(test)]

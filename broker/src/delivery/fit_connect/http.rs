@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
 use crate::queue::decision::{self, Outcome};
 
@@ -50,30 +50,16 @@ pub async fn call(
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(f),
     };
-    let mut response = match builder.send().await {
+    let response = match builder.send().await {
         Ok(r) => r,
         Err(e) => return Err(Outcome::Unavailable(crate::delivery::transport_cause(&e))),
     };
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| decision::parse_retry_after(v, std::time::SystemTime::now()));
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = MAX_ANSWER_BYTES.saturating_sub(body.len());
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if body.len() >= MAX_ANSWER_BYTES {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            // The answer broke off: what it said is unknown.
-            Err(e) => return Err(Outcome::Unavailable(crate::delivery::transport_cause(&e))),
-        }
+    let retry_after = crate::delivery::retry_after(response.headers());
+    let (body, broken) = crate::delivery::read_limited(response, MAX_ANSWER_BYTES).await;
+    // The answer broke off: what it said is unknown.
+    if let Some(e) = broken {
+        return Err(Outcome::Unavailable(crate::delivery::transport_cause(&e)));
     }
     Ok(Answer {
         status,

@@ -16,14 +16,14 @@
 
 use std::sync::OnceLock;
 
-use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use super::classify::{self, Answer};
 use super::mtom;
 use super::soap::{self, MessagePart, MetaData, Party};
 use crate::config::DestinationConfig;
 use crate::delivery::Request;
-use crate::queue::decision::{self, Cause, Outcome};
+use crate::queue::decision::{Cause, Outcome};
 use crate::store::Store;
 
 /// How much of an answer is read: faults and message ids are small; a
@@ -277,30 +277,20 @@ pub(super) async fn post(
         .body(body)
         .send()
         .await;
-    let mut response = match sent {
+    let response = match sent {
         Ok(r) => r,
         Err(e) => return Err(Outcome::Unavailable(crate::delivery::transport_cause(&e))),
     };
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| decision::parse_retry_after(v, std::time::SystemTime::now()));
+    let retry_after = crate::delivery::retry_after(response.headers());
     let answer_type = response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let mut bytes = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_ANSWER_BYTES.saturating_sub(bytes.len());
-        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if bytes.len() >= MAX_ANSWER_BYTES {
-            break;
-        }
-    }
+    // A broken-off answer is judged by what arrived (then not SOAP).
+    let (bytes, _) = crate::delivery::read_limited(response, MAX_ANSWER_BYTES).await;
     let envelope = mtom::unpack(&answer_type, &bytes).map_err(|_| classify::NotSoap);
     Ok((status, envelope, retry_after))
 }
