@@ -174,6 +174,23 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
     let out = world.kurier_cli(&["receipts", "list", "--json"]).unwrap();
     let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed.len(), envelopes.len());
+
+    // What RabbitMQ confirmed leaves the outbox (on SQLite in bulk, within
+    // about half a second): no event waits there once the portal has it.
+    let store = world.store().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = store.outbox_after(0, 100).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} receipt events still in the outbox",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A canary that must never be kept: unique per test run.

@@ -4,14 +4,24 @@
 //!
 //! Runs on an AMQP connection of its own, apart from the consuming one:
 //! RabbitMQ blocks publishing connections during a memory or disk alarm, and
-//! acks on the consuming connection must still flow. Publishes a batch, waits
-//! for all its confirms together, then deletes what RabbitMQ confirmed;
-//! anything not confirmed stays and is published again (portals deduplicate
-//! by the AMQP `message_id` `<submission_id>.<seq>`). Reconnects with
-//! backoff. Touches the `outbox` table and RabbitMQ.
+//! acks on the consuming connection must still flow. Publishes a batch as
+//! soon as a commit wakes it, waits for all its confirms together, and
+//! deletes what RabbitMQ confirmed; anything not confirmed stays and is
+//! published again (portals deduplicate by the AMQP `message_id`
+//! `<submission_id>.<seq>`). Reconnects with backoff. Touches the `outbox`
+//! table and RabbitMQ.
+//!
+//! How events leave the table depends on the database ([`Taking`]): on
+//! PostgreSQL, which several instances may share, rows stay locked while
+//! they are published and are deleted in that transaction; on SQLite (one
+//! writer, ids commit in order) the relay reads on past what it published
+//! and deletes confirmed rows in bulk later, so the deletion's commit (an
+//! fsync, and SQLite's one write lock, which the group commit of receipts
+//! needs) is not paid once per batch of events nor on an event's way to
+//! the portal.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use lapin::options::BasicPublishOptions;
@@ -21,13 +31,108 @@ use crate::intake;
 use crate::intake::failover::Nodes;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
-use crate::store::OutboxEvent;
 use crate::store::events::with_seq;
+use crate::store::{OutboxEvent, Store, StoreError};
 
 /// Events published and confirmed together.
 const BATCH: i64 = 512;
-/// How long the relay lets events gather after a commit woke it.
-const GATHER: Duration = Duration::from_millis(50);
+/// SQLite: confirmed events deleted together once this many are waiting…
+const FORGET_BATCH: usize = 2048;
+/// …or once the oldest of them has waited this long.
+const FORGET_AFTER: Duration = Duration::from_millis(500);
+
+/// How the relay takes events out of the table.
+enum Taking {
+    /// Locked while published, deleted in the same transaction
+    /// ([`crate::store::Store::drain_outbox`]).
+    Locked,
+    /// Read on past what was published (`after`); the ids RabbitMQ
+    /// confirmed are deleted in bulk (`confirmed`, waiting since `since`).
+    Ahead {
+        after: i64,
+        confirmed: Vec<i64>,
+        since: Option<Instant>,
+    },
+}
+
+impl Taking {
+    fn of(store: &Store) -> Taking {
+        if store.outbox_commits_in_id_order() {
+            Taking::Ahead {
+                after: 0,
+                confirmed: Vec::new(),
+                since: None,
+            }
+        } else {
+            Taking::Locked
+        }
+    }
+
+    /// Publish the next batch; how many events it held.
+    async fn next(
+        &mut self,
+        store: &Store,
+        channel: &Channel,
+        exchange: &str,
+    ) -> Result<usize, StoreError> {
+        let Taking::Ahead {
+            after,
+            confirmed,
+            since,
+        } = self
+        else {
+            return store
+                .drain_outbox(BATCH, async |events| {
+                    publish_all(channel, exchange, events).await
+                })
+                .await;
+        };
+        let events = store.outbox_after(*after, BATCH).await?;
+        let taken = events.len();
+        let Some(last) = events.last().map(|e| e.id) else {
+            return Ok(0);
+        };
+        let done = publish_all(channel, exchange, events).await;
+        let all_confirmed = done.len() == taken;
+        confirmed.extend(done);
+        since.get_or_insert_with(Instant::now);
+        if all_confirmed {
+            *after = last;
+        } else {
+            // Read again from the oldest event left in the table, once the
+            // confirmed ones are gone (the rest is published again).
+            self.forget(store).await?;
+            if let Taking::Ahead { after, .. } = self {
+                *after = 0;
+            }
+        }
+        Ok(taken)
+    }
+
+    /// When the confirmed events are due to be deleted (None: none wait).
+    fn forget_due(&self) -> Option<Instant> {
+        match self {
+            Taking::Ahead {
+                confirmed, since, ..
+            } if confirmed.len() >= FORGET_BATCH => *since,
+            Taking::Ahead { since, .. } => since.map(|t| t + FORGET_AFTER),
+            Taking::Locked => None,
+        }
+    }
+
+    /// Delete the confirmed events now.
+    async fn forget(&mut self, store: &Store) -> Result<(), StoreError> {
+        if let Taking::Ahead {
+            confirmed, since, ..
+        } = self
+        {
+            store.forget_outbox(confirmed).await?;
+            confirmed.clear();
+            *since = None;
+        }
+        Ok(())
+    }
+}
 
 pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let amqp = &pipeline.config.amqp;
@@ -35,6 +140,8 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let mut link: Option<(Connection, Channel)> = None;
     let mut backoff = new_backoff(amqp.reconnect_max_secs);
     let mut nodes = Nodes::new(amqp);
+    let store = &pipeline.store;
+    let mut taking = Taking::of(store);
     loop {
         if link
             .as_ref()
@@ -63,24 +170,19 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
             continue;
         };
         let exchange = amqp.receipts_exchange.as_str();
-        let drained = pipeline
-            .store
-            .drain_outbox(BATCH, async |events| {
-                publish_all(channel, exchange, events).await
-            })
-            .await;
+        let mut drained = taking.next(store, channel, exchange).await;
+        if drained.is_ok() && taking.forget_due().is_some_and(|due| due <= Instant::now()) {
+            drained = taking.forget(store).await.and(drained);
+        }
         match drained {
             Ok(n) if n as i64 == BATCH => continue,
             Ok(_) if shutdown.is_triggered() => break,
             Ok(_) => {
+                let idle = Instant::now() + Duration::from_secs(1);
+                let wake = taking.forget_due().map_or(idle, |due| due.min(idle));
                 tokio::select! {
-                    _ = written.notified() => {
-                        // Let a few group commits gather: one drain (and, on
-                        // SQLite, one delete transaction with its fsync) per
-                        // batch of events, not per commit.
-                        tokio::time::sleep(GATHER).await;
-                    }
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = written.notified() => {}
+                    _ = tokio::time::sleep_until(wake.into()) => {}
                     _ = shutdown.cancelled() => {}
                 }
             }
@@ -92,6 +194,9 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
                 }
             }
         }
+    }
+    if let Err(e) = taking.forget(store).await {
+        tracing::warn!(error = %e, "cannot clear confirmed receipt events; they are published again at the next start");
     }
     if let Some((connection, _)) = link {
         let _ = connection.close(200, "shutdown".into()).await;

@@ -882,6 +882,54 @@ impl Store {
         Ok(rows.into_iter().map(|(d,)| d).collect())
     }
 
+    /// Up to `limit` receipt events with an id above `after`, oldest first,
+    /// without taking them: the SQLite relay reads ahead of what it has
+    /// published and deletes confirmed events later ([`Store::forget_outbox`]).
+    /// Only where ids are committed in id order (SQLite: one writer at a
+    /// time, `AUTOINCREMENT`); on PostgreSQL a smaller id can commit after a
+    /// larger one, so it drains with [`Store::drain_outbox`].
+    pub async fn outbox_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        const SQL: &str = "SELECT id, submission_id, seq, routing_key, body FROM outbox \
+             WHERE id > $1 ORDER BY id LIMIT $2";
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, OutboxEvent>(SQL)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows)
+    }
+
+    /// Delete the receipt events RabbitMQ confirmed (one transaction).
+    pub async fn forget_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
+        const SQLITE: &str = "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each($1))";
+        const POSTGRES: &str = "DELETE FROM outbox WHERE id = ANY($1)";
+        if ids.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Store::Sqlite(pool) => {
+                let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                sqlx::query(SQLITE).bind(ids).execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            Store::Postgres(pool) => {
+                sqlx::query(POSTGRES).bind(ids).execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether receipt events may be read ahead of their deletion
+    /// ([`Store::outbox_after`]): ids commit in id order.
+    pub fn outbox_commits_in_id_order(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
+    }
+
     /// Take up to `limit` receipt events from the outbox, oldest first, hand
     /// them to `publish`, and delete the ones it returns (confirmed by
     /// RabbitMQ). On PostgreSQL the rows stay locked (`SKIP LOCKED`) while
@@ -894,8 +942,6 @@ impl Store {
              ORDER BY id LIMIT $1";
         const SELECT_LOCKED: &str = "SELECT id, submission_id, seq, routing_key, body FROM outbox \
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
-        const DELETE_SQLITE: &str =
-            "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each($1))";
         const DELETE_POSTGRES: &str = "DELETE FROM outbox WHERE id = ANY($1)";
         match self {
             Store::Sqlite(pool) => {
@@ -908,15 +954,7 @@ impl Store {
                     return Ok(0);
                 }
                 let done = publish(rows).await;
-                if !done.is_empty() {
-                    let ids = serde_json::to_string(&done).unwrap_or_else(|_| "[]".into());
-                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                    sqlx::query(DELETE_SQLITE)
-                        .bind(ids)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                }
+                self.forget_outbox(&done).await?;
                 Ok(taken)
             }
             Store::Postgres(pool) => {
