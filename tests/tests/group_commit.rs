@@ -1,6 +1,7 @@
-//! A group commit of receipts written as one batch (three statements for the
-//! whole batch) leaves the database exactly as writing the same receipts one
-//! at a time does: the receipts, the outbox events with their `seq`, the
+//! A group commit of receipts written as one batch (on SQLite three
+//! statements for the whole batch, on PostgreSQL one statement per receipt)
+//! leaves the database exactly as writing the same receipts one at a time
+//! does, and as the cases below say: the receipts, the outbox events with their `seq`, the
 //! parked rows erased; a receipt that may not overwrite a delivered one
 //! neither changes it nor gets an event; a receipt without a portal gets no
 //! event. Both paths run on the same database with their own submission ids
@@ -18,9 +19,10 @@ on_both_backends!(
 );
 
 /// The cases, by name, each a submission of its own.
-const CASES: [&str; 5] = [
+const CASES: [&str; 6] = [
     "parked_before",
     "already_delivered",
+    "delivered_again",
     "without_portal",
     "delivered",
     "rejected",
@@ -81,14 +83,16 @@ async fn prepare(store: &Store, ids: &BTreeMap<&'static str, String>) -> Vec<Rec
         .write(&[Record::Park(parked(&ids["parked_before"]))])
         .await
         .unwrap();
-    store
-        .write(&[Record::Receipt(receipt(
-            &ids["already_delivered"],
-            "delivered",
-            Some("sozialplattform"),
-        ))])
-        .await
-        .unwrap();
+    for case in ["already_delivered", "delivered_again"] {
+        store
+            .write(&[Record::Receipt(receipt(
+                &ids[case],
+                "delivered",
+                Some("sozialplattform"),
+            ))])
+            .await
+            .unwrap();
+    }
     vec![
         Record::Receipt(receipt(
             &ids["parked_before"],
@@ -99,6 +103,13 @@ async fn prepare(store: &Store, ids: &BTreeMap<&'static str, String>) -> Vec<Rec
         Record::Receipt(receipt(
             &ids["already_delivered"],
             "rejected",
+            Some("sozialplattform"),
+        )),
+        // Delivered again (two instances raced): the receipt stays, its
+        // event is told again with the same seq (the portal drops the copy).
+        Record::Receipt(receipt(
+            &ids["delivered_again"],
+            "delivered",
             Some("sozialplattform"),
         )),
         Record::Receipt(receipt(&ids["without_portal"], "delivered", None)),
@@ -173,6 +184,7 @@ async fn a_batch_of_receipts_is_written_as_one_at_a_time_would_be(backend: Backe
     );
     assert!(!store.is_parked(&batched["parked_before"]).await.unwrap());
     assert_eq!(seqs(&batched["already_delivered"]), [1], "no second event");
+    assert_eq!(seqs(&batched["delivered_again"]), [1, 1], "the event again");
     assert_eq!(
         store
             .receipt(&batched["already_delivered"])
