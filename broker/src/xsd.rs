@@ -3,10 +3,14 @@
 //! (DESIGN.md step 5). A document the XSD refuses becomes the dead letter
 //! `output_schema_violation` and is never sent.
 //!
-//! libxml2 is the validator. It is not thread-safe, so one dedicated OS
-//! thread (`kurier-xsd`) owns all of its state: at start it compiles the XSD
-//! of every registered adapter once, then serves validation requests that
-//! arrive over a bounded channel; the async side awaits a oneshot answer.
+//! libxml2 is the validator. Its schema and validation contexts may not be
+//! shared between threads, so a small pool of dedicated OS threads
+//! (`kurier-xsd-<n>`, one per core, at most [`MAX_THREADS`]) each owns a
+//! context of its own per XSD: at start each compiles the XSD of every
+//! registered adapter once, then they take validation requests from one
+//! bounded queue; the async side awaits a oneshot answer. One thread per
+//! core keeps validation off the async workers and spreads it over the
+//! cores (one thread had been a queue every document waited in).
 //! XSDs come from the copies compiled into the binary or, when the
 //! configuration sets `xsd_dir`, from `<xsd_dir>/<adapter.xsd()>`.
 //!
@@ -33,10 +37,13 @@ use tokio::sync::{mpsc, oneshot};
 /// At most this many problems are reported for one document.
 pub const MAX_PROBLEMS: usize = 5;
 
-/// Validation requests waiting for the validator thread. The pipeline's
+/// Validation requests waiting for a validator thread. The pipeline's
 /// concurrency is bounded by the AMQP prefetch; this bound only keeps a
 /// burst from queueing without limit.
 const QUEUE: usize = 256;
+
+/// At most this many validator threads (each holds every compiled XSD).
+pub const MAX_THREADS: usize = 4;
 
 /// The XSDs in `schemas/xml/`, by file name (what [`kurier_adapters::Adapter::xsd`] returns).
 const BUILTIN: &[(&str, &str)] = &[
@@ -112,42 +119,65 @@ struct Job {
     reply: oneshot::Sender<Result<(), Refusal>>,
 }
 
-/// Handle to the validator thread; cheap to clone. The thread ends when the
-/// last handle is dropped.
+/// Handle to the validator threads; cheap to clone. The threads end when
+/// the last handle is dropped.
 #[derive(Clone)]
 pub struct Validator {
     jobs: mpsc::Sender<Job>,
 }
 
+/// The one queue the validator threads take requests from, in turn.
+type Queue = std::sync::Arc<std::sync::Mutex<mpsc::Receiver<Job>>>;
+
 impl Validator {
-    /// Start the validator thread and compile the XSD of every adapter in
-    /// [`kurier_adapters::REGISTRY`]; returns once all compiled, or with the
-    /// first one that did not.
+    /// Start the validator threads and compile the XSD of every adapter in
+    /// [`kurier_adapters::REGISTRY`] on each; returns once all compiled, or
+    /// with the first one that did not.
     pub fn start(xsd_dir: Option<&Path>) -> Result<Validator, XsdError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_THREADS);
+        Validator::start_with(xsd_dir, threads)
+    }
+
+    /// [`Validator::start`] with `threads` validator threads (at least one).
+    pub fn start_with(xsd_dir: Option<&Path>, threads: usize) -> Result<Validator, XsdError> {
         let mut sources = Vec::new();
         for adapter in kurier_adapters::REGISTRY {
             sources.push(source_of(*adapter, xsd_dir)?);
         }
+        let sources = std::sync::Arc::new(sources);
+        // Once, before any thread uses libxml2 (its global initialisation).
+        libxml::init_parser();
         let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
+        let queue: Queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("kurier-xsd".into())
-            .spawn(move || {
-                silence_libxml2_on_this_thread();
-                let compiled = match compile_all(sources) {
-                    Ok(compiled) => {
-                        let _ = ready_tx.send(Ok(()));
-                        compiled
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                serve(compiled, queue);
-            })
-            .map_err(XsdError::Spawn)?;
-        ready_rx.recv().map_err(|_| XsdError::Stopped)??;
+        let threads = threads.max(1);
+        for n in 0..threads {
+            let (sources, queue, ready_tx) = (sources.clone(), queue.clone(), ready_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("kurier-xsd-{n}"))
+                .spawn(move || {
+                    silence_libxml2_on_this_thread();
+                    let compiled = match compile_all(&sources) {
+                        Ok(compiled) => {
+                            let _ = ready_tx.send(Ok(()));
+                            compiled
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    drop((sources, ready_tx));
+                    serve(compiled, &queue);
+                })
+                .map_err(XsdError::Spawn)?;
+        }
+        drop(ready_tx);
+        for _ in 0..threads {
+            ready_rx.recv().map_err(|_| XsdError::Stopped)??;
+        }
         Ok(Validator { jobs })
     }
 
@@ -227,9 +257,9 @@ fn silence_libxml2_on_this_thread() {
     unsafe { libxml::bindings::xmlSetStructuredErrorFunc(std::ptr::null_mut(), Some(discard)) }
 }
 
-/// Runs on the validator thread only.
+/// Runs on a validator thread: the contexts are that thread's own.
 fn compile_all(
-    sources: Vec<Source>,
+    sources: &[Source],
 ) -> Result<HashMap<&'static str, SchemaValidationContext>, XsdError> {
     let mut compiled = HashMap::new();
     for source in sources {
@@ -282,13 +312,16 @@ fn compile_all(
     Ok(compiled)
 }
 
-/// The validator thread's loop: one request after the other until every
-/// [`Validator`] handle is gone.
-fn serve(
-    mut compiled: HashMap<&'static str, SchemaValidationContext>,
-    mut queue: mpsc::Receiver<Job>,
-) {
-    while let Some(job) = queue.blocking_recv() {
+/// A validator thread's loop: one request after the other until every
+/// [`Validator`] handle is gone. The threads wait for the queue in turn: the
+/// one holding its lock takes the next request and lets go before checking.
+fn serve(mut compiled: HashMap<&'static str, SchemaValidationContext>, queue: &Queue) {
+    loop {
+        let next = queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .blocking_recv();
+        let Some(job) = next else { break };
         let Some(context) = compiled.get_mut(job.adapter) else {
             let _ = job.reply.send(Err(Refusal::UnknownAdapter));
             continue;
@@ -560,6 +593,51 @@ mod tests {
             }
         }
         assert!(checked >= 14, "only {checked} golden files");
+    }
+
+    /// Several validator threads, each with its own contexts, answering
+    /// many documents at once: every answer is the one for its own document
+    /// (valid ones pass, each broken one is refused for its own element).
+    #[test]
+    fn the_validator_threads_answer_each_document_for_itself() {
+        let validator = Validator::start_with(None, 3).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let good = golden("xsozial-hzl", "hzl-minimal.xml");
+        let broken = replace_first(
+            &good,
+            b"<xsb:postleitzahl>51063</xsb:postleitzahl>",
+            b"<xsb:postleitzahl>x</xsb:postleitzahl>",
+        );
+        let wbs = golden("wbs-nrw", "wbs-full.xml");
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let validator = validator.clone();
+                let (adapter, document, valid) = match i % 3 {
+                    0 => ("xsozial-hzl", good.clone(), true),
+                    1 => ("xsozial-hzl", broken.clone(), false),
+                    _ => ("wbs-nrw", wbs.clone(), true),
+                };
+                rt.spawn(async move {
+                    let outcome = validator.validate(adapter, Bytes::from(document)).await;
+                    (i, valid, outcome)
+                })
+            })
+            .collect();
+        for task in tasks {
+            let (i, valid, outcome) = rt.block_on(task).unwrap();
+            if valid {
+                assert_eq!(outcome, Ok(()), "document {i}");
+            } else {
+                let text = outcome.unwrap_err().to_string();
+                assert!(
+                    text.contains("element postleitzahl"),
+                    "document {i}: {text}"
+                );
+            }
+        }
     }
 
     #[test]
