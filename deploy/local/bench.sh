@@ -10,6 +10,7 @@
 #   deploy/local/bench.sh --soak [N]      # and: N submissions (500,000) with RSS,
 #                                         # threads, descriptors sampled over time
 #   deploy/local/bench.sh --no-e2e --soak # a step alone: no ceilings, no end to end
+#   deploy/local/bench.sh --no-ceilings   # end to end alone (while trying a change)
 #
 # Stage ceilings (tests/src/bin/stage-ceilings.rs), each ~KURIER_BENCH_SECONDS:
 #   RabbitMQ publish+confirm and consume+ack on a quorum queue, and the
@@ -26,23 +27,26 @@
 # KURIER_RABBIT_NODE as for services.sh; CARGO_TARGET_DIR; KURIER_BENCH_SECONDS
 # (10), KURIER_BENCH_COUNT (20000 submissions at full rate),
 # KURIER_BENCH_AUTHORITY_PORT (8743, control port +1), KURIER_BENCH_ADMIN_PORT
-# (9390), KURIER_SOAK_RATE (default: 70 % of the SQLite full rate).
+# (9390), KURIER_SOAK_RATE (default: 70 % of the SQLite full rate),
+# KURIER_BENCH_BACKENDS ("sqlite postgres"), KURIER_BENCH_PREFETCH (Kurier's
+# default when unset).
 # Every figure is a `FIGURE name key=value …` line; all output is kept in
 # $KURIER_RUN_DIR/bench/bench.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 
-MEMORY=0 SOAK=0 SOAK_COUNT=500000 E2E=1
+MEMORY=0 SOAK=0 SOAK_COUNT=500000 E2E=1 CEILINGS=1
 while (($#)); do
   case $1 in
     --memory) MEMORY=1 ;;
     --no-e2e) E2E=0 ;;
+    --no-ceilings) CEILINGS=0 ;;
     --soak)
       SOAK=1
       if [[ ${2:-} =~ ^[0-9]+$ ]]; then SOAK_COUNT=$2; shift; fi
       ;;
-    *) echo "usage: $0 [--no-e2e] [--memory] [--soak [N]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--no-e2e] [--no-ceilings] [--memory] [--soak [N]]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -71,6 +75,33 @@ step() {
   return "${PIPESTATUS[0]}"
 }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# CPU accounting of a step: what the machine, RabbitMQ and the test
+# authority spent on it (clock ticks of 10 ms), beside Kurier's own figure
+# from kurier-load --pid. Shows whether the cores, not Kurier, are the limit.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+rabbit_pid() { pgrep -f -- "beam.smp .*-home $RUN_DIR/rabbitmq( |\$)" | head -n1; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+busy_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+# cpu_step NAME SUBMISSIONS COMMAND…: run a step, then print its CPU figure.
+cpu_step() {
+  local name=$1 n=$2 rabbit r0 a0 b0 t0 r1 a1 b1 t1 rc=0
+  shift 2
+  rabbit=$(rabbit_pid)
+  r0=$(ticks "${rabbit:-0}") a0=$(ticks "$AUTHORITY")
+  read -r b0 t0 < <(busy_ticks)
+  step "$@" || rc=$?
+  r1=$(ticks "${rabbit:-0}") a1=$(ticks "$AUTHORITY")
+  read -r b1 t1 < <(busy_ticks)
+  awk -v name="$name" -v n="$n" -v us="$TICK_US" -v cores="$(nproc)" \
+    -v r=$((r1 - r0)) -v a=$((a1 - a0)) -v b=$((b1 - b0)) -v t=$((t1 - t0)) 'BEGIN {
+      if (n <= 0 || t <= 0) exit
+      m = b * us / n
+      printf "FIGURE %s machine_busy_pct=%.0f machine_cpu_us_per_submission=%.0f rabbitmq_cpu_us_per_submission=%.0f authority_cpu_us_per_submission=%.0f machine_bound_per_s=%.0f\n",
+        name, 100 * b / t, m, r * us / n, a * us / n, cores * 1000000 / m
+    }' | tee -a "$LOG"
+  return "$rc"
+}
 
 PIDS=()
 cleanup() {
@@ -125,6 +156,7 @@ shutdown_grace_secs = 5
 
 [amqp]
 url = "$KURIER_TEST_AMQP_URL"
+${KURIER_BENCH_PREFETCH:+prefetch = $KURIER_BENCH_PREFETCH}
 
 [database]
 url = "$2"
@@ -188,7 +220,7 @@ field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 say "load average at start: $(loadavg) ($(nproc) cores)"
 echo "FIGURE bench_start load=$(loadavg | tr ' ' ,) cores=$(nproc) seconds_per_stage=$SECONDS_PER_STAGE" | tee -a "$LOG"
 
-if [[ $E2E -eq 1 ]]; then
+if [[ $E2E -eq 1 && $CEILINGS -eq 1 ]]; then
   say "stage ceilings, each alone (${SECONDS_PER_STAGE} s each)"
   write_config "$BENCH/ceiling" "sqlite://$BENCH/ceiling/unused.db"
   step "$BIN/stage-ceilings" rabbitmq --config "$BENCH/ceiling/kurier.toml" \
@@ -201,12 +233,14 @@ if [[ $E2E -eq 1 ]]; then
   pg_fresh kurier_bench_ceiling
   step "$BIN/stage-ceilings" database --label postgres --url "$PG_URL_BASE/kurier_bench_ceiling" \
     --seconds "$SECONDS_PER_STAGE"
-
-  for backend in sqlite postgres; do
+fi
+if [[ $E2E -eq 1 ]]; then
+  for backend in ${KURIER_BENCH_BACKENDS:-sqlite postgres}; do
     say "Kurier end to end on $backend"
     start_kurier "$backend"
     load --count 2000 > /dev/null  # warm-up: connections, TLS sessions, limiter
-    step load --count "$COUNT" --pid "$KURIER" --figure "e2e_max backend=$backend"
+    cpu_step "e2e_max_cpu backend=$backend" "$COUNT" \
+      load --count "$COUNT" --pid "$KURIER" --figure "e2e_max backend=$backend"
     max=$(field "$(figure "e2e_max backend=$backend")" per_s)
     half=$(( ${max:-0} / 2 ))
     if ((half > 0)); then
@@ -280,7 +314,7 @@ if [[ $E2E -eq 1 ]]; then
   for backend in sqlite postgres; do
     m=$(figure "e2e_max backend=$backend") h=$(figure "e2e_half backend=$backend")
     db=$(field "$(figure "ceiling_database backend=$backend")" receipts_per_s)
-    lowest=$(printf '%s\n' "$rabbit" "$authority" "$db" | grep -E '^[0-9]' | sort -n | head -n1)
+    lowest=$(printf '%s\n' "$rabbit" "$authority" "$db" | { grep -E '^[0-9]' || true; } | sort -n | head -n1)
     per_s=$(field "$m" per_s)
     v[$backend.per_s]=$(fmt "$per_s")
     v[$backend.lowest]=$(fmt "$lowest")
@@ -289,6 +323,12 @@ if [[ $E2E -eq 1 ]]; then
     v[$backend.rate]=$(field "$h" rate)
     v[$backend.cpu]=$(field "$m" cpu_us_per_submission)
     v[$backend.cores]=$(field "$m" cores)
+    c=$(figure "e2e_max_cpu backend=$backend")
+    v[$backend.busy]="$(field "$c" machine_busy_pct) %"
+    v[$backend.machine]=$(field "$c" machine_cpu_us_per_submission)
+    v[$backend.rabbit]=$(field "$c" rabbitmq_cpu_us_per_submission)
+    v[$backend.auth]=$(field "$c" authority_cpu_us_per_submission)
+    v[$backend.bound]=$(field "$c" machine_bound_per_s)
     # VmHWM after the last run on this Kurier: the peak of both runs.
     peak=$(field "$h" rss_peak_kib)
     peak=${peak:-$(field "$m" rss_peak_kib)}
@@ -302,6 +342,11 @@ if [[ $E2E -eq 1 ]]; then
   row "CPU µs per submission (full rate)" "${v[sqlite.cpu]}" "${v[postgres.cpu]}"
   row "  (cores used by kurier)" "${v[sqlite.cores]}" "${v[postgres.cores]}"
   row "peak RSS (VmHWM)" "${v[sqlite.rss]}" "${v[postgres.rss]}"
+  row "machine busy at full rate" "${v[sqlite.busy]}" "${v[postgres.busy]}"
+  row "CPU µs per submission, whole machine" "${v[sqlite.machine]}" "${v[postgres.machine]}"
+  row "  of which RabbitMQ" "${v[sqlite.rabbit]}" "${v[postgres.rabbit]}"
+  row "  of which the test authority" "${v[sqlite.auth]}" "${v[postgres.auth]}"
+  row "cores ÷ machine CPU per submission, /s" "${v[sqlite.bound]}" "${v[postgres.bound]}"
 fi
 if [[ $MEMORY -eq 1 ]]; then
   echo
