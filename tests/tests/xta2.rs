@@ -26,6 +26,10 @@ on_both_backends!(
     kill9_of_kurier_mid_run_never_sends_a_second_message,
     transport_reports_become_second_events_and_open_ones_stay_visible,
     a_kill9_between_delivered_and_the_report_still_gives_one_second_event,
+    with_prechecks_on_an_offered_service_is_delivered_and_a_pass_is_reused,
+    an_inactive_account_parks_without_creating_or_sending_until_it_is_active,
+    a_service_the_reader_does_not_offer_parks_until_it_is_offered,
+    a_retry_under_a_kept_message_id_asks_again_and_sends_no_second_message,
 );
 
 /// The running XTA test double.
@@ -92,6 +96,13 @@ impl Xta2Server {
             .unwrap();
     }
 
+    /// What lookupService answers from now on (`PUT /lookup`).
+    async fn lookup(&self, rule: serde_json::Value) {
+        self.control("PUT", "/lookup", &rule.to_string())
+            .await
+            .unwrap();
+    }
+
     async fn stats(&self) -> serde_json::Value {
         serde_json::from_str(&self.control("GET", "/stats", "").await.unwrap()).unwrap()
     }
@@ -100,6 +111,16 @@ impl Xta2Server {
 /// A world whose three `-xta` destinations (one per adapter) speak XTA 2 to
 /// the double, with a PKI of their own.
 async fn xta_world(backend: Backend, retry: &str) -> (World, Xta2Server, tempfile::TempDir) {
+    xta_world_with(backend, retry, "").await
+}
+
+/// [`xta_world`] whose destinations set `xta_precheck = <precheck>` (a TOML
+/// list; empty: the key is left out).
+async fn xta_world_with(
+    backend: Backend,
+    retry: &str,
+    precheck: &str,
+) -> (World, Xta2Server, tempfile::TempDir) {
     let dir = tempfile::Builder::new()
         .prefix("kurier-xta2-")
         .tempdir()
@@ -128,11 +149,17 @@ client_key_file = "{key}"
 xta_author = "kurier:sozialplattform"
 xta_reader = "bth:{id}"
 xta_service = "http://www.xoev.de/{adapter}"
+{precheck_line}
 "#,
             https = server.https,
             ca = pki.authority_ca.display(),
             cert = pki.kurier_cert.display(),
             key = pki.kurier_key.display(),
+            precheck_line = if precheck.is_empty() {
+                String::new()
+            } else {
+                format!("xta_precheck = {precheck}")
+            },
         ));
     }
     options.extra_config = extra;
@@ -207,6 +234,9 @@ async fn all_three_services_are_delivered_over_xta2_as_one_valid_message_each(ba
     let stats = assert_strict_and_once(&server, 3).await;
     assert_eq!(stats["created"], 3, "{stats}");
     assert_eq!(stats["send_calls"], 3, "{stats}");
+    // Without xta_precheck nothing is asked before sending.
+    assert_eq!(stats["account_checks"], 0, "{stats}");
+    assert_eq!(stats["lookup_calls"], 0, "{stats}");
     let events = world.receipt_events(3, WAIT).await.unwrap();
     assert!(events.iter().all(|(_, e)| e["status"] == "delivered"));
     world
@@ -599,5 +629,153 @@ async fn a_kill9_between_delivered_and_the_report_still_gives_one_second_event(b
     }
     assert_eq!(awaiting_in_status(&world, dest).await["awaiting_answer"], 0);
     assert_strict_and_once(&server, 7).await;
+    stop(&mut world);
+}
+
+const BOTH_PRECHECKS: &str = r#"["checkAccountActive", "lookupService"]"#;
+
+/// Wait until `id` is parked with `cause` as its last attempt's cause (the
+/// circuit may open meanwhile; its half-open probes give the cause again).
+async fn await_parked_with(world: &World, id: &str, cause: &str) {
+    let store = world.store().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(Some(p)) = store.parked_one(id).await
+            && p.last_cause == cause
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{id} not parked with {cause:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// While a pre-check does not pass, the double has handed out no message id
+/// and heard no sendMessage; its requests and answers were valid.
+async fn nothing_created_or_sent(server: &Xta2Server) -> serde_json::Value {
+    let stats = server.stats().await;
+    assert_eq!(stats["created"], 0, "{stats}");
+    assert_eq!(stats["send_calls"], 0, "{stats}");
+    assert_eq!(stats["invalid"], json!([]), "{stats}");
+    assert_eq!(stats["invalid_answers"], json!([]), "{stats}");
+    stats
+}
+
+async fn with_prechecks_on_an_offered_service_is_delivered_and_a_pass_is_reused(backend: Backend) {
+    let (mut world, server, _dir) = xta_world_with(backend, "", BOTH_PRECHECKS).await;
+    // The first lookupService fails transiently: that attempt sends nothing
+    // and the retry asks both again.
+    server
+        .faults(json!([{"operation": "lookupService", "code": 9030, "times": 1}]))
+        .await;
+    world.start_kurier().unwrap();
+    let envelopes = [
+        envelope("hzl-minimal.json", "sozialamt-koeln-xta"),
+        envelope("wbs-full.json", "wohnungsamt-dortmund-xta"),
+        envelope("buergergeld-wba.json", "jobcenter-kreis-offenbach-xta"),
+    ];
+    for e in &envelopes {
+        world.publish_envelope(e).await.unwrap();
+    }
+    for e in &envelopes {
+        let r = world.await_receipt(&id_of(e), WAIT).await.unwrap();
+        assert_eq!(r.status, "delivered", "{r:?}");
+    }
+    // A second submission within PRECHECK_FRESH: the pass is reused.
+    let again = envelope("hzl-minimal.json", "sozialamt-koeln-xta");
+    world.publish_envelope(&again).await.unwrap();
+    let r = world.await_receipt(&id_of(&again), WAIT).await.unwrap();
+    assert_eq!(r.status, "delivered", "{r:?}");
+    let stats = assert_strict_and_once(&server, 4).await;
+    // Once per destination, plus the retry after the failed lookup.
+    assert_eq!(stats["account_checks"], 4, "{stats}");
+    assert_eq!(stats["lookup_calls"], 4, "{stats}");
+    assert_eq!(stats["created"], 4, "{stats}");
+    assert_eq!(stats["send_calls"], 4, "{stats}");
+    // The lookup asks about the destination's reader and service.
+    let lookups = stats["lookups"].as_array().unwrap();
+    assert!(
+        lookups.contains(&json!({
+            "reader": "bth:sozialamt-koeln-xta",
+            "service": "http://www.xoev.de/xsozial-hzl"
+        })),
+        "{stats}"
+    );
+    stop(&mut world);
+}
+
+async fn an_inactive_account_parks_without_creating_or_sending_until_it_is_active(
+    backend: Backend,
+) {
+    let (mut world, server, _dir) = xta_world_with(backend, "", r#"["checkAccountActive"]"#).await;
+    // Locked (9011) until the control port says otherwise.
+    server
+        .faults(json!([{"operation": "checkAccountActive", "code": 9011, "times": 100000}]))
+        .await;
+    world.start_kurier().unwrap();
+    let e = envelope("hzl-minimal.json", "sozialamt-koeln-xta");
+    world.publish_envelope(&e).await.unwrap();
+    await_parked_with(&world, &id_of(&e), "XTA fault 9011").await;
+    let stats = nothing_created_or_sent(&server).await;
+    assert!(stats["account_checks"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(stats["lookup_calls"], 0, "only what was asked for: {stats}");
+    // The account is active again: the parked submission goes out, once.
+    server.faults(json!([])).await;
+    let r = world.await_receipt(&id_of(&e), WAIT).await.unwrap();
+    assert_eq!(r.status, "delivered", "{r:?}");
+    assert!(r.attempts >= 2, "{r:?}");
+    let stats = assert_strict_and_once(&server, 1).await;
+    assert_eq!(stats["created"], 1, "{stats}");
+    assert_eq!(stats["send_calls"], 1, "{stats}");
+    stop(&mut world);
+}
+
+async fn a_service_the_reader_does_not_offer_parks_until_it_is_offered(backend: Backend) {
+    let (mut world, server, _dir) = xta_world_with(backend, "", r#"["lookupService"]"#).await;
+    server.lookup(json!({"answer": "unavailable"})).await;
+    world.start_kurier().unwrap();
+    let e = envelope("wbs-full.json", "wohnungsamt-dortmund-xta");
+    world.publish_envelope(&e).await.unwrap();
+    await_parked_with(
+        &world,
+        &id_of(&e),
+        "XTA lookupService: the reader does not offer the service",
+    )
+    .await;
+    let stats = nothing_created_or_sent(&server).await;
+    assert!(stats["lookup_calls"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(
+        stats["account_checks"], 0,
+        "only what was asked for: {stats}"
+    );
+    // "Unknown" is no refusal: sendMessage will tell.
+    server.lookup(json!({"answer": "unknown"})).await;
+    let r = world.await_receipt(&id_of(&e), WAIT).await.unwrap();
+    assert_eq!(r.status, "delivered", "{r:?}");
+    let stats = assert_strict_and_once(&server, 1).await;
+    assert_eq!(stats["created"], 1, "{stats}");
+    stop(&mut world);
+}
+
+async fn a_retry_under_a_kept_message_id_asks_again_and_sends_no_second_message(backend: Backend) {
+    let (mut world, server, _dir) = xta_world_with(backend, "", BOTH_PRECHECKS).await;
+    // The server takes the message, then answers 9011 (account locked): the
+    // pass is forgotten, the retry asks both again and sends under the kept
+    // id, which the server knows (9024): delivered, one message.
+    server
+        .faults(json!([{"operation": "sendMessage", "code": 9011, "times": 1, "take": true}]))
+        .await;
+    world.start_kurier().unwrap();
+    let e = envelope("hzl-minimal.json", "sozialamt-koeln-xta");
+    world.publish_envelope(&e).await.unwrap();
+    let r = world.await_receipt(&id_of(&e), WAIT).await.unwrap();
+    assert_eq!(r.status, "delivered", "{r:?}");
+    assert_eq!(r.http_status, Some(409), "{r:?}");
+    let stats = assert_strict_and_once(&server, 1).await;
+    assert_eq!(stats["created"], 1, "{stats}");
+    assert_eq!(stats["send_calls"], 2, "{stats}");
+    assert_eq!(stats["duplicates_refused"], 1, "{stats}");
+    assert_eq!(stats["account_checks"], 2, "{stats}");
+    assert_eq!(stats["lookup_calls"], 2, "{stats}");
     stop(&mut world);
 }

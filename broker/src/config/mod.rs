@@ -761,6 +761,12 @@ pub struct DestinationConfig {
     /// default: the service URI.
     #[serde(default)]
     pub xta_business_scenario: Option<String>,
+    /// XTA 2: what to ask the XTA server before each message is created
+    /// and sent (`["checkAccountActive", "lookupService"]`, either or
+    /// both); default none. A positive answer is trusted for
+    /// [`crate::delivery::xta2::client::PRECHECK_FRESH`].
+    #[serde(default)]
+    pub xta_precheck: Vec<XtaPrecheck>,
     /// FIT-Connect (`transport = "fit-connect"`, CONTRACT.md § 6): the OAuth 2
     /// token endpoint (client credentials).
     #[serde(default)]
@@ -788,6 +794,17 @@ pub struct DestinationConfig {
     /// encryption key (its `x5c` chain); unset: the chain is not checked.
     #[serde(default)]
     pub fit_key_ca_file: Option<PathBuf>,
+}
+
+/// An XTA 2 pre-check (`xta_precheck`), spelled as the XTA-WS operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum XtaPrecheck {
+    /// Is Kurier's (the author's) account active?
+    #[serde(rename = "checkAccountActive")]
+    CheckAccountActive,
+    /// Does the reader offer `xta_service`?
+    #[serde(rename = "lookupService")]
+    LookupService,
 }
 
 fn default_key_file() -> PathBuf {
@@ -1097,6 +1114,11 @@ impl Config {
                     "{at}: adapter {:?} is not implemented yet; its submissions become transform_failed",
                     d.adapter
                 ));
+            }
+            if !d.xta_precheck.is_empty() && d.transport.as_deref() != Some("xta2") {
+                return Err(invalid(format!(
+                    "{at}: xta_precheck applies to transport = \"xta2\" only"
+                )));
             }
             match d.transport.as_deref() {
                 None | Some("https") => {}
@@ -1518,6 +1540,49 @@ allow_insecure_http = true
         );
         let err = with("smtp").unwrap_err().to_string();
         assert!(err.contains("unknown transport"), "{err}");
+    }
+
+    #[test]
+    fn xta_precheck_names_the_operations_and_a_wrong_one_names_its_line() {
+        let xta2 = MINIMAL.replace(
+            "allow_insecure_http = true",
+            "allow_insecure_http = true\ntransport = \"xta2\"\nxta_author = \"a\"\nxta_reader = \"r\"\nxta_service = \"urn:s\"",
+        );
+        let c = Config::parse(&xta2, Path::new("k.toml")).unwrap();
+        assert_eq!(c.destinations[0].xta_precheck, vec![], "off by default");
+        let with = |value: &str| {
+            Config::parse(
+                &format!("{xta2}xta_precheck = {value}\n"),
+                Path::new("k.toml"),
+            )
+        };
+        let both = with(r#"["checkAccountActive", "lookupService"]"#).unwrap();
+        assert_eq!(
+            both.destinations[0].xta_precheck,
+            vec![XtaPrecheck::CheckAccountActive, XtaPrecheck::LookupService]
+        );
+        assert!(both.check().is_ok());
+        let err = with(r#"["checkAccountActive", "lookup"]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 14"), "{err}");
+        assert!(
+            err.contains("lookup") && err.contains("lookupService"),
+            "{err}"
+        );
+        let err = with("true").unwrap_err().to_string();
+        assert!(err.contains("line 14"), "{err}");
+        // On an https destination it would never run: refused.
+        let https = Config::parse(
+            &format!("{MINIMAL}xta_precheck = [\"lookupService\"]\n"),
+            Path::new("k.toml"),
+        )
+        .unwrap();
+        let err = https.check().unwrap_err().to_string();
+        assert!(
+            err.contains("xta_precheck applies to transport = \"xta2\" only"),
+            "{err}"
+        );
     }
 
     #[test]

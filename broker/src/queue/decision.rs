@@ -33,6 +33,10 @@ pub enum Cause {
     Status(u16),
     /// A transient XTA 2 fault (its error code, e.g. 9030; 0: no code given).
     XtaFault(u16),
+    /// XTA 2 `lookupService`: the reader does not offer the service. Like
+    /// fault 9013 (service not booked), a set-up problem an operator fixes
+    /// with the authority; the submissions park meanwhile.
+    XtaServiceNotOffered,
 }
 
 impl fmt::Display for Cause {
@@ -45,6 +49,9 @@ impl fmt::Display for Cause {
             Cause::Status(status) => write!(f, "status {status}"),
             Cause::XtaFault(0) => f.write_str("XTA fault without error code"),
             Cause::XtaFault(code) => write!(f, "XTA fault {code}"),
+            Cause::XtaServiceNotOffered => {
+                f.write_str("XTA lookupService: the reader does not offer the service")
+            }
         }
     }
 }

@@ -16,6 +16,14 @@
 //!   id from `MsgIdentification/ProcessRef/Requester` and the sha256 of
 //!   its content, so tests can assert one message per submission.
 //!
+//! `checkAccountActive` answers an empty body (the account is active)
+//! unless a fault is injected for it (`PermissionDeniedException` 9011:
+//! locked). `lookupService` answers a `LookupServiceResponse` quoting the
+//! asked reader and service, `ServiceIsAvailable` true unless the control
+//! port says otherwise; each answer is validated before it goes out. Both
+//! need the `Author` header and are counted (`account_checks`,
+//! `lookup_calls`, the asked reader and service under `lookups`).
+//!
 //! `getTransportReport` (management port, `Author` header required) answers
 //! a `TransportReport` for a message it took: its `MessageMetaData` as sent,
 //! and the status set for it through the control port (default 0, open),
@@ -25,13 +33,17 @@
 //! answered 9070 (`InvalidMessageIDException`).
 //!
 //! Control port (plain HTTP, loopback): `PUT /faults` with a JSON list of
-//! `{"operation": "sendMessage"|"createMessageId"|"getTransportReport",
+//! `{"operation": "sendMessage"|"createMessageId"|"getTransportReport"|
+//! "checkAccountActive"|"lookupService",
 //! "code": 9030, "times": 1, "take": false}` (each matching request consumes
 //! one; `take: true` takes the message first and then answers the fault: a
 //! lost answer); `PUT /reports` with a JSON list of `{"submission_id": "…",
 //! "status": 0|1|2|3, "codes": ["9032"], "reason": "…"}` (what the reports
 //! of that submission's message say from now on; without `submission_id`:
 //! the default for all others);
+//! `PUT /lookup` with `{"answer": "available"|"unavailable"|"unknown",
+//! "times": 2}` (the next lookupService answers; without `times`: all of
+//! them, until changed; after `times`: available again);
 //! `PUT /delay` with `{"ms": 200}` (every sendMessage waits that long);
 //! `GET /stats`; `GET /messages`.
 //!
@@ -107,6 +119,22 @@ struct ReportRule {
     reason: Option<String>,
 }
 
+/// What lookupService answers.
+#[derive(Debug, Clone, Deserialize)]
+struct LookupRule {
+    /// `available`, `unavailable` or `unknown`.
+    answer: String,
+    #[serde(default)]
+    times: Option<u32>,
+}
+
+/// One lookupService question: the reader and service asked about.
+#[derive(Debug, Clone, Serialize)]
+struct Lookup {
+    reader: String,
+    service: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct Message {
     message_id: String,
@@ -133,6 +161,10 @@ struct Stats {
     invalid_answers: Vec<String>,
     /// Accepted messages per submission id: never more than one.
     per_submission: HashMap<String, u32>,
+    /// checkAccountActive and lookupService calls, and what was looked up.
+    account_checks: u64,
+    lookup_calls: u64,
+    lookups: Vec<Lookup>,
 }
 
 #[derive(Default)]
@@ -145,6 +177,7 @@ struct State {
     reports: HashMap<String, ReportRule>,
     report_default: ReportRule,
     faults: Vec<FaultRule>,
+    lookup: Option<LookupRule>,
     delay_ms: u64,
     stats: Stats,
 }
@@ -168,6 +201,9 @@ struct Parsed {
     report_for: Option<String>,
     /// The `MessageMetaData` header element, as it was sent.
     metadata: Option<String>,
+    /// lookupService: the reader's identifier and its type, and the service.
+    lookup_reader: Option<(String, String)>,
+    lookup_service: Option<String>,
 }
 
 fn parse(envelope: &[u8]) -> Parsed {
@@ -177,6 +213,7 @@ fn parse(envelope: &[u8]) -> Parsed {
     let mut text = String::new();
     let mut p = Parsed::default();
     let mut metadata_start = None;
+    let mut identifier_type = String::new();
     loop {
         let before = reader.buffer_position() as usize;
         let Ok(event) = reader.read_event_into(&mut buf) else {
@@ -188,6 +225,17 @@ fn parse(envelope: &[u8]) -> Parsed {
                 path.push(e.local_name().as_ref().to_owned());
                 if path.join("/") == "Envelope/Header/MessageMetaData" {
                     metadata_start = Some(before);
+                }
+                if e.local_name().as_ref() == "Identifier" {
+                    identifier_type = e
+                        .try_get_attribute("type")
+                        .ok()
+                        .flatten()
+                        .map(|a| {
+                            let value: &str = &a.value;
+                            value.to_owned()
+                        })
+                        .unwrap_or_default();
                 }
                 text.clear();
             }
@@ -213,6 +261,12 @@ fn parse(envelope: &[u8]) -> Parsed {
                         p.message_b64 = value
                     }
                     "Envelope/Body/MessageID" => p.report_for = value,
+                    "Envelope/Body/LookupServiceRequest/LookupServiceRequestList/LookupService/Reader/Identifier" => {
+                        p.lookup_reader = value.map(|v| (v, identifier_type.clone()))
+                    }
+                    "Envelope/Body/LookupServiceRequest/LookupServiceRequestList/LookupService/ServiceType" => {
+                        p.lookup_service = value
+                    }
                     "Envelope/Header/MessageMetaData" => {
                         let end = reader.buffer_position() as usize;
                         p.metadata = metadata_start
@@ -343,6 +397,7 @@ impl Server {
         match action.as_str() {
             soap::action::CREATE_MESSAGE_ID
             | soap::action::CHECK_ACCOUNT_ACTIVE
+            | soap::action::LOOKUP_SERVICE
             | soap::action::GET_TRANSPORT_REPORT
                 if !p.author =>
             {
@@ -360,7 +415,15 @@ impl Server {
                 drop(s);
                 soap_answer(200, &format!("<wsa:MessageID>{id}</wsa:MessageID>"))
             }
-            soap::action::CHECK_ACCOUNT_ACTIVE => soap_answer(200, ""),
+            soap::action::CHECK_ACCOUNT_ACTIVE => {
+                self.state.lock().expect("state lock").stats.account_checks += 1;
+                if let Some(rule) = self.injected("checkAccountActive") {
+                    self.state.lock().expect("state lock").stats.faults_answered += 1;
+                    return fault(rule.code, "injected fault");
+                }
+                soap_answer(200, "")
+            }
+            soap::action::LOOKUP_SERVICE => self.lookup_service(p).await,
             soap::action::GET_TRANSPORT_REPORT => self.transport_report(p).await,
             soap::action::SEND_MESSAGE if !mtom => {
                 self.refuse("sendMessage must be MTOM (multipart/related)".into())
@@ -428,6 +491,64 @@ impl Server {
         soap_answer(200, "")
     }
 
+    async fn lookup_service(&self, p: Parsed) -> Response<Full<Bytes>> {
+        let (Some((reader, kind)), Some(service)) = (p.lookup_reader, p.lookup_service) else {
+            return self.refuse("lookupService without Reader or ServiceType".into());
+        };
+        let answer = {
+            let mut s = self.state.lock().expect("state lock");
+            s.stats.lookup_calls += 1;
+            s.stats.lookups.push(Lookup {
+                reader: reader.clone(),
+                service: service.clone(),
+            });
+            match s.lookup.as_mut() {
+                Some(rule) => {
+                    let answer = rule.answer.clone();
+                    if let Some(times) = rule.times.as_mut() {
+                        *times = times.saturating_sub(1);
+                        if *times == 0 {
+                            s.lookup = None;
+                        }
+                    }
+                    answer
+                }
+                None => "available".to_owned(),
+            }
+        };
+        if let Some(rule) = self.injected("lookupService") {
+            self.state.lock().expect("state lock").stats.faults_answered += 1;
+            return fault(rule.code, "injected fault");
+        }
+        let value = match answer.as_str() {
+            "unavailable" => "<xta:ServiceIsAvailable>false</xta:ServiceIsAvailable>",
+            "unknown" => "<xta:ServiceIsAvailableUnknown>true</xta:ServiceIsAvailableUnknown>",
+            _ => "<xta:ServiceIsAvailable>true</xta:ServiceIsAvailable>",
+        };
+        let body = format!(
+            r#"<xta:LookupServiceResponse xmlns:m="{}"><xta:LookupServiceResultList><xta:LookupServiceResult><m:Reader><m:Identifier type="{}">{}</m:Identifier></m:Reader><xta:ServiceType>{}</xta:ServiceType><xta:IsServiceAvailableValue>{value}</xta:IsServiceAvailableValue></xta:LookupServiceResult></xta:LookupServiceResultList></xta:LookupServiceResponse>"#,
+            soap::NS_META,
+            xml_escape(&kind).replace('"', "&quot;"),
+            xml_escape(&reader),
+            xml_escape(&service),
+        );
+        self.validated_answer(soap_envelope(&body)).await
+    }
+
+    /// Send `envelope` after validating it: the double's own answers must
+    /// be what the schema defines (problems under `invalid_answers`).
+    async fn validated_answer(&self, envelope: String) -> Response<Full<Bytes>> {
+        if let Err(problems) = self.validator.validate(envelope.clone().into_bytes()).await {
+            self.state
+                .lock()
+                .expect("state lock")
+                .stats
+                .invalid_answers
+                .push(problems.join("; "));
+        }
+        soap_response(200, envelope)
+    }
+
     async fn transport_report(&self, p: Parsed) -> Response<Full<Bytes>> {
         self.state.lock().expect("state lock").stats.report_calls += 1;
         let Some(id) = p.report_for else {
@@ -480,17 +601,7 @@ impl Server {
             soap::NS_META,
             rule.status
         );
-        let envelope = soap_envelope(&body);
-        // The double's own answer must be what the schema defines.
-        if let Err(problems) = self.validator.validate(envelope.clone().into_bytes()).await {
-            self.state
-                .lock()
-                .expect("state lock")
-                .stats
-                .invalid_answers
-                .push(problems.join("; "));
-        }
-        soap_response(200, envelope)
+        self.validated_answer(soap_envelope(&body)).await
     }
 
     async fn control(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -529,6 +640,19 @@ impl Server {
                     }
                     json(200, serde_json::json!({}))
                 }
+                Err(e) => json(400, serde_json::json!({"error": e.to_string()})),
+            },
+            ("PUT", "/lookup") => match serde_json::from_slice::<LookupRule>(&body) {
+                Ok(rule)
+                    if ["available", "unavailable", "unknown"].contains(&rule.answer.as_str()) =>
+                {
+                    s.lookup = Some(rule);
+                    json(200, serde_json::json!({}))
+                }
+                Ok(rule) => json(
+                    400,
+                    serde_json::json!({"error": format!("unknown answer {:?}", rule.answer)}),
+                ),
                 Err(e) => json(400, serde_json::json!({"error": e.to_string()})),
             },
             ("PUT", "/delay") => {

@@ -11,6 +11,17 @@
 //! | 9010–9014 | certificate expired, account locked or missing, service not booked, certificate ≠ author | `Unavailable`: a set-up problem an operator fixes; the submissions park meanwhile, as for a TLS error |
 //! | 9000, 9030, 9031, 9032, any other code, a fault without code | unspecified, internal, directory, delivery error | `Unavailable` (retry with backoff, park) |
 //!
+//! The pre-checks (`checkAccountActive`, `lookupService`, when the
+//! destination's `xta_precheck` asks for them) go through the same table:
+//! an inactive account is the server's `PermissionDeniedException` (9011
+//! locked, 9012 missing), so it parks like those faults on `sendMessage`;
+//! a reader that does not offer the service ([`read_lookup`]) is
+//! `Unavailable(XtaServiceNotOffered)`, parked like 9013 (service not
+//! booked). Neither is a refusal: both are about the destination, not the
+//! submission, and an operator fixes them with the authority. Nothing is
+//! sent by a pre-check, so none of its answers counts as delivered
+//! ([`precheck_outcome`]).
+//!
 //! Answers are untrusted: only element names, the fault's code and the
 //! XTA error code are read; fault texts are never kept or logged (they may
 //! quote the message).
@@ -159,6 +170,128 @@ pub fn read(envelope: &[u8]) -> Result<Answer, NotSoap> {
             report_status,
         },
     })
+}
+
+/// What `lookupService` says of one service (`IsServiceAvailableValue`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    /// `ServiceIsAvailable` true.
+    Offered,
+    /// `ServiceIsAvailable` false.
+    NotOffered,
+    /// `ServiceIsAvailableUnknown`: the server does not know.
+    Unknown,
+}
+
+/// One `LookupServiceResult`: the service it quotes and its availability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceResult {
+    pub service: String,
+    pub availability: Availability,
+}
+
+/// At most this many results of one `lookupService` answer are read (Kurier
+/// asks about one service).
+pub const MAX_LOOKUP_RESULTS: usize = 16;
+
+/// The results of a `lookupService` answer
+/// (`Body/LookupServiceResponse/LookupServiceResultList/LookupServiceResult`);
+/// a result without an availability (`xsi:nil`) is left out. Faults are
+/// [`read`]'s business.
+pub fn read_lookup(envelope: &[u8]) -> Result<Vec<ServiceResult>, NotSoap> {
+    let mut reader = NsReader::from_reader(envelope);
+    let mut buf = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    let mut text = String::new();
+    let mut results = Vec::new();
+    let (mut service, mut availability) = (String::new(), None);
+    loop {
+        let (ns, event) = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(|_| NotSoap)?;
+        let xta = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == NS_XTA);
+        match event {
+            Event::Eof => break,
+            Event::Start(ref e) => {
+                path.push(e.local_name().as_ref().to_owned());
+                text.clear();
+            }
+            Event::Text(ref t) if text.len() < 1024 => text.push_str(&t.xml10_content()),
+            Event::End(_) => {
+                let local = path.pop().ok_or(NotSoap)?;
+                let names: Vec<&str> = path.iter().map(String::as_str).collect();
+                const RESULT: [&str; 4] = [
+                    "Body",
+                    "LookupServiceResponse",
+                    "LookupServiceResultList",
+                    "LookupServiceResult",
+                ];
+                let in_result = names.len() >= 5 && names[1..5] == RESULT;
+                match (names.len(), local.as_str()) {
+                    (5, "ServiceType") if in_result && xta => {
+                        service = text.trim().to_owned();
+                    }
+                    (6, "ServiceIsAvailable") if in_result && xta => {
+                        availability = match text.trim() {
+                            "true" | "1" => Some(Availability::Offered),
+                            "false" | "0" => Some(Availability::NotOffered),
+                            _ => None,
+                        };
+                    }
+                    (6, "ServiceIsAvailableUnknown") if in_result && xta => {
+                        availability = Some(Availability::Unknown);
+                    }
+                    (4, "LookupServiceResult") if names[1..4] == RESULT[..3] && xta => {
+                        if let Some(availability) = availability.take()
+                            && results.len() < MAX_LOOKUP_RESULTS
+                        {
+                            results.push(ServiceResult {
+                                service: std::mem::take(&mut service),
+                                availability,
+                            });
+                        }
+                        service.clear();
+                    }
+                    _ => {}
+                }
+                text.clear();
+            }
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(results)
+}
+
+/// What the results say of `service`: the result that quotes it, else the
+/// only result (a server may write the URI differently); `None` when the
+/// answer does not say (no result, or several and none for `service`).
+pub fn availability(results: &[ServiceResult], service: &str) -> Option<Availability> {
+    results
+        .iter()
+        .find(|r| r.service == service)
+        .or(match results {
+            [only] => Some(only),
+            _ => None,
+        })
+        .map(|r| r.availability)
+}
+
+/// A pre-check's exchange (`checkAccountActive`, `lookupService`): `Ok`
+/// when the server answered without a fault, else the outcome that ends
+/// the attempt before `createMessageId` (an empty 202 is no fault, as for
+/// `sendMessage`). A pre-check sends nothing, so none of its answers may
+/// count as delivered: 9024 is transient here.
+pub fn precheck_outcome(
+    status: u16,
+    answer: Result<Answer, NotSoap>,
+    retry_after: Option<Duration>,
+) -> Result<(), Outcome> {
+    match outcome(status, answer, retry_after) {
+        Outcome::Accepted { .. } => Ok(()),
+        Outcome::AlreadyAccepted { .. } => Err(Outcome::Unavailable(Cause::XtaFault(9024))),
+        other => Err(other),
+    }
 }
 
 /// The outcome of an XTA fault's error code (the table above).
@@ -375,6 +508,152 @@ mod tests {
                 message_id: None,
                 report_status: Some(1)
             })
+        );
+    }
+
+    fn lookup_answer(results: &str) -> Vec<u8> {
+        format!(
+            r#"<?xml version="1.0"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:x="http://xoev.de/transport/xta/211" xmlns:m="http://www.osci.eu/ws/2014/10/transport"><s:Body><x:LookupServiceResponse><x:LookupServiceResultList>{results}</x:LookupServiceResultList></x:LookupServiceResponse></s:Body></s:Envelope>"#
+        )
+        .into_bytes()
+    }
+
+    fn result(service: &str, value: &str) -> String {
+        format!(
+            r#"<x:LookupServiceResult><m:Reader><m:Identifier type="xoev">bth:1</m:Identifier></m:Reader><x:ServiceType>{service}</x:ServiceType><x:IsServiceAvailableValue>{value}</x:IsServiceAvailableValue></x:LookupServiceResult>"#
+        )
+    }
+
+    const YES: &str = "<x:ServiceIsAvailable>true</x:ServiceIsAvailable>";
+    const NO: &str = "<x:ServiceIsAvailable>false</x:ServiceIsAvailable>";
+    const UNKNOWN: &str = "<x:ServiceIsAvailableUnknown>true</x:ServiceIsAvailableUnknown>";
+
+    #[test]
+    fn lookup_answers_say_offered_not_offered_or_unknown() {
+        for (value, expected) in [
+            (YES, Availability::Offered),
+            (NO, Availability::NotOffered),
+            (
+                "<x:ServiceIsAvailable>0</x:ServiceIsAvailable>",
+                Availability::NotOffered,
+            ),
+            (UNKNOWN, Availability::Unknown),
+        ] {
+            let results = read_lookup(&lookup_answer(&result("urn:s", value))).unwrap();
+            assert_eq!(
+                results,
+                vec![ServiceResult {
+                    service: "urn:s".into(),
+                    availability: expected
+                }]
+            );
+            assert_eq!(availability(&results, "urn:s"), Some(expected), "{value}");
+            // One result is the answer even if the server writes the URI otherwise.
+            assert_eq!(availability(&results, "urn:S"), Some(expected));
+        }
+        // Several results: the one quoting the service asked about.
+        let two = read_lookup(&lookup_answer(
+            &(result("urn:a", YES) + &result("urn:b", NO)),
+        ))
+        .unwrap();
+        assert_eq!(availability(&two, "urn:b"), Some(Availability::NotOffered));
+        assert_eq!(availability(&two, "urn:a"), Some(Availability::Offered));
+        assert_eq!(availability(&two, "urn:c"), None);
+        // No answer: no result, a nil result, a value outside xs:boolean,
+        // the elements outside the response, or in another namespace.
+        for body in [
+            lookup_answer(""),
+            lookup_answer(
+                r#"<x:LookupServiceResult xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:nil="true"/>"#,
+            ),
+            lookup_answer(&result(
+                "urn:s",
+                "<x:ServiceIsAvailable>ja</x:ServiceIsAvailable>",
+            )),
+            lookup_answer(&result("urn:s", YES))
+                .pipe_replace("LookupServiceResponse", "TransportReport"),
+            lookup_answer(&result("urn:s", YES))
+                .pipe_replace("<x:ServiceIsAvailable>", "<ServiceIsAvailable>")
+                .pipe_replace("</x:ServiceIsAvailable>", "</ServiceIsAvailable>"),
+        ] {
+            let results = read_lookup(&body).unwrap();
+            assert_eq!(
+                availability(&results, "urn:s"),
+                None,
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        assert_eq!(read_lookup(b"<a><b></a>"), Err(NotSoap));
+        // At most MAX_LOOKUP_RESULTS are read.
+        let many: String = (0..40).map(|i| result(&format!("urn:{i}"), YES)).collect();
+        assert_eq!(
+            read_lookup(&lookup_answer(&many)).unwrap().len(),
+            MAX_LOOKUP_RESULTS
+        );
+    }
+
+    trait PipeReplace {
+        fn pipe_replace(self, from: &str, to: &str) -> Vec<u8>;
+    }
+
+    impl PipeReplace for Vec<u8> {
+        fn pipe_replace(self, from: &str, to: &str) -> Vec<u8> {
+            String::from_utf8(self)
+                .unwrap()
+                .replace(from, to)
+                .into_bytes()
+        }
+    }
+
+    /// checkAccountActive and lookupService answers: no fault is Ok; an
+    /// inactive account parks like the same fault on sendMessage; nothing a
+    /// pre-check hears counts as delivered.
+    #[test]
+    fn precheck_answers() {
+        let empty = br#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body/></s:Envelope>"#;
+        assert_eq!(precheck_outcome(200, read(empty), None), Ok(()));
+        assert_eq!(precheck_outcome(202, read(b""), None), Ok(()));
+        for code in [9011, 9012, 9010, 9013, 9030] {
+            let locked = read(&fault_envelope(
+                "Sender",
+                "PermissionDeniedException",
+                &code.to_string(),
+            ));
+            assert_eq!(
+                precheck_outcome(400, locked, None),
+                Err(Outcome::Unavailable(Cause::XtaFault(code))),
+                "{code}"
+            );
+        }
+        let used = read(&fault_envelope(
+            "Sender",
+            "ParameterIsNotValidException",
+            "9024",
+        ));
+        assert_eq!(
+            precheck_outcome(400, used, None),
+            Err(Outcome::Unavailable(Cause::XtaFault(9024)))
+        );
+        let bad_uri = read(&fault_envelope(
+            "Sender",
+            "ParameterIsNotValidException",
+            "9021",
+        ));
+        assert_eq!(
+            precheck_outcome(400, bad_uri, None),
+            Err(Outcome::Refused { status: 9021 })
+        );
+        assert_eq!(
+            precheck_outcome(503, read(b"<html/>"), Some(Duration::from_secs(5))),
+            Err(Outcome::Busy {
+                status: 503,
+                retry_after: Some(Duration::from_secs(5))
+            })
+        );
+        assert_eq!(
+            precheck_outcome(200, read(b"garbage"), None),
+            Err(Outcome::Unavailable(Cause::Transport))
         );
     }
 }

@@ -11,17 +11,34 @@
 //! 9024 (id already used), which is "already delivered". The id is the
 //! receipt's `reference`.
 //!
+//! Where the destination asks for it (`xta_precheck`), the attempt first
+//! asks `checkAccountActive` and/or `lookupService` (management port) and
+//! goes no further unless they pass: no message id is created and nothing
+//! is sent to an inactive account or a reader that does not offer the
+//! service ([`super::classify`] says what their answers mean). A pass is
+//! trusted for [`PRECHECK_FRESH`] per destination: accounts and directory
+//! entries change over hours, not seconds, and asking before each of
+//! hundreds of messages a second would double the management port's load
+//! and every delivery's latency. A failed pre-check is not remembered, so
+//! the next attempt asks again and sees at once that the account or
+//! service is back (backoff and the circuit bound how often that is). A
+//! fault 9010–9014 on `createMessageId` or `sendMessage` (what a pre-check
+//! would have said) forgets the pass. A retry whose message id is kept
+//! passes the pre-checks too before `sendMessage` under that same id: they
+//! send nothing, so they cannot make a second message.
+//!
 //! Logs ids, codes and causes only; the document travels as an MTOM part
 //! and is never read here.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
-use super::classify::{self, Answer};
+use super::classify::{self, Answer, Availability};
 use super::mtom;
 use super::soap::{self, MessagePart, MetaData, Party};
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, XtaPrecheck};
 use crate::delivery::Request;
 use crate::queue::decision::{Cause, Outcome};
 use crate::store::Store;
@@ -33,6 +50,8 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 const MESSAGE_CID: &str = "message@kurier";
 /// The name `transport_messages.transport` records.
 pub const TRANSPORT: &str = "xta2";
+/// How long the pre-checks' pass is trusted (see the module's text).
+pub const PRECHECK_FRESH: Duration = Duration::from_secs(60);
 
 /// The XTA 2 side of a destination (`transport = "xta2"`).
 pub struct Xta2 {
@@ -41,6 +60,10 @@ pub struct Xta2 {
     reader: Party,
     service: String,
     business_scenario: String,
+    /// `xta_precheck`: what is asked before a message is created and sent.
+    prechecks: Vec<XtaPrecheck>,
+    /// When the pre-checks last passed.
+    prechecked: Mutex<Option<Instant>>,
     /// Where message ids are kept; attached at start ([`Xta2::attach_store`]).
     store: OnceLock<Store>,
 }
@@ -79,6 +102,8 @@ impl Xta2 {
                 .clone()
                 .unwrap_or_else(|| service.clone()),
             service,
+            prechecks: config.xta_precheck.clone(),
+            prechecked: Mutex::new(None),
             store: OnceLock::new(),
         })
     }
@@ -89,9 +114,27 @@ impl Xta2 {
         let _ = self.store.set(store.clone());
     }
 
-    /// One delivery attempt: the message id (kept, or created and kept),
-    /// then `sendMessage`.
+    /// One delivery attempt: the pre-checks (if asked for), the message id
+    /// (kept, or created and kept), then `sendMessage`.
     pub async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &reqwest::Url,
+        request: &Request<'_>,
+    ) -> Outcome {
+        let outcome = self.checked_attempt(client, endpoint, request).await;
+        if let Outcome::Unavailable(Cause::XtaFault(9010..=9014)) = outcome {
+            // The server said what a pre-check would have: ask again.
+            *self.last_pass() = None;
+        }
+        outcome
+    }
+
+    fn last_pass(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.prechecked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn checked_attempt(
         &self,
         client: &reqwest::Client,
         endpoint: &reqwest::Url,
@@ -101,6 +144,10 @@ impl Xta2 {
             tracing::error!(destination = %self.destination, "xta2 destination has no database for its message ids; nothing sent");
             return Outcome::Unavailable(Cause::Transport);
         };
+        if let Err(outcome) = self.precheck(client, endpoint).await {
+            tracing::info!(submission_id = %request.submission_id, destination = %self.destination, cause = %outcome.cause(), "XTA pre-check did not pass; nothing created or sent");
+            return outcome;
+        }
         let kept = store
             .transport_message_id(request.submission_id, &self.destination)
             .await;
@@ -150,6 +197,75 @@ impl Xta2 {
                 reference: Some(message_id),
             },
             other => other,
+        }
+    }
+
+    /// The destination's pre-checks, unless they passed within
+    /// [`PRECHECK_FRESH`]: `Ok`, or the outcome that ends the attempt.
+    async fn precheck(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &reqwest::Url,
+    ) -> Result<(), Outcome> {
+        let fresh = self
+            .last_pass()
+            .is_some_and(|at| at.elapsed() < PRECHECK_FRESH);
+        if self.prechecks.is_empty() || fresh {
+            return Ok(());
+        }
+        for check in &self.prechecks {
+            match check {
+                XtaPrecheck::CheckAccountActive => {
+                    let body = soap::check_account_active(
+                        endpoint.as_str(),
+                        &soap::request_id(),
+                        &self.author,
+                    );
+                    let content_type = soap_content_type(soap::action::CHECK_ACCOUNT_ACTIVE);
+                    let (status, answer, retry_after) =
+                        exchange(client, endpoint, &content_type, body).await?;
+                    classify::precheck_outcome(status, answer, retry_after)?;
+                }
+                XtaPrecheck::LookupService => self.lookup_service(client, endpoint).await?,
+            }
+        }
+        *self.last_pass() = Some(Instant::now());
+        Ok(())
+    }
+
+    /// `lookupService` for the destination's reader and service: offered
+    /// (or the server does not know: `sendMessage` will tell) passes.
+    async fn lookup_service(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &reqwest::Url,
+    ) -> Result<(), Outcome> {
+        let body = soap::lookup_service(
+            endpoint.as_str(),
+            &soap::request_id(),
+            &self.author,
+            &self.reader,
+            &self.service,
+        );
+        let content_type = soap_content_type(soap::action::LOOKUP_SERVICE);
+        let (status, envelope, retry_after) = post(client, endpoint, &content_type, body).await?;
+        let answer = envelope
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|e| classify::read(e));
+        classify::precheck_outcome(status, answer, retry_after)?;
+        let results = envelope
+            .as_deref()
+            .ok()
+            .and_then(|e| classify::read_lookup(e).ok())
+            .unwrap_or_default();
+        match classify::availability(&results, &self.service) {
+            Some(Availability::Offered | Availability::Unknown) => Ok(()),
+            Some(Availability::NotOffered) => {
+                Err(Outcome::Unavailable(Cause::XtaServiceNotOffered))
+            }
+            // An answer that says nothing about the service.
+            None => Err(Outcome::Unavailable(Cause::Transport)),
         }
     }
 

@@ -88,11 +88,13 @@ mod tests {
         let author = party("kurier:sozialplattform");
         for envelope in [
             soap::create_message_id(to, &soap::request_id(), &author),
-            soap::management(
-                soap::action::CHECK_ACCOUNT_ACTIVE,
+            soap::check_account_active(to, "urn:uuid:1", &author),
+            soap::lookup_service(
                 to,
-                "urn:uuid:1",
+                "urn:uuid:3",
                 &author,
+                &party("bth:020000000000"),
+                "http://www.xsozial.de/xsozial-basis/2.4.0?a=1&b=2",
             ),
             soap::get_transport_report(to, "urn:uuid:2", &author, "urn:de:xta:messageid:1"),
         ] {
@@ -119,6 +121,23 @@ mod tests {
             let problems = v.validate_blocking(bad.clone().into_bytes()).unwrap_err();
             assert!(!problems.is_empty(), "{bad}");
         }
+        // lookupService with its request's parts in the wrong order.
+        let lookup = String::from_utf8(soap::lookup_service(
+            "https://x/",
+            "urn:uuid:1",
+            &party("a"),
+            &party("r"),
+            "urn:s",
+        ))
+        .unwrap();
+        let start = lookup.find("<m:Reader>").unwrap();
+        let end = lookup.find("</m:Reader>").unwrap() + "</m:Reader>".len();
+        let reader = lookup[start..end].to_owned();
+        let swapped = lookup
+            .replace(&reader, "")
+            .replace("</xta:ServiceType>", &format!("</xta:ServiceType>{reader}"));
+        let problems = v.validate_blocking(swapped.into_bytes()).unwrap_err();
+        assert!(!problems.is_empty());
         // The sendMessage envelope without its metadata's mandatory parts.
         let (ct, body) = send_message_envelope("https://x/");
         let resolved = String::from_utf8(mtom::unpack(&ct, &body).unwrap()).unwrap();

@@ -24,6 +24,8 @@ pub mod action {
     pub const SEND_MESSAGE: &str = "http://www.xta.de/XTA/SendMessage";
     pub const GET_TRANSPORT_REPORT: &str = "http://www.xta.de/XTA/GetTransportReport";
     pub const CHECK_ACCOUNT_ACTIVE: &str = "http://www.xta.de/XTA/CheckAccountActive";
+    /// `lookupService` (its action keeps XTA 1's name).
+    pub const LOOKUP_SERVICE: &str = "http://www.xta.de/XTA/IsServiceAvailable";
 }
 
 /// The code list Kurier names its message types from: the root element of
@@ -139,6 +141,15 @@ impl Envelope {
         e
     }
 
+    /// A management-port request: [`Envelope::open`] with the author's
+    /// `Author` header; leaves the `Body` to come.
+    fn management(action: &str, to: &str, request_id: &str, author: &Party) -> Envelope {
+        let mut e = Envelope::open(action, to, request_id);
+        e.party("m:Author", author);
+        e.end("s:Header");
+        e
+    }
+
     fn party(&mut self, element: &str, party: &Party) {
         self.start(element, &[]);
         self.text("m:Identifier", &[("type", &party.kind)], &party.identifier);
@@ -159,9 +170,7 @@ pub fn request_id() -> String {
 /// A management-port request whose body is empty (`createMessageId`,
 /// `checkAccountActive`), with the `AuthorIdentifier` header.
 pub fn management(action: &str, to: &str, request_id: &str, author: &Party) -> Vec<u8> {
-    let mut e = Envelope::open(action, to, request_id);
-    e.party("m:Author", author);
-    e.end("s:Header");
+    let mut e = Envelope::management(action, to, request_id, author);
     e.empty("s:Body", &[]);
     e.finish()
 }
@@ -171,6 +180,36 @@ pub fn create_message_id(to: &str, request_id: &str, author: &Party) -> Vec<u8> 
     management(action::CREATE_MESSAGE_ID, to, request_id, author)
 }
 
+/// `checkAccountActive`: answered with an empty body while the author's
+/// account is active, else with a `PermissionDeniedException`.
+pub fn check_account_active(to: &str, request_id: &str, author: &Party) -> Vec<u8> {
+    management(action::CHECK_ACCOUNT_ACTIVE, to, request_id, author)
+}
+
+/// `lookupService` for one reader and service: does the reader offer the
+/// service (`LookupServiceRequestList/LookupService`: `Reader`, then
+/// `ServiceType`, in the XSD's order)?
+pub fn lookup_service(
+    to: &str,
+    request_id: &str,
+    author: &Party,
+    reader: &Party,
+    service: &str,
+) -> Vec<u8> {
+    let mut e = Envelope::management(action::LOOKUP_SERVICE, to, request_id, author);
+    e.start("s:Body", &[]);
+    e.start("xta:LookupServiceRequest", &[]);
+    e.start("xta:LookupServiceRequestList", &[]);
+    e.start("xta:LookupService", &[]);
+    e.party("m:Reader", reader);
+    e.text("xta:ServiceType", &[], service);
+    e.end("xta:LookupService");
+    e.end("xta:LookupServiceRequestList");
+    e.end("xta:LookupServiceRequest");
+    e.end("s:Body");
+    e.finish()
+}
+
 /// `getTransportReport` for `message_id`.
 pub fn get_transport_report(
     to: &str,
@@ -178,9 +217,7 @@ pub fn get_transport_report(
     author: &Party,
     message_id: &str,
 ) -> Vec<u8> {
-    let mut e = Envelope::open(action::GET_TRANSPORT_REPORT, to, request_id);
-    e.party("m:Author", author);
-    e.end("s:Header");
+    let mut e = Envelope::management(action::GET_TRANSPORT_REPORT, to, request_id, author);
     e.start("s:Body", &[]);
     e.text("wsa:MessageID", &[], message_id);
     e.end("s:Body");
