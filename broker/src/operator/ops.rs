@@ -36,6 +36,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{AmqpConfig, Config};
+use crate::domain::id::SubmissionId;
 use crate::domain::status::ReceiptStatus;
 use crate::domain::time::format_time;
 use crate::intake;
@@ -233,7 +234,7 @@ outcome_words!(
 pub struct ReplayResult {
     /// `None` when the submission has no dead letter any more.
     pub dead_letter_id: Option<i64>,
-    pub submission_id: Option<String>,
+    pub submission_id: Option<SubmissionId>,
     pub outcome: ReplayOutcome,
     pub message: String,
 }
@@ -275,7 +276,7 @@ pub struct Status {
 /// One submission as [`Ops::lookup`] finds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lookup {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub receipt: Option<Receipt>,
     pub parked: Option<ParkedInfo>,
     /// Newest first, never with a payload.
@@ -427,10 +428,8 @@ impl Ops {
         let id = id.trim();
         let rows = if let Ok(n) = id.parse::<i64>() {
             self.store.dead_letter(n).await?.into_iter().collect()
-        } else if let Ok(uuid) = uuid::Uuid::parse_str(id) {
-            self.store
-                .dead_letters_of(&uuid.hyphenated().to_string())
-                .await?
+        } else if let Some(sid) = SubmissionId::canonical(id) {
+            self.store.dead_letters_of(&sid).await?
         } else {
             return Err(OpsError::BadId(id.to_owned()));
         };
@@ -490,14 +489,10 @@ impl Ops {
                 // A submission id names its newest dead letter.
                 Ok(mut found) => rows.push(found.remove(0)),
                 // Replayed before (or delivered otherwise): say so, send nothing.
-                Err(OpsError::NotFound(_))
-                    if self
-                        .store
-                        .receipt(id.trim())
-                        .await?
-                        .is_some_and(|r| r.status == ReceiptStatus::Delivered) =>
-                {
-                    delivered.push(id.trim().to_owned());
+                Err(OpsError::NotFound(_)) if self.delivered(id).await? => {
+                    if let Some(id) = SubmissionId::parse(id.trim()) {
+                        delivered.push(id);
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -711,7 +706,7 @@ impl Ops {
 
     async fn purge_rows(
         &self,
-        rows: impl Iterator<Item = (i64, Option<String>)>,
+        rows: impl Iterator<Item = (i64, Option<SubmissionId>)>,
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<PurgeResult, OpsError> {
@@ -724,7 +719,7 @@ impl Ops {
                 result.dead_letter_ids.push(id);
                 result
                     .submission_ids
-                    .push(sid.unwrap_or_else(|| format!("#{id}")));
+                    .push(sid.map_or_else(|| format!("#{id}"), String::from));
             }
         }
         if result.dead_letter_ids.is_empty() {
@@ -767,7 +762,11 @@ impl Ops {
     }
 
     pub async fn receipt(&self, submission_id: &str) -> Result<Option<Receipt>, OpsError> {
-        Ok(self.store.receipt(submission_id.trim()).await?)
+        // As written: a portal's id is stored in the case it was sent in.
+        match SubmissionId::parse(submission_id.trim()) {
+            Some(id) => Ok(self.store.receipt(&id).await?),
+            None => Ok(None),
+        }
     }
 
     /// Receipts completed since `since` (RFC 3339 or a duration ago), newest first.
@@ -856,7 +855,7 @@ impl Ops {
         &self,
         actor: &Actor,
         action: &str,
-        submission_ids: &[String],
+        submission_ids: &[SubmissionId],
         outcome: &str,
         why: Option<&str>,
     ) -> Result<(), OpsError> {
@@ -940,9 +939,9 @@ impl ParkedAction {
         text
     }
 
-    fn result(self, id: &str, held: bool, in_flight: bool) -> ParkedResult {
+    fn result(self, id: &SubmissionId, held: bool, in_flight: bool) -> ParkedResult {
         ParkedResult {
-            submission_id: id.to_owned(),
+            submission_id: id.clone(),
             outcome: self.outcome(),
             held,
             in_flight,
@@ -954,7 +953,7 @@ impl ParkedAction {
 /// What an action did with one parked submission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ParkedResult {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub outcome: ParkedOutcome,
     pub held: bool,
     pub in_flight: bool,
@@ -1018,7 +1017,7 @@ impl Ops {
 
     /// The parked submissions of `destination` (configured or with parked
     /// rows left over).
-    async fn parked_ids_of(&self, destination: &str) -> Result<Vec<String>, OpsError> {
+    async fn parked_ids_of(&self, destination: &str) -> Result<Vec<SubmissionId>, OpsError> {
         let ids = self.store.parked_ids_of(destination).await?;
         if ids.is_empty() && !self.configured().iter().any(|d| d == destination) {
             return Err(self.unknown_destination(destination));
@@ -1037,7 +1036,7 @@ impl Ops {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.parked_act(ParkedAction::RetryNow, &ids, actor, why)
+        self.parked_change(ParkedAction::RetryNow, ids, actor, why)
             .await
     }
 
@@ -1051,13 +1050,25 @@ impl Ops {
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<Vec<ParkedResult>, OpsError> {
+        self.parked_change(act, submission_ids(ids)?, actor, why)
+            .await
+    }
+
+    /// [`Ops::parked_act`] on checked ids (as stored: a destination's
+    /// parked rows are acted on by the ids they were parked under).
+    async fn parked_change(
+        &self,
+        act: ParkedAction,
+        ids: Vec<SubmissionId>,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ParkedResult>, OpsError> {
         let change = match act {
             ParkedAction::RetryNow => ParkedChange::DueNow,
             ParkedAction::Hold => ParkedChange::Hold,
             ParkedAction::Release => ParkedChange::Release,
             ParkedAction::Purge => return self.purge_parked(ids, actor, why).await,
         };
-        let ids = submission_ids(ids)?;
         // All or none: the audit row counts them all.
         let outcome = format!("{} {}", ids.len(), act.outcome());
         let joined = ids.join(" ");
@@ -1083,11 +1094,10 @@ impl Ops {
     /// nothing.
     async fn purge_parked(
         &self,
-        ids: &[String],
+        ids: Vec<SubmissionId>,
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<Vec<ParkedResult>, OpsError> {
-        let ids = submission_ids(ids)?;
         // The operator's name only: the detail never carries submission values.
         let detail = format!("withdrawn by operator {}", actor.0);
         let outcome = format!("{} purged", ids.len());
@@ -1110,7 +1120,7 @@ impl Ops {
                 "{id} is already delivered; nothing was purged"
             ))),
             AllOrNone::NotParked(id) => Err(match self.parked_show(&id).await {
-                Ok(p) if p.in_flight => OpsError::InFlight(id),
+                Ok(p) if p.in_flight => OpsError::InFlight(id.to_string()),
                 _ => self.not_parked(&id).await,
             }),
         }
@@ -1232,33 +1242,39 @@ impl Ops {
     }
 
     /// Why `id` is not parked, as far as its receipt tells.
-    async fn not_parked(&self, id: &str) -> OpsError {
+    async fn not_parked(&self, id: &SubmissionId) -> OpsError {
         let hint = match self.store.receipt(id).await {
             Ok(Some(r)) => format!(" (its receipt says {})", r.status),
             _ => String::new(),
         };
-        OpsError::NotParked(id.to_owned(), hint)
+        OpsError::NotParked(id.to_string(), hint)
+    }
+
+    /// Whether `id` (an operator's argument) names a delivered submission.
+    async fn delivered(&self, id: &str) -> Result<bool, OpsError> {
+        Ok(self
+            .receipt(id)
+            .await?
+            .is_some_and(|r| r.status == ReceiptStatus::Delivered))
     }
 }
 
 /// A submission id (UUID) in its stored form.
-fn submission_id(id: &str) -> Result<String, OpsError> {
-    uuid::Uuid::parse_str(id.trim())
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| {
-            OpsError::Invalid(format!(
-                "{:?} is not a submission id (UUID); see `kurier parked list --each`",
-                id.trim()
-            ))
-        })
+fn submission_id(id: &str) -> Result<SubmissionId, OpsError> {
+    SubmissionId::canonical(id).ok_or_else(|| {
+        OpsError::Invalid(format!(
+            "{:?} is not a submission id (UUID); see `kurier parked list --each`",
+            id.trim()
+        ))
+    })
 }
 
 /// Submission ids, checked and without repeats.
-fn submission_ids(ids: &[String]) -> Result<Vec<String>, OpsError> {
+fn submission_ids(ids: &[String]) -> Result<Vec<SubmissionId>, OpsError> {
     if ids.is_empty() {
         return Err(OpsError::Invalid("name at least one submission id".into()));
     }
-    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    let mut out: Vec<SubmissionId> = Vec::with_capacity(ids.len());
     for id in ids {
         let id = submission_id(id)?;
         if !out.contains(&id) {
@@ -1278,7 +1294,7 @@ fn without_payload(d: DeadLetter) -> DeadLetter {
     }
 }
 
-fn sealed_of(d: &DeadLetter) -> Result<(String, Sealed), OpsError> {
+fn sealed_of(d: &DeadLetter) -> Result<(SubmissionId, Sealed), OpsError> {
     match (
         &d.submission_id,
         &d.key_id,

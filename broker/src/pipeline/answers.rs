@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::delivery::answers::{Answers, Awaiting, TransportError};
+use crate::domain::id::SubmissionId;
 use crate::domain::time::now;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
@@ -134,10 +135,10 @@ async fn commit(
             }
         }
     }
-    let open: Vec<&str> = awaiting
+    let open: Vec<&SubmissionId> = awaiting
         .iter()
-        .map(|a| a.submission_id.as_str())
-        .filter(|id| !answers.iter().any(|(a, _)| a == id))
+        .map(|a| &a.submission_id)
+        .filter(|id| !answers.iter().any(|(a, _)| a == *id))
         .collect();
     if let Err(e) = pipeline.store.polled(destination, &open, &at).await {
         tracing::warn!(destination, error = %e, "cannot note the submissions asked about");

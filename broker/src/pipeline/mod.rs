@@ -49,6 +49,7 @@ use lapin::message::Delivery;
 use crate::config::Config;
 use crate::delivery::Request;
 use crate::domain::digest::sha256_hex;
+use crate::domain::id::SubmissionId;
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::status::ReceiptStatus;
 use crate::domain::time::{format_time, now};
@@ -74,20 +75,18 @@ pub struct Pipeline {
 }
 
 /// The AMQP `message_id`, if it is a submission id (a UUID).
-fn message_id(delivery: &Delivery) -> Option<String> {
+fn message_id(delivery: &Delivery) -> Option<SubmissionId> {
     delivery
         .properties
         .message_id()
         .as_ref()
-        .map(|m| m.as_str())
-        .filter(|m| uuid::Uuid::parse_str(m).is_ok())
-        .map(str::to_owned)
+        .and_then(|m| SubmissionId::parse(m.as_str()))
 }
 
 /// What is known about a submission, however broken its envelope.
 #[derive(Default, Clone)]
 struct Ids {
-    submission_id: Option<String>,
+    submission_id: Option<SubmissionId>,
     service: Option<String>,
     destination: Option<String>,
     portal: Option<String>,
@@ -159,7 +158,7 @@ struct Received<'a> {
     body: &'a [u8],
     sha256: String,
     at: String,
-    amqp_message_id: Option<String>,
+    amqp_message_id: Option<SubmissionId>,
     /// Attempts made before this run (parked submissions).
     prior_attempts: i64,
     /// A held AMQP message, or a parked submission's scheduled run.
@@ -441,7 +440,7 @@ impl Pipeline {
         envelope: &Envelope,
         received_sha256: &str,
     ) -> Result<Handled, String> {
-        let id = envelope.submission_id.as_str();
+        let id = &envelope.submission_id;
         // One round trip on the happy path; the whole receipt is read only
         // for a duplicate, whose event is repeated.
         let seen = self.recorder.seen(id).await.map_err(|e| e.to_string())?;

@@ -11,6 +11,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
+use crate::domain::id::SubmissionId;
 
 /// The status of the second receipt event (CONTRACT.md § 3).
 pub const ACCEPTED_BY_AUTHORITY: &str = "accepted_by_authority";
@@ -24,7 +25,7 @@ pub const MAX_REASON_CODE_CHARS: usize = 64;
 /// A delivered submission whose authority's answer is awaited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Awaiting {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub destination: String,
     /// `transport_messages.transport`, e.g. `xta2`.
     pub transport: String,
@@ -187,7 +188,7 @@ impl Store {
     pub async fn polled(
         &self,
         destination: &str,
-        submission_ids: &[&str],
+        submission_ids: &[&SubmissionId],
         at: &str,
     ) -> Result<(), StoreError> {
         in_tx!(self, tx => {
@@ -212,9 +213,9 @@ impl Store {
     pub async fn record_answers(
         &self,
         destination: &str,
-        answers: &[(String, AuthorityAnswer)],
+        answers: &[(SubmissionId, AuthorityAnswer)],
         at: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<SubmissionId>, StoreError> {
         let mut new = Vec::new();
         in_tx!(self, tx => {
             for (id, answer) in answers {
@@ -272,7 +273,7 @@ impl Store {
     /// Every transport message of a submission with its answer, if any.
     pub async fn transport_answers(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
     ) -> Result<Vec<TransportAnswer>, StoreError> {
         const SQL: &str = "SELECT destination, transport, created_at, last_polled_at, answered_at, \
              accepted, reason_codes FROM transport_messages WHERE submission_id = $1 \
@@ -289,7 +290,7 @@ impl Store {
     /// (accepted, reason codes, seq of its event).
     pub async fn authority_answer(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
         destination: &str,
     ) -> Result<Option<(bool, Vec<String>, i64)>, StoreError> {
         const SQL: &str = "SELECT accepted, reason_codes, answer_seq FROM transport_messages \

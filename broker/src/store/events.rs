@@ -10,11 +10,12 @@
 use serde::Serialize;
 
 use super::{Parked, Receipt};
+use crate::domain::id::SubmissionId;
 
 /// The JSON body of a receipt event.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct ReceiptEvent<'a> {
-    pub submission_id: &'a str,
+    pub submission_id: &'a SubmissionId,
     pub status: &'a str,
     pub service: Option<&'a str>,
     pub destination: Option<&'a str>,
@@ -107,7 +108,7 @@ mod tests {
     fn receipt(status: &str) -> Receipt {
         let status = crate::domain::status::ReceiptStatus::parse(status).expect("a receipt status");
         Receipt {
-            submission_id: "3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11".into(),
+            submission_id: SubmissionId::from_stored("3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11"),
             service: Some("hzl".into()),
             destination: Some("sozialamt-koeln".into()),
             portal: Some("sozialplattform".into()),

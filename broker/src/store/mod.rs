@@ -31,6 +31,7 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::DatabaseConfig;
+use crate::domain::id::SubmissionId;
 use crate::domain::status::ReceiptStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +69,7 @@ pub enum Access {
 /// One row of `receipts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Receipt {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub service: Option<String>,
     pub destination: Option<String>,
     pub portal: Option<String>,
@@ -93,9 +94,9 @@ pub struct Receipt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct DeadLetter {
     pub id: i64,
-    pub submission_id: Option<String>,
+    pub submission_id: Option<SubmissionId>,
     #[serde(skip)]
-    pub amqp_message_id: Option<String>,
+    pub amqp_message_id: Option<SubmissionId>,
     pub service: Option<String>,
     pub destination: Option<String>,
     pub portal: Option<String>,
@@ -136,7 +137,7 @@ pub struct Seen {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxEvent {
     pub id: i64,
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub seq: i64,
     /// The portal.
     pub routing_key: String,
@@ -147,7 +148,7 @@ pub struct OutboxEvent {
 /// One row of `parked`: a submission waiting for its next attempt.
 #[derive(Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Parked {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub service: String,
     pub destination: String,
     pub portal: String,
@@ -244,7 +245,7 @@ pub enum Record {
     RepeatEvent(Receipt),
     /// A parked submission's attempt failed again: new schedule.
     Reschedule {
-        submission_id: String,
+        submission_id: SubmissionId,
         attempts: i64,
         next_attempt_at: String,
         last_cause: String,
@@ -716,7 +717,10 @@ impl Store {
         on_pool!(self, pool => pool.close().await)
     }
 
-    pub async fn receipt(&self, submission_id: &str) -> Result<Option<Receipt>, StoreError> {
+    pub async fn receipt(
+        &self,
+        submission_id: &SubmissionId,
+    ) -> Result<Option<Receipt>, StoreError> {
         const SQL: &str = "SELECT submission_id, service, destination, portal, status, reason_code, \
              reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, submitted_at, \
              received_at, completed_at FROM receipts WHERE submission_id = $1";
@@ -748,7 +752,7 @@ impl Store {
     /// What the pipeline must know of a submission before it runs it: its
     /// receipt's status and received hash (if any) and whether it is parked,
     /// in one round trip. The same SQL on both backends.
-    pub async fn seen(&self, submission_id: &str) -> Result<Seen, StoreError> {
+    pub async fn seen(&self, submission_id: &SubmissionId) -> Result<Seen, StoreError> {
         const SQL: &str = "SELECT \
              (SELECT status FROM receipts WHERE submission_id = $1) AS status, \
              (SELECT received_sha256 FROM receipts WHERE submission_id = $1) AS received_sha256, \
@@ -767,11 +771,11 @@ impl Store {
     /// [`Recorder::seen`] gathers): by submission id.
     pub async fn seen_many(
         &self,
-        submission_ids: &[String],
-    ) -> Result<std::collections::HashMap<String, Seen>, StoreError> {
+        submission_ids: &[SubmissionId],
+    ) -> Result<std::collections::HashMap<SubmissionId, Seen>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
-            submission_id: String,
+            submission_id: SubmissionId,
             #[sqlx(flatten)]
             seen: Seen,
         }
@@ -803,7 +807,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn is_parked(&self, submission_id: &str) -> Result<bool, StoreError> {
+    pub async fn is_parked(&self, submission_id: &SubmissionId) -> Result<bool, StoreError> {
         let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(IS_PARKED)
             .bind(submission_id)
             .fetch_one(pool)
@@ -942,7 +946,7 @@ impl Store {
 
     /// Does anything of the submission's payload remain, sealed or not (a
     /// parked row, or a dead letter with a sealed payload)?
-    pub async fn payload_kept(&self, submission_id: &str) -> Result<bool, StoreError> {
+    pub async fn payload_kept(&self, submission_id: &SubmissionId) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT \
              (SELECT COUNT(*) FROM parked WHERE submission_id = $1) + \
              (SELECT COUNT(*) FROM dead_letters WHERE submission_id = $1 \
@@ -956,7 +960,7 @@ impl Store {
     /// (XTA 2: from createMessageId), if there is one.
     pub async fn transport_message_id(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
         destination: &str,
     ) -> Result<Option<String>, StoreError> {
         const SQL: &str = "SELECT message_id FROM transport_messages \
@@ -974,7 +978,7 @@ impl Store {
     /// first id stored.
     pub async fn keep_transport_message_id(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
         destination: &str,
         transport: &str,
         message_id: &str,
@@ -1189,7 +1193,7 @@ pub struct Recorder {
 }
 
 /// A submission id whose [`Seen`] is wanted, and where to send it.
-type Lookup = (String, oneshot::Sender<Result<Seen, String>>);
+type Lookup = (SubmissionId, oneshot::Sender<Result<Seen, String>>);
 
 impl Recorder {
     pub fn spawn(store: Store) -> Recorder {
@@ -1238,7 +1242,7 @@ impl Recorder {
         tokio::spawn(async move {
             let mut batch: Vec<Lookup> = Vec::with_capacity(MAX_BATCH);
             while asked.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+                let ids: Vec<SubmissionId> = batch.iter().map(|(id, _)| id.clone()).collect();
                 match lookup_store.seen_many(&ids).await {
                     Ok(mut found) => {
                         for (id, answer) in batch.drain(..) {
@@ -1264,7 +1268,7 @@ impl Recorder {
 
     /// [`Store::seen`], gathered with the other lookups waiting at the same
     /// moment into one query (one round trip for all of them).
-    pub async fn seen(&self, submission_id: &str) -> Result<Seen, StoreError> {
+    pub async fn seen(&self, submission_id: &SubmissionId) -> Result<Seen, StoreError> {
         let (answer, found) = oneshot::channel();
         self.lookups
             .send((submission_id.to_owned(), answer))

@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use super::{DeadLetter, Store, StoreError};
+use crate::domain::id::SubmissionId;
 use crate::domain::reason::ReasonCode;
 use crate::domain::status::ReceiptStatus;
 use crate::domain::time::now;
@@ -72,7 +73,7 @@ pub struct Backlog {
 /// One parked submission as operators see it: metadata, never the payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ParkedInfo {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub service: String,
     pub destination: String,
     pub portal: String,
@@ -115,16 +116,16 @@ pub enum ParkedChange {
 pub enum AllOrNone<T> {
     Done(Vec<T>),
     /// This id is not parked (or, for a withdrawal, its attempt is under way).
-    NotParked(String),
+    NotParked(SubmissionId),
     /// This id's receipt says delivered: it cannot be withdrawn.
-    Delivered(String),
+    Delivered(SubmissionId),
 }
 
 /// What purge takes from a parked row into the receipt, the dead letter and
 /// the receipt event.
 #[derive(sqlx::FromRow)]
 struct Withdrawn {
-    submission_id: String,
+    submission_id: SubmissionId,
     service: String,
     destination: String,
     portal: String,
@@ -193,7 +194,7 @@ impl Store {
     /// included.
     pub async fn dead_letters_of(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
     ) -> Result<Vec<DeadLetter>, StoreError> {
         const SQL: &str = concat!(
             select_dead_letter!(),
@@ -209,7 +210,7 @@ impl Store {
     pub async fn dead_letters_before(
         &self,
         cutoff: &str,
-    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    ) -> Result<Vec<(i64, Option<SubmissionId>)>, StoreError> {
         const SQL: &str = "SELECT id, submission_id FROM dead_letters WHERE created_at < $1";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL).bind(cutoff).fetch_all(pool).await)?)
     }
@@ -224,7 +225,7 @@ impl Store {
     /// Before a replay: the receipt (unless delivered) no longer matches the
     /// received body, or the pipeline would take the replay for a duplicate.
     /// Its event count goes on: the replay's event gets the next `seq`.
-    pub async fn forget_received(&self, submission_id: &str) -> Result<(), StoreError> {
+    pub async fn forget_received(&self, submission_id: &SubmissionId) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE receipts SET received_sha256 = '' \
              WHERE submission_id = $1 AND status <> 'delivered'";
         in_tx!(self, tx => sqlx::query(SQL).bind(submission_id).execute(&mut *tx).await?);
@@ -234,7 +235,7 @@ impl Store {
     /// A replay that could not be published: the receipt as it was.
     pub async fn restore_received(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
         received_sha256: &str,
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE receipts SET received_sha256 = $2 WHERE submission_id = $1";
@@ -305,7 +306,10 @@ impl Store {
     }
 
     /// One parked submission, if it is parked.
-    pub async fn parked_one(&self, submission_id: &str) -> Result<Option<ParkedInfo>, StoreError> {
+    pub async fn parked_one(
+        &self,
+        submission_id: &SubmissionId,
+    ) -> Result<Option<ParkedInfo>, StoreError> {
         const SQL: &str = concat!(select_parked_info!(), "WHERE submission_id = $2");
         Ok(on_pool!(self, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
             .bind(now())
@@ -315,10 +319,10 @@ impl Store {
     }
 
     /// The parked submissions of `destination`, soonest first.
-    pub async fn parked_ids_of(&self, destination: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn parked_ids_of(&self, destination: &str) -> Result<Vec<SubmissionId>, StoreError> {
         const SQL: &str =
             "SELECT submission_id FROM parked WHERE destination = $1 ORDER BY next_attempt_at";
-        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(SQL)
+        let rows: Vec<(SubmissionId,)> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(destination)
             .fetch_all(pool)
             .await)?;
@@ -330,9 +334,9 @@ impl Store {
     pub async fn change_parked(
         &self,
         change: ParkedChange,
-        ids: &[String],
+        ids: &[SubmissionId],
         audit: &AuditRow<'_>,
-    ) -> Result<AllOrNone<(String, bool, bool)>, StoreError> {
+    ) -> Result<AllOrNone<(SubmissionId, bool, bool)>, StoreError> {
         // `$1` the submission id, `$2` now; they return `held` and whether
         // an attempt is under way.
         let sql = match change {
@@ -379,11 +383,11 @@ impl Store {
     /// not parked for this purpose.
     pub async fn withdraw_parked(
         &self,
-        ids: &[String],
+        ids: &[SubmissionId],
         detail: &str,
         dead_letter_expires_at: &str,
         audit: &AuditRow<'_>,
-    ) -> Result<AllOrNone<String>, StoreError> {
+    ) -> Result<AllOrNone<SubmissionId>, StoreError> {
         const DELETE: &str = "DELETE FROM parked WHERE submission_id = $1 \
              AND (lease_until IS NULL OR lease_until <= $2) \
              RETURNING submission_id, service, destination, portal, attempts, received_sha256, \

@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::domain::id::SubmissionId;
 use crate::domain::time::format_time;
 use crate::store::{Store, StoreError, VaultEpoch};
 use crate::vault::{self, Sealed, Vault, VaultError};
@@ -106,7 +107,7 @@ pub fn longest_keep(config: &Config) -> time::Duration {
 pub async fn open(
     vault: &Vault,
     store: &Store,
-    submission_id: &str,
+    submission_id: &SubmissionId,
     sealed: &Sealed,
 ) -> Result<Vec<u8>, VaultError> {
     match vault.open(submission_id, sealed) {
@@ -281,7 +282,7 @@ allow_insecure_http = true
     fn parked(id: &str, sealed: Sealed) -> Parked {
         let now = crate::domain::time::now();
         Parked {
-            submission_id: id.into(),
+            submission_id: SubmissionId::from_stored(id),
             service: "hzl".into(),
             destination: "sozialamt-koeln".into(),
             portal: "p".into(),
@@ -356,7 +357,7 @@ allow_insecure_http = true
         );
         store
             .write(&[Record::Receipt(crate::store::Receipt {
-                submission_id: "id-1".into(),
+                submission_id: SubmissionId::from_stored("id-1"),
                 service: None,
                 destination: None,
                 portal: None,
@@ -389,13 +390,13 @@ allow_insecure_http = true
         let row = store.epoch(&today).await.unwrap().unwrap();
         assert!(row.wrapped_kek.is_none() && row.destroyed_at.is_some());
         assert!(matches!(
-            open(&vault, &store, "id-1", &sealed).await,
+            open(&vault, &store, &SubmissionId::from_stored("id-1"), &sealed).await,
             Err(VaultError::Shredded(_))
         ));
         // Another instance learns it from the database, not from its cache.
         let other = self::vault(dir.path());
         assert!(matches!(
-            open(&other, &store, "id-1", &sealed).await,
+            open(&other, &store, &SubmissionId::from_stored("id-1"), &sealed).await,
             Err(VaultError::Shredded(_))
         ));
     }
@@ -412,7 +413,12 @@ allow_insecure_http = true
             b.open("id-1", &sealed),
             Err(VaultError::UnknownEpoch(_))
         ));
-        assert_eq!(open(&b, &store, "id-1", &sealed).await.unwrap(), b"payload");
+        assert_eq!(
+            open(&b, &store, &SubmissionId::from_stored("id-1"), &sealed)
+                .await
+                .unwrap(),
+            b"payload"
+        );
     }
 
     #[tokio::test]

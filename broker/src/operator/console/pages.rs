@@ -420,7 +420,7 @@ mod tests {
     fn dead_letter() -> DeadLetter {
         DeadLetter {
             id: 7,
-            submission_id: Some(HOSTILE.into()),
+            submission_id: Some(crate::domain::id::SubmissionId::from_stored(HOSTILE)),
             amqp_message_id: None,
             service: None,
             destination: Some(HOSTILE.into()),
