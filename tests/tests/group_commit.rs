@@ -41,8 +41,9 @@ fn receipt(id: &str, status: &str, portal: Option<&str>) -> Receipt {
         received_sha256: "ab".into(),
         sent_sha256: Some("cd".into()),
         submitted_at: Some("2026-12-02T00:00:00.000000Z".into()),
-        received_at: "2026-12-02T00:00:00.100000Z".into(),
-        completed_at: "2026-12-02T00:00:01.000000Z".into(),
+        received_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.100000Z").unwrap(),
+        completed_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:01.000000Z")
+            .unwrap(),
     }
 }
 
@@ -54,11 +55,13 @@ fn parked(id: &str) -> Parked {
         portal: "sozialplattform".into(),
         attempts: 1,
         received_sha256: "ab".into(),
-        received_at: "2026-12-02T00:00:00.100000Z".into(),
-        first_failure_at: "2026-12-02T00:00:00.200000Z".into(),
+        received_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.100000Z").unwrap(),
+        first_failure_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.200000Z")
+            .unwrap(),
         last_cause: "status 503".into(),
-        next_attempt_at: "2026-12-02T00:00:00.700000Z".into(),
-        expires_at: "2026-12-09T00:00:00.100000Z".into(),
+        next_attempt_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.700000Z")
+            .unwrap(),
+        expires_at: kurier::domain::time::Timestamp::parse("2026-12-09T00:00:00.100000Z").unwrap(),
         lease_until: None,
         key_id: "k".into(),
         sealed_key: vec![1],

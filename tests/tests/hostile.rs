@@ -61,8 +61,9 @@ async fn one_record_the_database_refuses_does_not_fail_its_group_commit(backend:
         received_sha256: "00".into(),
         sent_sha256: None,
         submitted_at: None,
-        received_at: "2026-12-02T00:00:00.000000Z".into(),
-        completed_at: "2026-12-02T00:00:01.000000Z".into(),
+        received_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.000000Z").unwrap(),
+        completed_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:01.000000Z")
+            .unwrap(),
     };
     let good: Vec<_> = (0..20)
         .map(|_| receipt(&uuid::Uuid::new_v4().to_string()))
@@ -331,8 +332,8 @@ async fn receipts_past_their_retention_are_deleted_by_kurier_itself() {
             received_sha256: "00".into(),
             sent_sha256: None,
             submitted_at: None,
-            received_at: completed_at.into(),
-            completed_at: completed_at.into(),
+            received_at: kurier::domain::time::Timestamp::parse(completed_at).unwrap(),
+            completed_at: kurier::domain::time::Timestamp::parse(completed_at).unwrap(),
         };
         // Eleven years old (the default keeps ten), and one from last year.
         let old = receipt("2015-11-30T10:00:00.000000Z");

@@ -28,7 +28,7 @@ async fn a_submission_parked_past_its_maximum_age_is_delivery_expired(backend: B
     let receipt = world.await_receipt(&id, WAIT).await.unwrap();
     assert_eq!(receipt.status, "dead_lettered", "{receipt:?}");
     assert_eq!(receipt.reason_code.as_deref(), Some("delivery_expired"));
-    assert!(receipt.completed_at.as_str() >= receipt.received_at.as_str());
+    assert!(receipt.completed_at >= receipt.received_at);
     let detail = receipt.reason_detail.unwrap_or_default();
     assert!(
         detail.contains("sozialamt-koeln") && detail.contains("status 503"),

@@ -27,8 +27,8 @@ fn parked_in_epoch(vault: &Vault, epoch: &str, body: &[u8], id: &str) -> Parked 
         portal: "portal-nrw".into(),
         attempts: 3,
         received_sha256: kurier::domain::digest::sha256_hex(body),
-        received_at: now.clone(),
-        first_failure_at: now.clone(),
+        received_at: now,
+        first_failure_at: now,
         last_cause: "status 503".into(),
         next_attempt_at: now,
         expires_at: kurier::domain::time::time_after(Duration::from_secs(86_400)),
@@ -47,14 +47,16 @@ async fn an_old_epoch_key_is_destroyed_once_nothing_sealed_in_it_remains(backend
 
     // An epoch of 400 days ago (far past max_age_secs and the dead-letter
     // retention) with one submission still parked in it.
-    let old = kurier::domain::time::time_before(Duration::from_secs(400 * 86_400)).unwrap()[..10]
+    let old = kurier::domain::time::time_before(Duration::from_secs(400 * 86_400))
+        .unwrap()
+        .to_string()[..10]
         .to_owned();
     let vault = Vault::load(&world.config.vault).unwrap();
     let row = store
         .create_epoch(
             &old,
             &vault.new_epoch_key(&old).unwrap(),
-            &kurier::domain::time::now(),
+            kurier::domain::time::now(),
         )
         .await
         .unwrap();

@@ -462,7 +462,8 @@ async fn transport_reports_become_second_events_and_open_ones_stay_visible(backe
     assert_eq!(line["awaiting_answer"], 1, "{line}");
     let receipt = world.await_receipt(&ids[3], WAIT).await.unwrap();
     assert_eq!(
-        line["oldest_awaiting_delivered_at"], receipt.completed_at,
+        line["oldest_awaiting_delivered_at"],
+        receipt.completed_at.to_string(),
         "{line}"
     );
     let deadline = Instant::now() + WAIT;
@@ -489,7 +490,7 @@ async fn transport_reports_become_second_events_and_open_ones_stay_visible(backe
                 kurier_e2e::sid(&ids[0]),
                 kurier::delivery::answers::AuthorityAnswer::accepted(vec![]),
             )],
-            &kurier::domain::time::now(),
+            kurier::domain::time::now(),
         )
         .await
         .unwrap();

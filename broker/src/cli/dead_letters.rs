@@ -224,7 +224,7 @@ fn print_one(d: &DeadLetter) {
         fields.push(("http status", s.to_string()));
     }
     fields.push(("received sha256", d.received_sha256.clone()));
-    fields.push(("created", with_relative(&d.created_at)));
+    fields.push(("created", with_relative(d.created_at)));
     fields.push((
         "payload",
         match (&d.expires_at, d.payload_kept) {

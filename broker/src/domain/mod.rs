@@ -5,7 +5,8 @@
 //!   contract's stable codes with a detail that never carries a value.
 //! - [`status`]: how a receipt says a submission ended.
 //! - [`id`]: the submission id, checked where it comes in.
-//! - [`time`]: the one timestamp form of tables, receipts and events.
+//! - [`time`]: the instant type of tables, receipts and events, and its one
+//!   written form.
 //! - [`digest`]: SHA-256 and hex.
 //!
 //! Pure: no I/O, no configuration, no other module of the crate.

@@ -38,7 +38,7 @@ use serde::Serialize;
 use crate::config::{AmqpConfig, Config};
 use crate::domain::id::SubmissionId;
 use crate::domain::status::ReceiptStatus;
-use crate::domain::time::format_time;
+use crate::domain::time::Timestamp;
 use crate::intake;
 use crate::store::answers::TransportAnswer;
 use crate::store::operator::{AllOrNone, AuditRow, ParkedChange};
@@ -253,7 +253,7 @@ pub struct DestinationStatus {
     pub destination: String,
     pub configured: bool,
     pub parked: i64,
-    pub next_attempt_at: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
     pub last_cause: Option<String>,
     pub dead_letters: i64,
     /// `closed`, `open`, `half_open`; `None` when not known (CLI).
@@ -262,7 +262,7 @@ pub struct DestinationStatus {
     /// [`crate::delivery::answers`]) has not come yet, and when the oldest of them was
     /// delivered (FIT-Connect rejects automatically after 14 days).
     pub awaiting_answer: i64,
-    pub oldest_awaiting_delivered_at: Option<String>,
+    pub oldest_awaiting_delivered_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -415,7 +415,7 @@ impl Ops {
             .dead_letters(
                 filter.reason.as_deref(),
                 filter.destination.as_deref(),
-                since.as_deref(),
+                since,
                 filter.limit.unwrap_or(1000).clamp(1, 100_000),
                 filter.offset.unwrap_or(0).max(0),
             )
@@ -700,7 +700,7 @@ impl Ops {
         let cutoff = crate::domain::time::time_before(age).ok_or_else(|| {
             OpsError::Invalid("that age reaches before the year 1; nothing would match".into())
         })?;
-        let rows = self.store.dead_letters_before(&cutoff).await?;
+        let rows = self.store.dead_letters_before(cutoff).await?;
         self.purge_rows(rows.into_iter(), actor, why).await
     }
 
@@ -776,10 +776,7 @@ impl Ops {
         limit: i64,
     ) -> Result<Vec<Receipt>, OpsError> {
         let since = since.map(parse_since).transpose()?;
-        Ok(self
-            .store
-            .receipts(since.as_deref(), limit.clamp(1, 100_000))
-            .await?)
+        Ok(self.store.receipts(since, limit.clamp(1, 100_000)).await?)
     }
 
     /// Parked and dead letters per destination, as the database knows them.
@@ -798,10 +795,10 @@ impl Ops {
                 let answers = awaiting.iter().find(|a| &a.destination == name);
                 DestinationStatus {
                     awaiting_answer: answers.map_or(0, |a| a.count),
-                    oldest_awaiting_delivered_at: answers.map(|a| a.oldest_delivered_at.clone()),
+                    oldest_awaiting_delivered_at: answers.map(|a| a.oldest_delivered_at),
                     configured: true,
                     parked: backlog.map_or(0, |b| b.count),
-                    next_attempt_at: backlog.map(|b| b.next_attempt_at.clone()),
+                    next_attempt_at: backlog.map(|b| b.next_attempt_at),
                     last_cause: backlog.map(|b| b.last_cause.clone()),
                     dead_letters: dead.iter().find(|(d, _)| d == name).map_or(0, |(_, n)| *n),
                     circuit: None,
@@ -967,7 +964,7 @@ pub struct DestinationInfo {
     /// `false` for a pause left over from a destination no longer configured.
     pub configured: bool,
     pub paused: bool,
-    pub paused_at: Option<String>,
+    pub paused_at: Option<Timestamp>,
     pub paused_by: Option<String>,
     pub pause_reason: Option<String>,
     pub parked: i64,
@@ -1106,7 +1103,7 @@ impl Ops {
         let expires_at = crate::domain::time::time_after(self.dead_letter_retention);
         match self
             .store
-            .withdraw_parked(&ids, &detail, &expires_at, &audit)
+            .withdraw_parked(&ids, &detail, expires_at, &audit)
             .await?
         {
             AllOrNone::Done(withdrawn) => {
@@ -1146,7 +1143,7 @@ impl Ops {
                 DestinationInfo {
                     configured: configured.contains(&name),
                     paused: pause.is_some(),
-                    paused_at: pause.map(|p| p.paused_at.clone()),
+                    paused_at: pause.map(|p| p.paused_at),
                     paused_by: pause.map(|p| p.operator.clone()),
                     pause_reason: pause.and_then(|p| p.reason.clone()),
                     parked: b.map_or(0, |b| b.count),
@@ -1343,11 +1340,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, OpsError> {
 }
 
 /// An RFC 3339 time or a duration ago → the stored time form (UTC, µs).
-pub fn parse_since(text: &str) -> Result<String, OpsError> {
-    if let Ok(t) =
-        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
-    {
-        return Ok(format_time(t));
+pub fn parse_since(text: &str) -> Result<Timestamp, OpsError> {
+    if let Ok(t) = Timestamp::parse(text) {
+        return Ok(t);
     }
     match parse_duration(text) {
         Ok(ago) => crate::domain::time::time_before(ago)
@@ -1385,7 +1380,9 @@ mod tests {
     #[test]
     fn since_takes_a_time_or_a_duration_ago() {
         assert_eq!(
-            parse_since("2026-11-23T01:00:00+01:00").unwrap(),
+            parse_since("2026-11-23T01:00:00+01:00")
+                .unwrap()
+                .to_string(),
             "2026-11-23T00:00:00.000000Z"
         );
         assert!(parse_since("24h").unwrap() < now());

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::{Store, StoreError};
 use crate::domain::id::SubmissionId;
+use crate::domain::time::Timestamp;
 
 /// The status of the second receipt event (CONTRACT.md § 3).
 pub const ACCEPTED_BY_AUTHORITY: &str = "accepted_by_authority";
@@ -32,9 +33,9 @@ pub struct Awaiting {
     /// The transport's own id of the message (XTA 2: from createMessageId).
     pub message_id: String,
     /// When the receipt says it was delivered.
-    pub delivered_at: String,
+    pub delivered_at: Timestamp,
     /// When the report source was last asked; `None`: never.
-    pub last_polled_at: Option<String>,
+    pub last_polled_at: Option<Timestamp>,
 }
 
 /// What the authority answered, as a transport reports it.
@@ -98,7 +99,7 @@ pub struct AwaitingSummary {
     pub destination: String,
     pub count: i64,
     /// When the oldest of them was delivered.
-    pub oldest_delivered_at: String,
+    pub oldest_delivered_at: Timestamp,
 }
 
 /// A submission's message at a transport that reports answers, as the
@@ -108,10 +109,10 @@ pub struct TransportAnswer {
     pub destination: String,
     pub transport: String,
     /// When the transport message id was kept (just before sending).
-    pub created_at: String,
-    pub last_polled_at: Option<String>,
+    pub created_at: Timestamp,
+    pub last_polled_at: Option<Timestamp>,
     /// `None`: no answer yet.
-    pub answered_at: Option<String>,
+    pub answered_at: Option<Timestamp>,
     pub accepted: Option<bool>,
     /// The authority's codes, space-separated.
     pub reason_codes: Option<String>,
@@ -171,7 +172,7 @@ impl Store {
     pub async fn awaiting(
         &self,
         destination: &str,
-        polled_before: &str,
+        polled_before: Timestamp,
         limit: i64,
     ) -> Result<Vec<Awaiting>, StoreError> {
         let rows = on_pool!(self, pool => sqlx::query_as::<_, Awaiting>(AWAITING)
@@ -189,7 +190,7 @@ impl Store {
         &self,
         destination: &str,
         submission_ids: &[&SubmissionId],
-        at: &str,
+        at: Timestamp,
     ) -> Result<(), StoreError> {
         in_tx!(self, tx => {
             for id in submission_ids {
@@ -214,7 +215,7 @@ impl Store {
         &self,
         destination: &str,
         answers: &[(SubmissionId, AuthorityAnswer)],
-        at: &str,
+        at: Timestamp,
     ) -> Result<Vec<SubmissionId>, StoreError> {
         let mut new = Vec::new();
         in_tx!(self, tx => {

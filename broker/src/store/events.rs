@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{Parked, Receipt};
 use crate::domain::id::SubmissionId;
+use crate::domain::time::Timestamp;
 
 /// The JSON body of a receipt event.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub struct ReceiptEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<&'a str>,
     pub attempts: i64,
-    pub at: &'a str,
+    pub at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
 }
@@ -37,7 +38,7 @@ impl<'a> ReceiptEvent<'a> {
             destination: receipt.destination.as_deref(),
             reference: receipt.reference.as_deref().filter(|_| delivered),
             attempts: receipt.attempts,
-            at: &receipt.completed_at,
+            at: receipt.completed_at,
             reason: receipt.reason_code.as_deref().filter(|_| !delivered),
         }
     }
@@ -121,8 +122,10 @@ mod tests {
             received_sha256: "00".into(),
             sent_sha256: None,
             submitted_at: None,
-            received_at: "2026-11-23T10:14:59.000000Z".into(),
-            completed_at: "2026-11-23T10:15:00.000000Z".into(),
+            received_at: crate::domain::time::Timestamp::parse("2026-11-23T10:14:59.000000Z")
+                .unwrap(),
+            completed_at: crate::domain::time::Timestamp::parse("2026-11-23T10:15:00.000000Z")
+                .unwrap(),
         }
     }
 

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::DatabaseConfig;
 use crate::domain::id::SubmissionId;
 use crate::domain::status::ReceiptStatus;
+use crate::domain::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -83,8 +84,8 @@ pub struct Receipt {
     pub received_sha256: String,
     pub sent_sha256: Option<String>,
     pub submitted_at: Option<String>,
-    pub received_at: String,
-    pub completed_at: String,
+    pub received_at: Timestamp,
+    pub completed_at: Timestamp,
 }
 
 /// One row of `dead_letters`: what the pipeline writes, what operators list
@@ -104,7 +105,7 @@ pub struct DeadLetter {
     pub reason_detail: String,
     pub http_status: Option<i64>,
     pub received_sha256: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// The sealed payload, kept for replay until `expires_at` (not listed).
     #[serde(skip)]
     #[sqlx(default)]
@@ -117,7 +118,7 @@ pub struct DeadLetter {
     pub sealed_payload: Option<Vec<u8>>,
     /// Until when the dead letter (and its sealed payload) is kept.
     #[sqlx(default)]
-    pub expires_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
     /// Whether a sealed payload is kept (replay and payload view possible).
     #[sqlx(default)]
     pub payload_kept: bool,
@@ -154,13 +155,13 @@ pub struct Parked {
     pub portal: String,
     pub attempts: i64,
     pub received_sha256: String,
-    pub received_at: String,
-    pub first_failure_at: String,
+    pub received_at: Timestamp,
+    pub first_failure_at: Timestamp,
     pub last_cause: String,
-    pub next_attempt_at: String,
-    pub expires_at: String,
+    pub next_attempt_at: Timestamp,
+    pub expires_at: Timestamp,
     #[serde(skip)]
-    pub lease_until: Option<String>,
+    pub lease_until: Option<Timestamp>,
     #[serde(skip)]
     pub key_id: String,
     #[serde(skip)]
@@ -197,8 +198,8 @@ pub struct VaultEpoch {
     pub epoch: String,
     pub master_key_id: String,
     pub wrapped_kek: Option<Vec<u8>>,
-    pub created_at: String,
-    pub destroyed_at: Option<String>,
+    pub created_at: Timestamp,
+    pub destroyed_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for VaultEpoch {
@@ -247,7 +248,7 @@ pub enum Record {
     Reschedule {
         submission_id: SubmissionId,
         attempts: i64,
-        next_attempt_at: String,
+        next_attempt_at: Timestamp,
         last_cause: String,
     },
 }
@@ -397,8 +398,8 @@ async fn write_receipt_batch(
             .push_bind(&r.received_sha256)
             .push_bind(&r.sent_sha256)
             .push_bind(&r.submitted_at)
-            .push_bind(&r.received_at)
-            .push_bind(&r.completed_at)
+            .push_bind(r.received_at)
+            .push_bind(r.completed_at)
             .push("COALESCE((SELECT events FROM parked WHERE submission_id = ")
             .push_bind_unseparated(&r.submission_id)
             .push_unseparated("), 0) + 1");
@@ -411,7 +412,7 @@ async fn write_receipt_batch(
     events.push_values(receipts.iter(), |mut row, r| {
         row.push_bind(&r.submission_id)
             .push_bind(crate::store::events::terminal_event(r))
-            .push_bind(&r.completed_at)
+            .push_bind(r.completed_at)
             .push_bind(r.status.as_str());
     });
     events.push(
@@ -734,7 +735,7 @@ impl Store {
     /// Receipts completed at or after `since` (RFC 3339 UTC), newest first.
     pub async fn receipts(
         &self,
-        since: Option<&str>,
+        since: Option<Timestamp>,
         limit: i64,
     ) -> Result<Vec<Receipt>, StoreError> {
         const SQL: &str = "SELECT submission_id, service, destination, portal, status, reason_code, \
@@ -742,7 +743,7 @@ impl Store {
              received_at, completed_at FROM receipts WHERE completed_at >= $1 \
              ORDER BY completed_at DESC LIMIT $2";
         let rows = on_pool!(self, pool => sqlx::query_as::<_, Receipt>(SQL)
-            .bind(since.unwrap_or(""))
+            .bind(since.map_or_else(String::new, |t| t.to_string()))
             .bind(limit)
             .fetch_all(pool)
             .await)?;
@@ -844,10 +845,10 @@ impl Store {
              key_id, sealed_key, sealed_payload";
         let rows = match self {
             Store::Sqlite(pool) => {
-                let now = time::OffsetDateTime::now_utc();
+                let now = Timestamp::now();
                 sqlx::query_as::<_, Parked>(SQLITE)
-                    .bind(crate::domain::time::format_time(now + lease))
-                    .bind(crate::domain::time::format_time(now))
+                    .bind(now.after(lease))
+                    .bind(now)
                     .bind(limit)
                     .fetch_all(pool)
                     .await?
@@ -871,7 +872,7 @@ impl Store {
         let now = crate::domain::time::now();
         let done = on_pool!(self, pool => sqlx::query(SQL)
             .bind(destination)
-            .bind(&now)
+            .bind(now)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
@@ -982,7 +983,7 @@ impl Store {
         destination: &str,
         transport: &str,
         message_id: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<String, StoreError> {
         const SQL: &str = "INSERT INTO transport_messages \
              (submission_id, destination, transport, message_id, created_at) \
@@ -1024,7 +1025,7 @@ impl Store {
     }
 
     /// Delete dead letters whose retention is over; the receipts stay.
-    pub async fn purge_expired_dead_letters(&self, now: &str) -> Result<u64, StoreError> {
+    pub async fn purge_expired_dead_letters(&self, now: Timestamp) -> Result<u64, StoreError> {
         const SQL: &str =
             "DELETE FROM dead_letters WHERE expires_at IS NOT NULL AND expires_at < $1";
         let done = on_pool!(self, pool => sqlx::query(SQL).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
@@ -1034,7 +1035,11 @@ impl Store {
     /// Delete receipts of submissions finished before `cutoff`, and audit
     /// rows written before `audit_cutoff` (retention; receipts of parked
     /// submissions do not exist, so none is touched).
-    pub async fn prune(&self, cutoff: &str, audit_cutoff: &str) -> Result<(u64, u64), StoreError> {
+    pub async fn prune(
+        &self,
+        cutoff: Timestamp,
+        audit_cutoff: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
         const RECEIPTS: &str = "DELETE FROM receipts WHERE completed_at < $1";
         const AUDIT: &str = "DELETE FROM audit WHERE at < $1";
         let receipts = on_pool!(self, pool => sqlx::query(RECEIPTS).bind(cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
@@ -1051,7 +1056,7 @@ impl Store {
         &self,
         epoch: &str,
         wrapped: &crate::vault::WrappedKek,
-        created_at: &str,
+        created_at: Timestamp,
     ) -> Result<VaultEpoch, StoreError> {
         const INSERT: &str = "INSERT INTO vault_epochs (epoch, master_key_id, wrapped_kek, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (epoch) DO NOTHING";
@@ -1093,7 +1098,7 @@ impl Store {
     /// Destroy the KEK of `epoch` unless a parked row or a dead letter
     /// still uses it (checked in the same statement, so a row written
     /// meanwhile keeps the key). True if it was destroyed now.
-    pub async fn destroy_epoch(&self, epoch: &str, at: &str) -> Result<bool, StoreError> {
+    pub async fn destroy_epoch(&self, epoch: &str, at: Timestamp) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE vault_epochs SET wrapped_kek = NULL, destroyed_at = $2 \
              WHERE epoch = $1 AND wrapped_kek IS NOT NULL \
              AND NOT EXISTS (SELECT 1 FROM parked WHERE key_id = $3) \

@@ -13,7 +13,7 @@ use super::{DeadLetter, Store, StoreError};
 use crate::domain::id::SubmissionId;
 use crate::domain::reason::ReasonCode;
 use crate::domain::status::ReceiptStatus;
-use crate::domain::time::now;
+use crate::domain::time::{Timestamp, now};
 
 /// The audit row written with a change.
 pub struct AuditRow<'a> {
@@ -49,7 +49,7 @@ macro_rules! audit_row {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
-    pub at: String,
+    pub at: Timestamp,
     pub operator: String,
     pub action: String,
     /// Space-separated submission ids (or `#<n>` for dead letters without one).
@@ -65,8 +65,8 @@ pub struct Backlog {
     pub count: i64,
     /// How many of them an operator holds (`kurier parked hold`).
     pub held: i64,
-    pub next_attempt_at: String,
-    pub oldest_received_at: String,
+    pub next_attempt_at: Timestamp,
+    pub oldest_received_at: Timestamp,
     pub last_cause: String,
 }
 
@@ -79,12 +79,12 @@ pub struct ParkedInfo {
     pub portal: String,
     pub attempts: i64,
     pub received_sha256: String,
-    pub received_at: String,
-    pub first_failure_at: String,
+    pub received_at: Timestamp,
+    pub first_failure_at: Timestamp,
     pub last_cause: String,
-    pub next_attempt_at: String,
+    pub next_attempt_at: Timestamp,
     /// When it becomes the dead letter `delivery_expired`.
-    pub expires_at: String,
+    pub expires_at: Timestamp,
     /// An operator's hold: the scheduler leaves it alone until released.
     pub held: bool,
     /// An attempt is under way right now (the scheduler holds its lease).
@@ -95,7 +95,7 @@ pub struct ParkedInfo {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Pause {
     pub destination: String,
-    pub paused_at: String,
+    pub paused_at: Timestamp,
     pub operator: String,
     pub reason: Option<String>,
 }
@@ -131,7 +131,7 @@ struct Withdrawn {
     portal: String,
     attempts: i64,
     received_sha256: String,
-    received_at: String,
+    received_at: Timestamp,
     events: i64,
 }
 
@@ -162,7 +162,7 @@ impl Store {
         &self,
         reason: Option<&str>,
         destination: Option<&str>,
-        since: Option<&str>,
+        since: Option<Timestamp>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<DeadLetter>, StoreError> {
@@ -209,7 +209,7 @@ impl Store {
     /// Number and submission id of the dead letters created before `cutoff`.
     pub async fn dead_letters_before(
         &self,
-        cutoff: &str,
+        cutoff: Timestamp,
     ) -> Result<Vec<(i64, Option<SubmissionId>)>, StoreError> {
         const SQL: &str = "SELECT id, submission_id FROM dead_letters WHERE created_at < $1";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL).bind(cutoff).fetch_all(pool).await)?)
@@ -360,7 +360,7 @@ impl Store {
             for id in ids {
                 let row: Option<(bool, bool)> = sqlx::query_as(sql)
                     .bind(id)
-                    .bind(&at)
+                    .bind(at)
                     .fetch_optional(&mut *tx)
                     .await?;
                 let Some((held, in_flight)) = row else {
@@ -385,7 +385,7 @@ impl Store {
         &self,
         ids: &[SubmissionId],
         detail: &str,
-        dead_letter_expires_at: &str,
+        dead_letter_expires_at: Timestamp,
         audit: &AuditRow<'_>,
     ) -> Result<AllOrNone<SubmissionId>, StoreError> {
         const DELETE: &str = "DELETE FROM parked WHERE submission_id = $1 \
@@ -415,7 +415,7 @@ impl Store {
             for id in ids {
                 let row: Option<Withdrawn> = sqlx::query_as(DELETE)
                     .bind(id)
-                    .bind(&at)
+                    .bind(at)
                     .fetch_optional(&mut *tx)
                     .await?;
                 let Some(w) = row else {
@@ -443,8 +443,8 @@ impl Store {
                     .bind(detail)
                     .bind(w.attempts)
                     .bind(&w.received_sha256)
-                    .bind(&w.received_at)
-                    .bind(&at)
+                    .bind(w.received_at)
+                    .bind(at)
                     .bind(seq)
                     .execute(&mut *tx)
                     .await?;
@@ -459,7 +459,7 @@ impl Store {
                     .bind(code)
                     .bind(detail)
                     .bind(&w.received_sha256)
-                    .bind(&at)
+                    .bind(at)
                     .bind(dead_letter_expires_at)
                     .execute(&mut *tx)
                     .await?;
@@ -468,7 +468,7 @@ impl Store {
                     .bind(seq)
                     .bind(&w.portal)
                     .bind(event.to_string().into_bytes())
-                    .bind(&at)
+                    .bind(at)
                     .execute(&mut *tx)
                     .await?;
                 withdrawn.push(id.clone());

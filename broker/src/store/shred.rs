@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::domain::id::SubmissionId;
-use crate::domain::time::format_time;
+use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError, VaultEpoch};
 use crate::vault::{self, Sealed, Vault, VaultError};
 
@@ -83,7 +83,10 @@ pub async fn maintain_at(
             Some(until) if until <= now => {}
             _ => continue,
         }
-        if store.destroy_epoch(&row.epoch, &format_time(now)).await? {
+        if store
+            .destroy_epoch(&row.epoch, Timestamp::from(now))
+            .await?
+        {
             vault.forget(&row.epoch);
             tracing::info!(epoch = %row.epoch, "epoch key destroyed: what was sealed in it is unreadable everywhere");
             destroyed.push(row.epoch);
@@ -195,7 +198,7 @@ async fn keep_ahead(
             None => {
                 let wrapped = vault.new_epoch_key(&epoch)?;
                 store
-                    .create_epoch(&epoch, &wrapped, &format_time(now))
+                    .create_epoch(&epoch, &wrapped, Timestamp::from(now))
                     .await?
             }
         };
@@ -288,10 +291,10 @@ allow_insecure_http = true
             portal: "p".into(),
             attempts: 1,
             received_sha256: "0".into(),
-            received_at: now.clone(),
-            first_failure_at: now.clone(),
+            received_at: now,
+            first_failure_at: now,
             last_cause: "status 503".into(),
-            next_attempt_at: now.clone(),
+            next_attempt_at: now,
             expires_at: now,
             lease_until: None,
             key_id: sealed.key_id,

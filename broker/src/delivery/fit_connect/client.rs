@@ -284,7 +284,7 @@ impl FitConnect {
                     &mark,
                     ATTACHMENT_MARK,
                     &a.id,
-                    &crate::domain::time::now(),
+                    crate::domain::time::now(),
                 )
                 .await
                 .map_err(|_| Outcome::Unavailable(Cause::Transport))?;
@@ -458,7 +458,7 @@ impl FitConnect {
                 &self.destination,
                 TRANSPORT,
                 &created.to_message_id(),
-                &crate::domain::time::now(),
+                crate::domain::time::now(),
             )
             .await
             .map_err(|e| {
