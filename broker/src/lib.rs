@@ -13,7 +13,8 @@
 //! import the other way), so each can be read knowing only what precedes it.
 //! docs/ARCHITECTURE.md walks one submission through them.
 //!
-//! - [`domain`]: the vocabulary: reason codes, timestamps, digests. Pure.
+//! - [`domain`]: the vocabulary: reason codes, submission ids, timestamps,
+//!   digests. Pure.
 //! - `secret_file`, `shutdown`, `xsd`: a secret file's permissions, the
 //!   stop signal every task obeys, XSD validation on libxml2's own thread.
 //! - [`config`]: the configuration file an operator writes, checked.
@@ -52,7 +53,7 @@
 // none below (enforced by `tests/layers.rs`; see docs/ARCHITECTURE.md). A
 // blank line between them keeps rustfmt from sorting them by name.
 
-// The vocabulary: reason codes, statuses, timestamps, digests.
+// The vocabulary: reason codes, statuses, ids, timestamps, digests.
 pub mod domain;
 
 // A secret file's permissions.

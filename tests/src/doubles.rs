@@ -96,7 +96,7 @@ pub async fn await_all_delivered(store: &Store, ids: &[String], timeout: Duratio
     let deadline = Instant::now() + timeout;
     for id in ids {
         loop {
-            if let Ok(Some(r)) = store.receipt(id).await {
+            if let Ok(Some(r)) = store.receipt(&crate::sid(id)).await {
                 assert_eq!(r.status, "delivered", "{r:?}");
                 break;
             }

@@ -275,7 +275,7 @@ pub async fn receipts(world: &World) -> HashMap<String, Receipt> {
             let rows = store.receipts(None, 10_000_000).await.unwrap_or_default();
             store.close().await;
             rows.into_iter()
-                .map(|r| (r.submission_id.clone(), r))
+                .map(|r| (r.submission_id.to_string(), r))
                 .collect()
         }
         Err(_) => HashMap::new(),

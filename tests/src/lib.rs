@@ -713,7 +713,7 @@ client_key_file = "{key}"
         let deadline = Instant::now() + timeout;
         loop {
             // The tables exist once kurier has migrated.
-            if let Ok(Some(r)) = store.receipt(submission_id).await {
+            if let Ok(Some(r)) = store.receipt(&crate::sid(submission_id)).await {
                 store.close().await;
                 return Ok(r);
             }
@@ -1226,4 +1226,10 @@ pub use serde_json::json;
 /// Amqp configuration of a world, for publishers outside the world.
 pub fn amqp_of(world: &World) -> AmqpConfig {
     world.config.amqp.clone()
+}
+
+/// A submission id as the store takes it, from a test's text (not checked:
+/// a test may look up anything).
+pub fn sid(id: impl AsRef<str>) -> kurier::domain::id::SubmissionId {
+    kurier::domain::id::SubmissionId::from_stored(id.as_ref())
 }

@@ -38,11 +38,21 @@ circuit_open_secs = 1
     // Refused by the authority's TLS: parked, not delivered.
     let store = world.store().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !store.is_parked(&id).await.unwrap_or(false) {
+    while !store
+        .is_parked(&kurier_e2e::sid(&id))
+        .await
+        .unwrap_or(false)
+    {
         assert!(Instant::now() < deadline, "not parked");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(store.receipt(&id).await.unwrap().is_none());
+    assert!(
+        store
+            .receipt(&kurier_e2e::sid(&id))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // The renewed certificate (from the CA the authority trusts) arrives.
     std::fs::copy(&world.pki.kurier_key, &key).unwrap();

@@ -78,7 +78,7 @@ async fn an_operator_finds_pages_charts_and_replays_from_the_console() {
     assert!(stdout.contains("\"ok\":true"), "{stdout}");
 
     let store = world.store().await.unwrap();
-    let receipt = store.receipt(&id).await.unwrap().unwrap();
+    let receipt = store.receipt(&kurier_e2e::sid(&id)).await.unwrap().unwrap();
     assert_eq!(receipt.status, "delivered");
     let requests = world.authority.requests().await.unwrap();
     assert!(

@@ -86,7 +86,7 @@ async fn await_all_delivered(world: &World, ids: &HashSet<String>, timeout: Dura
     let store = world.store().await.unwrap();
     for id in ids {
         let r = store
-            .receipt(id)
+            .receipt(&kurier_e2e::sid(id))
             .await
             .unwrap()
             .expect("a receipt for every submission");

@@ -220,11 +220,11 @@ async fn all_three_services_are_submitted_once_encrypted_and_valid_and_answered_
         assert_eq!(r.attempts, 1, "{r:?}");
         // The reference is the FIT submission id, kept before any upload.
         let kept = store
-            .transport_message_id(&id, e["destination"].as_str().unwrap())
+            .transport_message_id(&kurier_e2e::sid(&id), e["destination"].as_str().unwrap())
             .await
             .unwrap()
             .unwrap();
-        let a = Awaiting::from_kept(&id, &kept).unwrap();
+        let a = Awaiting::from_kept(&kurier_e2e::sid(&id), &kept).unwrap();
         assert_eq!(r.reference.as_deref(), Some(a.fit_submission_id.as_str()));
         awaiting.push(a);
     }

@@ -30,7 +30,7 @@ const CASES: [&str; 6] = [
 
 fn receipt(id: &str, status: &str, portal: Option<&str>) -> Receipt {
     Receipt {
-        submission_id: id.into(),
+        submission_id: kurier_e2e::sid(id),
         service: Some("hzl".into()),
         destination: Some("sozialamt-koeln".into()),
         portal: portal.map(Into::into),
@@ -43,24 +43,27 @@ fn receipt(id: &str, status: &str, portal: Option<&str>) -> Receipt {
         received_sha256: "ab".into(),
         sent_sha256: Some("cd".into()),
         submitted_at: Some("2026-12-02T00:00:00.000000Z".into()),
-        received_at: "2026-12-02T00:00:00.100000Z".into(),
-        completed_at: "2026-12-02T00:00:01.000000Z".into(),
+        received_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.100000Z").unwrap(),
+        completed_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:01.000000Z")
+            .unwrap(),
     }
 }
 
 fn parked(id: &str) -> Parked {
     Parked {
-        submission_id: id.into(),
+        submission_id: kurier_e2e::sid(id),
         service: "hzl".into(),
         destination: "sozialamt-koeln".into(),
         portal: "sozialplattform".into(),
         attempts: 1,
         received_sha256: "ab".into(),
-        received_at: "2026-12-02T00:00:00.100000Z".into(),
-        first_failure_at: "2026-12-02T00:00:00.200000Z".into(),
+        received_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.100000Z").unwrap(),
+        first_failure_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.200000Z")
+            .unwrap(),
         last_cause: "status 503".into(),
-        next_attempt_at: "2026-12-02T00:00:00.700000Z".into(),
-        expires_at: "2026-12-09T00:00:00.100000Z".into(),
+        next_attempt_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.700000Z")
+            .unwrap(),
+        expires_at: kurier::domain::time::Timestamp::parse("2026-12-09T00:00:00.100000Z").unwrap(),
         lease_until: None,
         key_id: "k".into(),
         sealed_key: vec![1],
@@ -124,11 +127,15 @@ async fn prepare(store: &Store, ids: &BTreeMap<&'static str, String>) -> Vec<Rec
 
 /// Everything the database holds about one case, with the id taken out.
 async fn state(store: &Store, id: &str, outbox: &[kurier::store::OutboxEvent]) -> String {
-    let receipt = store.receipt(id).await.unwrap().map(|mut r| {
-        r.submission_id = String::new();
-        r
-    });
-    let parked = store.is_parked(id).await.unwrap();
+    let receipt = store
+        .receipt(&kurier_e2e::sid(id))
+        .await
+        .unwrap()
+        .map(|mut r| {
+            r.submission_id = kurier_e2e::sid("");
+            r
+        });
+    let parked = store.is_parked(&kurier_e2e::sid(id)).await.unwrap();
     let events: Vec<(i64, String, serde_json::Value)> = outbox
         .iter()
         .filter(|e| e.submission_id == id)
@@ -182,12 +189,17 @@ async fn a_batch_of_receipts_is_written_as_one_at_a_time_would_be(backend: Backe
         [1, 2],
         "parked event, then the receipt's"
     );
-    assert!(!store.is_parked(&batched["parked_before"]).await.unwrap());
+    assert!(
+        !store
+            .is_parked(&kurier_e2e::sid(&batched["parked_before"]))
+            .await
+            .unwrap()
+    );
     assert_eq!(seqs(&batched["already_delivered"]), [1], "no second event");
     assert_eq!(seqs(&batched["delivered_again"]), [1, 1], "the event again");
     assert_eq!(
         store
-            .receipt(&batched["already_delivered"])
+            .receipt(&kurier_e2e::sid(&batched["already_delivered"]))
             .await
             .unwrap()
             .unwrap()
@@ -213,23 +225,27 @@ async fn lookups_gathered_in_one_query_find_what_one_lookup_finds(backend: Backe
     let mut asked: Vec<String> = known.values().cloned().collect();
     asked.push("never-seen".into());
     asked.push(known["delivered"].clone());
+    let asked: Vec<_> = asked.iter().map(kurier_e2e::sid).collect();
     let found = store.seen_many(&asked).await.unwrap();
     for id in &asked {
-        let one = store.seen(id).await.unwrap();
+        let one = store.seen(&kurier_e2e::sid(id)).await.unwrap();
         let many = found.get(id).cloned().unwrap_or_default();
         assert_eq!(many, one, "{id}");
     }
     assert_eq!(
-        found[&known["parked_before"]].status.as_deref(),
+        found[known["parked_before"].as_str()].status.as_deref(),
         Some("delivered")
     );
-    assert!(found[&known["already_delivered"]].portal.is_some());
+    assert!(found[known["already_delivered"].as_str()].portal.is_some());
     let recorder = kurier::store::Recorder::spawn(store.clone());
     let later = ids("seen-parked");
     store
         .write(&[Record::Park(parked(&later["parked_before"]))])
         .await
         .unwrap();
-    let seen = recorder.seen(&later["parked_before"]).await.unwrap();
+    let seen = recorder
+        .seen(&kurier_e2e::sid(&later["parked_before"]))
+        .await
+        .unwrap();
     assert!(seen.parked && seen.status.is_none(), "{seen:?}");
 }

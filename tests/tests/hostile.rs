@@ -48,7 +48,7 @@ async fn one_record_the_database_refuses_does_not_fail_its_group_commit(backend:
         }
     }
     let receipt = |id: &str| kurier::store::Receipt {
-        submission_id: id.to_owned(),
+        submission_id: kurier_e2e::sid(id),
         service: Some("hzl".into()),
         destination: Some("sozialamt-koeln".into()),
         portal: Some("sozialplattform".into()),
@@ -61,8 +61,9 @@ async fn one_record_the_database_refuses_does_not_fail_its_group_commit(backend:
         received_sha256: "00".into(),
         sent_sha256: None,
         submitted_at: None,
-        received_at: "2026-12-02T00:00:00.000000Z".into(),
-        completed_at: "2026-12-02T00:00:01.000000Z".into(),
+        received_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:00.000000Z").unwrap(),
+        completed_at: kurier::domain::time::Timestamp::parse("2026-12-02T00:00:01.000000Z")
+            .unwrap(),
     };
     let good: Vec<_> = (0..20)
         .map(|_| receipt(&uuid::Uuid::new_v4().to_string()))
@@ -101,7 +102,7 @@ async fn one_record_the_database_refuses_does_not_fail_its_group_commit(backend:
     for r in &good {
         assert_eq!(
             store
-                .receipt(&r.submission_id)
+                .receipt(&kurier_e2e::sid(&r.submission_id))
                 .await
                 .unwrap()
                 .unwrap()
@@ -109,7 +110,13 @@ async fn one_record_the_database_refuses_does_not_fail_its_group_commit(backend:
             "delivered"
         );
     }
-    assert!(store.receipt(&bad.submission_id).await.unwrap().is_none());
+    assert!(
+        store
+            .receipt(&kurier_e2e::sid(&bad.submission_id))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +170,7 @@ async fn bodies_over_the_limit_are_dead_lettered_unread_and_the_rest_flows() {
         let detail = r.reason_detail.unwrap_or_default();
         assert!(detail.contains("max_message_bytes"), "{detail}");
         assert!(
-            !store.payload_kept(id).await.unwrap(),
+            !store.payload_kept(&kurier_e2e::sid(id)).await.unwrap(),
             "nothing of {id} kept"
         );
     }
@@ -312,7 +319,7 @@ async fn receipts_past_their_retention_are_deleted_by_kurier_itself() {
         let store = world.store().await.unwrap();
         store.migrate().await.unwrap();
         let receipt = |completed_at: &str| kurier::store::Receipt {
-            submission_id: uuid::Uuid::new_v4().to_string(),
+            submission_id: kurier::domain::id::SubmissionId::random(),
             service: Some("hzl".into()),
             destination: Some("sozialamt-koeln".into()),
             portal: None,
@@ -325,8 +332,8 @@ async fn receipts_past_their_retention_are_deleted_by_kurier_itself() {
             received_sha256: "00".into(),
             sent_sha256: None,
             submitted_at: None,
-            received_at: completed_at.into(),
-            completed_at: completed_at.into(),
+            received_at: kurier::domain::time::Timestamp::parse(completed_at).unwrap(),
+            completed_at: kurier::domain::time::Timestamp::parse(completed_at).unwrap(),
         };
         // Eleven years old (the default keeps ten), and one from last year.
         let old = receipt("2015-11-30T10:00:00.000000Z");
@@ -341,7 +348,12 @@ async fn receipts_past_their_retention_are_deleted_by_kurier_itself() {
         world.start_kurier().unwrap();
         let mut gone = false;
         for _ in 0..40 {
-            if store.receipt(&old.submission_id).await.unwrap().is_none() {
+            if store
+                .receipt(&kurier_e2e::sid(&old.submission_id))
+                .await
+                .unwrap()
+                .is_none()
+            {
                 gone = true;
                 break;
             }
@@ -349,7 +361,11 @@ async fn receipts_past_their_retention_are_deleted_by_kurier_itself() {
         }
         assert!(gone, "{backend:?}: the eleven-year-old receipt was deleted");
         assert!(
-            store.receipt(&young.submission_id).await.unwrap().is_some(),
+            store
+                .receipt(&kurier_e2e::sid(&young.submission_id))
+                .await
+                .unwrap()
+                .is_some(),
             "{backend:?}"
         );
     }

@@ -21,7 +21,7 @@ async fn await_status(world: &World, id: &str, status: &str) -> kurier::store::R
     let store = world.store().await.unwrap();
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Ok(Some(r)) = store.receipt(id).await
+        if let Ok(Some(r)) = store.receipt(&kurier_e2e::sid(id)).await
             && r.status == status
         {
             store.close().await;
@@ -240,7 +240,7 @@ client_key_file = "{KEY}"
             .all(|d| d.submission_id.as_deref() != Some(&other_id))
     );
     let kept = store
-        .receipt(&other_id)
+        .receipt(&kurier_e2e::sid(&other_id))
         .await
         .unwrap()
         .expect("receipt kept");

@@ -138,20 +138,24 @@ amqp_users = ["portal-beispielportal"]
     let store = world.store().await.unwrap();
     assert!(
         store
-            .receipt(claims_other["submission_id"].as_str().unwrap())
+            .receipt(&kurier_e2e::sid(
+                claims_other["submission_id"].as_str().unwrap()
+            ))
             .await
             .unwrap()
             .is_none()
     );
     assert!(
         store
-            .receipt(anonymous["submission_id"].as_str().unwrap())
+            .receipt(&kurier_e2e::sid(
+                anonymous["submission_id"].as_str().unwrap()
+            ))
             .await
             .unwrap()
             .is_none()
     );
     let still = store
-        .receipt(own["submission_id"].as_str().unwrap())
+        .receipt(&kurier_e2e::sid(own["submission_id"].as_str().unwrap()))
         .await
         .unwrap()
         .unwrap();

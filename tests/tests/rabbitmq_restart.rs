@@ -116,7 +116,7 @@ async fn restart_during_a_run(backend: Backend) {
     );
     for id in &ids {
         let r = store
-            .receipt(id)
+            .receipt(&kurier_e2e::sid(id))
             .await
             .unwrap()
             .expect("a receipt per submission");

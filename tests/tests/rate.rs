@@ -108,8 +108,8 @@ async fn await_receipts(
         {
             let at = t0.elapsed();
             for r in rows {
-                if ids.contains(&r.submission_id) {
-                    done.entry(r.submission_id).or_insert(at);
+                if ids.contains(r.submission_id.as_str()) {
+                    done.entry(r.submission_id.to_string()).or_insert(at);
                 }
             }
         }

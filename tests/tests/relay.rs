@@ -330,13 +330,18 @@ client_key_file = "{KEY}"
     let store = world.store().await.unwrap();
     for (e, code) in &cases {
         let id = e["submission_id"].as_str().unwrap();
-        let kept = store.payload_kept(id).await.unwrap();
+        let kept = store.payload_kept(&kurier_e2e::sid(id)).await.unwrap();
         let may = kurier::domain::reason::ReasonCode::parse(code)
             .unwrap()
             .keeps_payload();
         assert_eq!(kept, may, "{code}: payload kept = {kept}");
     }
-    assert!(!store.payload_kept(&not_json_id).await.unwrap());
+    assert!(
+        !store
+            .payload_kept(&kurier_e2e::sid(&not_json_id))
+            .await
+            .unwrap()
+    );
     let schema = dead
         .iter()
         .find(|d| d.reason_code == "schema_violation")
@@ -556,11 +561,11 @@ client_key_file = "{{KEY}}"
     let store = world.store().await.unwrap();
     for id in &ids {
         assert!(
-            store.receipt(id).await.unwrap().is_none(),
+            store.receipt(&kurier_e2e::sid(id)).await.unwrap().is_none(),
             "no receipt: not finished"
         );
         assert!(
-            store.is_parked(id).await.unwrap(),
+            store.is_parked(&kurier_e2e::sid(id)).await.unwrap(),
             "parked for later attempts"
         );
     }

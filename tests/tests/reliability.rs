@@ -28,7 +28,7 @@ async fn a_submission_parked_past_its_maximum_age_is_delivery_expired(backend: B
     let receipt = world.await_receipt(&id, WAIT).await.unwrap();
     assert_eq!(receipt.status, "dead_lettered", "{receipt:?}");
     assert_eq!(receipt.reason_code.as_deref(), Some("delivery_expired"));
-    assert!(receipt.completed_at.as_str() >= receipt.received_at.as_str());
+    assert!(receipt.completed_at >= receipt.received_at);
     let detail = receipt.reason_detail.unwrap_or_default();
     assert!(
         detail.contains("sozialamt-koeln") && detail.contains("status 503"),
@@ -80,7 +80,11 @@ async fn retry_after_is_honoured_between_attempts(backend: Backend) {
     world.publish_envelope(&e).await.unwrap();
     let store = world.store().await.unwrap();
     let deadline = Instant::now() + WAIT;
-    while !store.is_parked(&id).await.unwrap_or(false) {
+    while !store
+        .is_parked(&kurier_e2e::sid(&id))
+        .await
+        .unwrap_or(false)
+    {
         assert!(Instant::now() < deadline, "not parked");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -230,7 +234,7 @@ async fn dead_letters_are_purged_after_their_retention_and_the_receipt_stays(bac
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let receipt = store
-        .receipt(&id)
+        .receipt(&kurier_e2e::sid(&id))
         .await
         .unwrap()
         .expect("the receipt stays");

@@ -96,7 +96,7 @@ async fn amqps_never_falls_back_to_plaintext_nor_trusts_another_ca() {
         let store = world.store().await.unwrap();
         assert!(
             store
-                .receipt(e["submission_id"].as_str().unwrap())
+                .receipt(&kurier_e2e::sid(e["submission_id"].as_str().unwrap()))
                 .await
                 .unwrap()
                 .is_none()

@@ -21,14 +21,14 @@ fn parked_in_epoch(vault: &Vault, epoch: &str, body: &[u8], id: &str) -> Parked 
     let sealed = vault.seal_in_epoch(epoch, id, body).unwrap();
     let now = kurier::domain::time::now();
     Parked {
-        submission_id: id.to_owned(),
+        submission_id: kurier_e2e::sid(id),
         service: "hzl".into(),
         destination: "sozialamt-koeln".into(),
         portal: "portal-nrw".into(),
         attempts: 3,
         received_sha256: kurier::domain::digest::sha256_hex(body),
-        received_at: now.clone(),
-        first_failure_at: now.clone(),
+        received_at: now,
+        first_failure_at: now,
         last_cause: "status 503".into(),
         next_attempt_at: now,
         expires_at: kurier::domain::time::time_after(Duration::from_secs(86_400)),
@@ -47,14 +47,16 @@ async fn an_old_epoch_key_is_destroyed_once_nothing_sealed_in_it_remains(backend
 
     // An epoch of 400 days ago (far past max_age_secs and the dead-letter
     // retention) with one submission still parked in it.
-    let old = kurier::domain::time::time_before(Duration::from_secs(400 * 86_400)).unwrap()[..10]
+    let old = kurier::domain::time::time_before(Duration::from_secs(400 * 86_400))
+        .unwrap()
+        .to_string()[..10]
         .to_owned();
     let vault = Vault::load(&world.config.vault).unwrap();
     let row = store
         .create_epoch(
             &old,
             &vault.new_epoch_key(&old).unwrap(),
-            &kurier::domain::time::now(),
+            kurier::domain::time::now(),
         )
         .await
         .unwrap();
@@ -76,7 +78,7 @@ async fn an_old_epoch_key_is_destroyed_once_nothing_sealed_in_it_remains(backend
     let new_id = e["submission_id"].as_str().unwrap().to_owned();
     world.publish_envelope(&e).await.unwrap();
     let deadline = Instant::now() + WAIT;
-    while !store.is_parked(&new_id).await.unwrap() {
+    while !store.is_parked(&kurier_e2e::sid(&new_id)).await.unwrap() {
         assert!(Instant::now() < deadline, "not parked");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -92,7 +94,7 @@ async fn an_old_epoch_key_is_destroyed_once_nothing_sealed_in_it_remains(backend
         row.wrapped_kek.is_some() && row.destroyed_at.is_none(),
         "{row:?}"
     );
-    assert!(store.is_parked(&old_id).await.unwrap());
+    assert!(store.is_parked(&kurier_e2e::sid(&old_id)).await.unwrap());
     let live = store.live_epochs().await.unwrap();
     assert!(live.len() >= 3, "old, today and tomorrow: {live:?}");
 
@@ -150,7 +152,7 @@ async fn an_old_epoch_key_is_destroyed_once_nothing_sealed_in_it_remains(backend
     kurier::store::shred::start(&restored, &store)
         .await
         .unwrap();
-    let err = kurier::store::shred::open(&restored, &store, &old_id, &backup)
+    let err = kurier::store::shred::open(&restored, &store, &kurier_e2e::sid(&old_id), &backup)
         .await
         .unwrap_err();
     assert!(

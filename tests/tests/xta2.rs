@@ -221,7 +221,7 @@ async fn all_three_services_are_delivered_over_xta2_as_one_valid_message_each(ba
         assert_eq!(r.attempts, 1, "{r:?}");
         // The receipt's reference is the XTA message id, kept before sending.
         let kept = store
-            .transport_message_id(&id, e["destination"].as_str().unwrap())
+            .transport_message_id(&kurier_e2e::sid(&id), e["destination"].as_str().unwrap())
             .await
             .unwrap();
         assert!(
@@ -492,7 +492,8 @@ async fn transport_reports_become_second_events_and_open_ones_stay_visible(backe
     assert_eq!(line["awaiting_answer"], 1, "{line}");
     let receipt = world.await_receipt(&ids[3], WAIT).await.unwrap();
     assert_eq!(
-        line["oldest_awaiting_delivered_at"], receipt.completed_at,
+        line["oldest_awaiting_delivered_at"],
+        receipt.completed_at.to_string(),
         "{line}"
     );
     let deadline = Instant::now() + WAIT;
@@ -516,16 +517,19 @@ async fn transport_reports_become_second_events_and_open_ones_stay_visible(backe
         .record_answers(
             dest,
             &[(
-                ids[0].clone(),
+                kurier_e2e::sid(&ids[0]),
                 kurier::delivery::answers::AuthorityAnswer::accepted(vec![]),
             )],
-            &kurier::domain::time::now(),
+            kurier::domain::time::now(),
         )
         .await
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(
-        store.authority_answer(&ids[2], dest).await.unwrap(),
+        store
+            .authority_answer(&kurier_e2e::sid(&ids[2]), dest)
+            .await
+            .unwrap(),
         Some((
             false,
             vec!["9032".to_owned(), "urn:de:xta:E.9".to_owned()],

@@ -46,7 +46,7 @@ fn print(entries: &[AuditEntry]) {
     for e in entries {
         table.row([
             e.id.to_string(),
-            e.at.clone(),
+            e.at.to_string(),
             e.operator.clone(),
             e.action.to_string(),
             e.submission_ids.clone(),

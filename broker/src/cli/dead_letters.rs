@@ -195,7 +195,7 @@ fn print_list(rows: &[DeadLetter]) {
     for d in rows {
         table.row([
             d.id.to_string(),
-            d.submission_id.clone().unwrap_or_else(|| "-".into()),
+            d.submission_id.as_deref().unwrap_or("-").to_owned(),
             d.reason_code.to_string(),
             d.destination.clone().unwrap_or_else(|| "-".into()),
             d.created_at.to_string(),
@@ -210,7 +210,10 @@ fn print_one(d: &DeadLetter) {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let mut fields = vec![
         ("dead letter", format!("#{}", d.id)),
-        ("submission", opt(&d.submission_id)),
+        (
+            "submission",
+            d.submission_id.as_deref().unwrap_or("-").to_owned(),
+        ),
         ("service", opt(&d.service)),
         ("destination", opt(&d.destination)),
         ("portal", opt(&d.portal)),
@@ -221,7 +224,7 @@ fn print_one(d: &DeadLetter) {
         fields.push(("http status", s.to_string()));
     }
     fields.push(("received sha256", d.received_sha256.clone()));
-    fields.push(("created", with_relative(&d.created_at)));
+    fields.push(("created", with_relative(d.created_at)));
     fields.push((
         "payload",
         match (&d.expires_at, d.payload_kept) {

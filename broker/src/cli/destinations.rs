@@ -78,7 +78,7 @@ fn print(rows: &[DestinationInfo]) {
             state.into(),
             d.parked.to_string(),
             d.held.to_string(),
-            d.paused_at.clone().unwrap_or_else(|| "-".into()),
+            d.paused_at.map_or_else(|| "-".into(), |t| t.to_string()),
             d.paused_by.clone().unwrap_or_else(|| "-".into()),
             d.pause_reason.clone().unwrap_or_default(),
         ]);

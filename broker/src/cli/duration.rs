@@ -74,10 +74,11 @@ pub fn relative(at: &str, now: OffsetDateTime) -> Option<String> {
 }
 
 /// `at` with how far it is from now: "2026-11-23T10:00:00.000000Z (in 59m 58s)".
-pub fn with_relative(at: &str) -> String {
-    match relative(at, OffsetDateTime::now_utc()) {
+pub fn with_relative(at: impl std::fmt::Display) -> String {
+    let at = at.to_string();
+    match relative(&at, OffsetDateTime::now_utc()) {
         Some(r) => format!("{at} ({r})"),
-        None => at.to_owned(),
+        None => at,
     }
 }
 

@@ -174,22 +174,13 @@ fn print_one(p: &ParkedInfo) {
         ("portal", p.portal.clone()),
         ("attempts", p.attempts.to_string()),
         ("received sha256", p.received_sha256.clone()),
-        ("received", with_relative(&p.received_at.to_string())),
-        (
-            "first failure",
-            with_relative(&p.first_failure_at.to_string()),
-        ),
+        ("received", with_relative(p.received_at)),
+        ("first failure", with_relative(p.first_failure_at)),
         ("last cause", p.last_cause.clone()),
-        (
-            "next attempt",
-            with_relative(&p.next_attempt_at.to_string()),
-        ),
+        ("next attempt", with_relative(p.next_attempt_at)),
         (
             "expires",
-            format!(
-                "{}, then delivery_expired",
-                with_relative(&p.expires_at.to_string())
-            ),
+            format!("{}, then delivery_expired", with_relative(p.expires_at)),
         ),
         (
             "held",

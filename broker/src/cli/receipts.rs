@@ -63,7 +63,7 @@ fn print(receipts: &[Receipt]) {
     .numbers(&[4]);
     for r in receipts {
         table.row([
-            r.submission_id.clone(),
+            r.submission_id.to_string(),
             r.status.to_string(),
             r.service.clone().unwrap_or_else(|| "-".into()),
             r.destination.clone().unwrap_or_else(|| "-".into()),

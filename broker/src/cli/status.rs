@@ -36,12 +36,12 @@ fn print(status: &Status) {
             name,
             d.parked.to_string(),
             d.dead_letters.to_string(),
-            d.next_attempt_at.clone().unwrap_or_else(|| "-".into()),
+            d.next_attempt_at
+                .map_or_else(|| "-".into(), |t| t.to_string()),
             d.last_cause.clone().unwrap_or_default(),
             d.awaiting_answer.to_string(),
             d.oldest_awaiting_delivered_at
-                .clone()
-                .unwrap_or_else(|| "-".into()),
+                .map_or_else(|| "-".into(), |t| t.to_string()),
         ]);
     }
     table.print();

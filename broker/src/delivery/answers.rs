@@ -24,6 +24,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::domain::id::SubmissionId;
 use crate::queue::decision::Cause;
 pub use crate::store::answers::{
     ACCEPTED_BY_AUTHORITY, AuthorityAnswer, Awaiting, AwaitingSummary, REJECTED_BY_AUTHORITY,
@@ -45,7 +46,7 @@ pub enum TransportError {
 
 /// The answers a source found: (submission id, answer) for the submissions
 /// of `awaiting` that have one.
-pub type Answers = Vec<(String, AuthorityAnswer)>;
+pub type Answers = Vec<(SubmissionId, AuthorityAnswer)>;
 
 /// What [`ReportSource::poll`] returns.
 pub type PollFuture<'a> =

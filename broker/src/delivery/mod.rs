@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
 
 use crate::config::{DestinationConfig, RetryConfig};
+use crate::domain::id::SubmissionId;
 use crate::queue::circuit::{Admission, Circuit, CircuitConfig, Health};
 use crate::queue::decision::{self, Cause, NotAttempted, Outcome, Policy};
 use crate::queue::limit::{Limiter, Signal};
@@ -105,7 +106,7 @@ impl Drop for Waiting<'_> {
 
 /// What is sent: the rendered document and the headers' values.
 pub struct Request<'a> {
-    pub submission_id: &'a str,
+    pub submission_id: &'a SubmissionId,
     pub service: &'a str,
     pub content_type: &'a str,
     pub body: bytes::Bytes,
@@ -354,8 +355,8 @@ impl Deliverer {
         headers.insert(CONTENT_TYPE, content_type);
         // Submission ids and services are schema-checked identifiers.
         for (name, value) in [
-            ("idempotency-key", request.submission_id),
-            ("kurier-submission-id", request.submission_id),
+            ("idempotency-key", request.submission_id.as_str()),
+            ("kurier-submission-id", request.submission_id.as_str()),
             ("kurier-service", request.service),
         ] {
             match HeaderValue::from_str(value) {

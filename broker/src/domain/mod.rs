@@ -1,15 +1,18 @@
 //! The domain's vocabulary, shared by every room and depending on none:
-//! reason codes (CONTRACT.md § 4), timestamps, digests.
+//! reason codes (CONTRACT.md § 4), submission ids, timestamps, digests.
 //!
 //! - [`reason`]: why a submission was refused or dead-lettered, as the
 //!   contract's stable codes with a detail that never carries a value.
 //! - [`status`]: how a receipt says a submission ended.
-//! - [`time`]: the one timestamp form of tables, receipts and events.
+//! - [`id`]: the submission id, checked where it comes in.
+//! - [`time`]: the instant type of tables, receipts and events, and its one
+//!   written form.
 //! - [`digest`]: SHA-256 and hex.
 //!
 //! Pure: no I/O, no configuration, no other module of the crate.
 
 pub mod digest;
+pub mod id;
 pub mod reason;
 pub mod status;
 pub mod time;

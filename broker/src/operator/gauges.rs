@@ -41,10 +41,7 @@ async fn refresh(pipeline: &Pipeline, ops: &Ops, certificates: bool) {
                     .set(d.dead_letters as f64);
                 let oldest = d
                     .oldest_awaiting_delivered_at
-                    .as_deref()
-                    .and_then(|at| {
-                        crate::telemetry::metrics::seconds_between(at, &crate::domain::time::now())
-                    })
+                    .map(|at| crate::domain::time::now().since(at).as_secs_f64())
                     .unwrap_or(0.0);
                 metrics::gauge!("kurier_awaiting_authority_answer", "destination" => d.destination.clone())
                     .set(d.awaiting_answer as f64);

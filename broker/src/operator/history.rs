@@ -16,7 +16,7 @@
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::domain::time::format_time;
+use crate::domain::time::{Timestamp, format_time};
 use crate::operator::ops::{Ops, OpsError};
 use crate::store::history::{CompletedPerMinute, DeliveryTimes, ParkedPerMinute};
 
@@ -125,11 +125,10 @@ impl LastHour {
                 }
                 let mut latencies: [Vec<i64>; BUCKETS] = Default::default();
                 for d in deliveries.iter().filter(|d| &d.destination == name) {
-                    let (Some(received), Some(completed)) =
-                        (parse(&d.received_at), parse(&d.completed_at))
-                    else {
-                        continue;
-                    };
+                    let (received, completed) = (
+                        d.received_at.as_offset_date_time(),
+                        d.completed_at.as_offset_date_time(),
+                    );
                     if let Some(i) = bucket(start, completed) {
                         latencies[i].push((completed - received).whole_milliseconds() as i64);
                     }
@@ -167,11 +166,11 @@ impl Ops {
     /// Each configured destination's last hour.
     pub async fn last_hour(&self) -> Result<LastHour, OpsError> {
         let now = OffsetDateTime::now_utc();
-        let since = format_time(window_start(now));
+        let since = Timestamp::from(window_start(now));
         let store = self.store();
-        let completed = store.completed_per_minute(&since).await?;
-        let deliveries = store.delivery_times(&since, LATENCY_SAMPLE).await?;
-        let parked = store.parked_per_minute(&since).await?;
+        let completed = store.completed_per_minute(since).await?;
+        let deliveries = store.delivery_times(since, LATENCY_SAMPLE).await?;
+        let parked = store.parked_per_minute(since).await?;
         // Only configured destinations: what envelopes named otherwise is
         // any string a portal sent, and the page would grow with it.
         let mut hour =
@@ -233,13 +232,25 @@ mod tests {
             &[
                 DeliveryTimes {
                     destination: "a".into(),
-                    received_at: "2026-12-01T10:06:00.000000Z".into(),
-                    completed_at: "2026-12-01T10:06:00.250000Z".into(),
+                    received_at: crate::domain::time::Timestamp::parse(
+                        "2026-12-01T10:06:00.000000Z",
+                    )
+                    .unwrap(),
+                    completed_at: crate::domain::time::Timestamp::parse(
+                        "2026-12-01T10:06:00.250000Z",
+                    )
+                    .unwrap(),
                 },
                 DeliveryTimes {
                     destination: "a".into(),
-                    received_at: "2026-12-01T10:05:00.000000Z".into(),
-                    completed_at: "2026-12-01T10:06:02.000000Z".into(),
+                    received_at: crate::domain::time::Timestamp::parse(
+                        "2026-12-01T10:05:00.000000Z",
+                    )
+                    .unwrap(),
+                    completed_at: crate::domain::time::Timestamp::parse(
+                        "2026-12-01T10:06:02.000000Z",
+                    )
+                    .unwrap(),
                 },
             ],
             &[

@@ -36,8 +36,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{AmqpConfig, Config};
+use crate::domain::id::SubmissionId;
 use crate::domain::status::ReceiptStatus;
-use crate::domain::time::format_time;
+use crate::domain::time::Timestamp;
 use crate::intake;
 use crate::store::answers::TransportAnswer;
 use crate::store::operator::{AllOrNone, AuditRow, ParkedChange};
@@ -233,7 +234,7 @@ outcome_words!(
 pub struct ReplayResult {
     /// `None` when the submission has no dead letter any more.
     pub dead_letter_id: Option<i64>,
-    pub submission_id: Option<String>,
+    pub submission_id: Option<SubmissionId>,
     pub outcome: ReplayOutcome,
     pub message: String,
 }
@@ -252,7 +253,7 @@ pub struct DestinationStatus {
     pub destination: String,
     pub configured: bool,
     pub parked: i64,
-    pub next_attempt_at: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
     pub last_cause: Option<String>,
     pub dead_letters: i64,
     /// `closed`, `open`, `half_open`; `None` when not known (CLI).
@@ -261,7 +262,7 @@ pub struct DestinationStatus {
     /// [`crate::delivery::answers`]) has not come yet, and when the oldest of them was
     /// delivered (FIT-Connect rejects automatically after 14 days).
     pub awaiting_answer: i64,
-    pub oldest_awaiting_delivered_at: Option<String>,
+    pub oldest_awaiting_delivered_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -275,7 +276,7 @@ pub struct Status {
 /// One submission as [`Ops::lookup`] finds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lookup {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub receipt: Option<Receipt>,
     pub parked: Option<ParkedInfo>,
     /// Newest first, never with a payload.
@@ -414,7 +415,7 @@ impl Ops {
             .dead_letters(
                 filter.reason.as_deref(),
                 filter.destination.as_deref(),
-                since.as_deref(),
+                since,
                 filter.limit.unwrap_or(1000).clamp(1, 100_000),
                 filter.offset.unwrap_or(0).max(0),
             )
@@ -427,10 +428,8 @@ impl Ops {
         let id = id.trim();
         let rows = if let Ok(n) = id.parse::<i64>() {
             self.store.dead_letter(n).await?.into_iter().collect()
-        } else if let Ok(uuid) = uuid::Uuid::parse_str(id) {
-            self.store
-                .dead_letters_of(&uuid.hyphenated().to_string())
-                .await?
+        } else if let Some(sid) = SubmissionId::canonical(id) {
+            self.store.dead_letters_of(&sid).await?
         } else {
             return Err(OpsError::BadId(id.to_owned()));
         };
@@ -490,14 +489,10 @@ impl Ops {
                 // A submission id names its newest dead letter.
                 Ok(mut found) => rows.push(found.remove(0)),
                 // Replayed before (or delivered otherwise): say so, send nothing.
-                Err(OpsError::NotFound(_))
-                    if self
-                        .store
-                        .receipt(id.trim())
-                        .await?
-                        .is_some_and(|r| r.status == ReceiptStatus::Delivered) =>
-                {
-                    delivered.push(id.trim().to_owned());
+                Err(OpsError::NotFound(_)) if self.delivered(id).await? => {
+                    if let Some(id) = SubmissionId::parse(id.trim()) {
+                        delivered.push(id);
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -705,13 +700,13 @@ impl Ops {
         let cutoff = crate::domain::time::time_before(age).ok_or_else(|| {
             OpsError::Invalid("that age reaches before the year 1; nothing would match".into())
         })?;
-        let rows = self.store.dead_letters_before(&cutoff).await?;
+        let rows = self.store.dead_letters_before(cutoff).await?;
         self.purge_rows(rows.into_iter(), actor, why).await
     }
 
     async fn purge_rows(
         &self,
-        rows: impl Iterator<Item = (i64, Option<String>)>,
+        rows: impl Iterator<Item = (i64, Option<SubmissionId>)>,
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<PurgeResult, OpsError> {
@@ -724,7 +719,7 @@ impl Ops {
                 result.dead_letter_ids.push(id);
                 result
                     .submission_ids
-                    .push(sid.unwrap_or_else(|| format!("#{id}")));
+                    .push(sid.map_or_else(|| format!("#{id}"), String::from));
             }
         }
         if result.dead_letter_ids.is_empty() {
@@ -767,7 +762,11 @@ impl Ops {
     }
 
     pub async fn receipt(&self, submission_id: &str) -> Result<Option<Receipt>, OpsError> {
-        Ok(self.store.receipt(submission_id.trim()).await?)
+        // As written: a portal's id is stored in the case it was sent in.
+        match SubmissionId::parse(submission_id.trim()) {
+            Some(id) => Ok(self.store.receipt(&id).await?),
+            None => Ok(None),
+        }
     }
 
     /// Receipts completed since `since` (RFC 3339 or a duration ago), newest first.
@@ -777,10 +776,7 @@ impl Ops {
         limit: i64,
     ) -> Result<Vec<Receipt>, OpsError> {
         let since = since.map(parse_since).transpose()?;
-        Ok(self
-            .store
-            .receipts(since.as_deref(), limit.clamp(1, 100_000))
-            .await?)
+        Ok(self.store.receipts(since, limit.clamp(1, 100_000)).await?)
     }
 
     /// Parked and dead letters per destination, as the database knows them.
@@ -799,10 +795,10 @@ impl Ops {
                 let answers = awaiting.iter().find(|a| &a.destination == name);
                 DestinationStatus {
                     awaiting_answer: answers.map_or(0, |a| a.count),
-                    oldest_awaiting_delivered_at: answers.map(|a| a.oldest_delivered_at.clone()),
+                    oldest_awaiting_delivered_at: answers.map(|a| a.oldest_delivered_at),
                     configured: true,
                     parked: backlog.map_or(0, |b| b.count),
-                    next_attempt_at: backlog.map(|b| b.next_attempt_at.clone()),
+                    next_attempt_at: backlog.map(|b| b.next_attempt_at),
                     last_cause: backlog.map(|b| b.last_cause.clone()),
                     dead_letters: dead.iter().find(|(d, _)| d == name).map_or(0, |(_, n)| *n),
                     circuit: None,
@@ -856,7 +852,7 @@ impl Ops {
         &self,
         actor: &Actor,
         action: &str,
-        submission_ids: &[String],
+        submission_ids: &[SubmissionId],
         outcome: &str,
         why: Option<&str>,
     ) -> Result<(), OpsError> {
@@ -940,9 +936,9 @@ impl ParkedAction {
         text
     }
 
-    fn result(self, id: &str, held: bool, in_flight: bool) -> ParkedResult {
+    fn result(self, id: &SubmissionId, held: bool, in_flight: bool) -> ParkedResult {
         ParkedResult {
-            submission_id: id.to_owned(),
+            submission_id: id.clone(),
             outcome: self.outcome(),
             held,
             in_flight,
@@ -954,7 +950,7 @@ impl ParkedAction {
 /// What an action did with one parked submission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ParkedResult {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub outcome: ParkedOutcome,
     pub held: bool,
     pub in_flight: bool,
@@ -968,7 +964,7 @@ pub struct DestinationInfo {
     /// `false` for a pause left over from a destination no longer configured.
     pub configured: bool,
     pub paused: bool,
-    pub paused_at: Option<String>,
+    pub paused_at: Option<Timestamp>,
     pub paused_by: Option<String>,
     pub pause_reason: Option<String>,
     pub parked: i64,
@@ -1018,7 +1014,7 @@ impl Ops {
 
     /// The parked submissions of `destination` (configured or with parked
     /// rows left over).
-    async fn parked_ids_of(&self, destination: &str) -> Result<Vec<String>, OpsError> {
+    async fn parked_ids_of(&self, destination: &str) -> Result<Vec<SubmissionId>, OpsError> {
         let ids = self.store.parked_ids_of(destination).await?;
         if ids.is_empty() && !self.configured().iter().any(|d| d == destination) {
             return Err(self.unknown_destination(destination));
@@ -1037,7 +1033,7 @@ impl Ops {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.parked_act(ParkedAction::RetryNow, &ids, actor, why)
+        self.parked_change(ParkedAction::RetryNow, ids, actor, why)
             .await
     }
 
@@ -1051,13 +1047,25 @@ impl Ops {
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<Vec<ParkedResult>, OpsError> {
+        self.parked_change(act, submission_ids(ids)?, actor, why)
+            .await
+    }
+
+    /// [`Ops::parked_act`] on checked ids (as stored: a destination's
+    /// parked rows are acted on by the ids they were parked under).
+    async fn parked_change(
+        &self,
+        act: ParkedAction,
+        ids: Vec<SubmissionId>,
+        actor: &Actor,
+        why: Option<&str>,
+    ) -> Result<Vec<ParkedResult>, OpsError> {
         let change = match act {
             ParkedAction::RetryNow => ParkedChange::DueNow,
             ParkedAction::Hold => ParkedChange::Hold,
             ParkedAction::Release => ParkedChange::Release,
             ParkedAction::Purge => return self.purge_parked(ids, actor, why).await,
         };
-        let ids = submission_ids(ids)?;
         // All or none: the audit row counts them all.
         let outcome = format!("{} {}", ids.len(), act.outcome());
         let joined = ids.join(" ");
@@ -1083,11 +1091,10 @@ impl Ops {
     /// nothing.
     async fn purge_parked(
         &self,
-        ids: &[String],
+        ids: Vec<SubmissionId>,
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<Vec<ParkedResult>, OpsError> {
-        let ids = submission_ids(ids)?;
         // The operator's name only: the detail never carries submission values.
         let detail = format!("withdrawn by operator {}", actor.0);
         let outcome = format!("{} purged", ids.len());
@@ -1096,7 +1103,7 @@ impl Ops {
         let expires_at = crate::domain::time::time_after(self.dead_letter_retention);
         match self
             .store
-            .withdraw_parked(&ids, &detail, &expires_at, &audit)
+            .withdraw_parked(&ids, &detail, expires_at, &audit)
             .await?
         {
             AllOrNone::Done(withdrawn) => {
@@ -1110,7 +1117,7 @@ impl Ops {
                 "{id} is already delivered; nothing was purged"
             ))),
             AllOrNone::NotParked(id) => Err(match self.parked_show(&id).await {
-                Ok(p) if p.in_flight => OpsError::InFlight(id),
+                Ok(p) if p.in_flight => OpsError::InFlight(id.to_string()),
                 _ => self.not_parked(&id).await,
             }),
         }
@@ -1136,7 +1143,7 @@ impl Ops {
                 DestinationInfo {
                     configured: configured.contains(&name),
                     paused: pause.is_some(),
-                    paused_at: pause.map(|p| p.paused_at.clone()),
+                    paused_at: pause.map(|p| p.paused_at),
                     paused_by: pause.map(|p| p.operator.clone()),
                     pause_reason: pause.and_then(|p| p.reason.clone()),
                     parked: b.map_or(0, |b| b.count),
@@ -1232,33 +1239,39 @@ impl Ops {
     }
 
     /// Why `id` is not parked, as far as its receipt tells.
-    async fn not_parked(&self, id: &str) -> OpsError {
+    async fn not_parked(&self, id: &SubmissionId) -> OpsError {
         let hint = match self.store.receipt(id).await {
             Ok(Some(r)) => format!(" (its receipt says {})", r.status),
             _ => String::new(),
         };
-        OpsError::NotParked(id.to_owned(), hint)
+        OpsError::NotParked(id.to_string(), hint)
+    }
+
+    /// Whether `id` (an operator's argument) names a delivered submission.
+    async fn delivered(&self, id: &str) -> Result<bool, OpsError> {
+        Ok(self
+            .receipt(id)
+            .await?
+            .is_some_and(|r| r.status == ReceiptStatus::Delivered))
     }
 }
 
 /// A submission id (UUID) in its stored form.
-fn submission_id(id: &str) -> Result<String, OpsError> {
-    uuid::Uuid::parse_str(id.trim())
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| {
-            OpsError::Invalid(format!(
-                "{:?} is not a submission id (UUID); see `kurier parked list --each`",
-                id.trim()
-            ))
-        })
+fn submission_id(id: &str) -> Result<SubmissionId, OpsError> {
+    SubmissionId::canonical(id).ok_or_else(|| {
+        OpsError::Invalid(format!(
+            "{:?} is not a submission id (UUID); see `kurier parked list --each`",
+            id.trim()
+        ))
+    })
 }
 
 /// Submission ids, checked and without repeats.
-fn submission_ids(ids: &[String]) -> Result<Vec<String>, OpsError> {
+fn submission_ids(ids: &[String]) -> Result<Vec<SubmissionId>, OpsError> {
     if ids.is_empty() {
         return Err(OpsError::Invalid("name at least one submission id".into()));
     }
-    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    let mut out: Vec<SubmissionId> = Vec::with_capacity(ids.len());
     for id in ids {
         let id = submission_id(id)?;
         if !out.contains(&id) {
@@ -1278,7 +1291,7 @@ fn without_payload(d: DeadLetter) -> DeadLetter {
     }
 }
 
-fn sealed_of(d: &DeadLetter) -> Result<(String, Sealed), OpsError> {
+fn sealed_of(d: &DeadLetter) -> Result<(SubmissionId, Sealed), OpsError> {
     match (
         &d.submission_id,
         &d.key_id,
@@ -1327,11 +1340,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, OpsError> {
 }
 
 /// An RFC 3339 time or a duration ago → the stored time form (UTC, µs).
-pub fn parse_since(text: &str) -> Result<String, OpsError> {
-    if let Ok(t) =
-        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
-    {
-        return Ok(format_time(t));
+pub fn parse_since(text: &str) -> Result<Timestamp, OpsError> {
+    if let Ok(t) = Timestamp::parse(text) {
+        return Ok(t);
     }
     match parse_duration(text) {
         Ok(ago) => crate::domain::time::time_before(ago)
@@ -1369,7 +1380,9 @@ mod tests {
     #[test]
     fn since_takes_a_time_or_a_duration_ago() {
         assert_eq!(
-            parse_since("2026-11-23T01:00:00+01:00").unwrap(),
+            parse_since("2026-11-23T01:00:00+01:00")
+                .unwrap()
+                .to_string(),
             "2026-11-23T00:00:00.000000Z"
         );
         assert!(parse_since("24h").unwrap() < now());

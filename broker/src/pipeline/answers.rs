@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::delivery::answers::{Answers, Awaiting, TransportError};
+use crate::domain::id::SubmissionId;
 use crate::domain::time::now;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
@@ -59,7 +60,7 @@ pub async fn round(pipeline: &Pipeline, shutdown: &Shutdown) {
             continue;
         }
         loop {
-            let awaiting = match pipeline.store.awaiting(&d.id, &started, BATCH).await {
+            let awaiting = match pipeline.store.awaiting(&d.id, started, BATCH).await {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(destination = %d.id, error = %e, "cannot read the submissions awaiting an answer");
@@ -115,7 +116,7 @@ async fn commit(
     if !answers.is_empty() {
         match pipeline
             .store
-            .record_answers(destination, &answers, &at)
+            .record_answers(destination, &answers, at)
             .await
         {
             Ok(new) => {
@@ -134,12 +135,12 @@ async fn commit(
             }
         }
     }
-    let open: Vec<&str> = awaiting
+    let open: Vec<&SubmissionId> = awaiting
         .iter()
-        .map(|a| a.submission_id.as_str())
-        .filter(|id| !answers.iter().any(|(a, _)| a == id))
+        .map(|a| &a.submission_id)
+        .filter(|id| !answers.iter().any(|(a, _)| a == *id))
         .collect();
-    if let Err(e) = pipeline.store.polled(destination, &open, &at).await {
+    if let Err(e) = pipeline.store.polled(destination, &open, at).await {
         tracing::warn!(destination, error = %e, "cannot note the submissions asked about");
         return Err(());
     }

@@ -11,12 +11,13 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::domain::id::SubmissionId;
 use crate::domain::reason::{Reason, ReasonCode};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub service: String,
     pub destination: String,
     pub portal: String,
@@ -86,10 +87,8 @@ pub fn parse_body(body: &[u8]) -> Result<Value, Reason> {
 /// The submission id of a body that may be invalid otherwise, when it is a
 /// well-formed UUID: lets a dead letter of a broken envelope still be matched
 /// to its submission.
-pub fn submission_id_hint(value: &Value) -> Option<String> {
-    let id = value.get("submission_id")?.as_str()?;
-    uuid::Uuid::parse_str(id).ok()?;
-    Some(id.to_owned())
+pub fn submission_id_hint(value: &Value) -> Option<SubmissionId> {
+    SubmissionId::parse(value.get("submission_id")?.as_str()?)
 }
 
 /// Best-effort string field of a (possibly invalid) envelope, if it looks like

@@ -49,9 +49,10 @@ use lapin::message::Delivery;
 use crate::config::Config;
 use crate::delivery::Request;
 use crate::domain::digest::sha256_hex;
+use crate::domain::id::SubmissionId;
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::status::ReceiptStatus;
-use crate::domain::time::{format_time, now};
+use crate::domain::time::{Timestamp, now};
 use crate::pipeline::validate::Schemas;
 use crate::queue::decision::{self, Disposition, History, Run};
 use crate::shutdown::Shutdown;
@@ -74,20 +75,18 @@ pub struct Pipeline {
 }
 
 /// The AMQP `message_id`, if it is a submission id (a UUID).
-fn message_id(delivery: &Delivery) -> Option<String> {
+fn message_id(delivery: &Delivery) -> Option<SubmissionId> {
     delivery
         .properties
         .message_id()
         .as_ref()
-        .map(|m| m.as_str())
-        .filter(|m| uuid::Uuid::parse_str(m).is_ok())
-        .map(str::to_owned)
+        .and_then(|m| SubmissionId::parse(m.as_str()))
 }
 
 /// What is known about a submission, however broken its envelope.
 #[derive(Default, Clone)]
 struct Ids {
-    submission_id: Option<String>,
+    submission_id: Option<SubmissionId>,
     service: Option<String>,
     destination: Option<String>,
     portal: Option<String>,
@@ -158,8 +157,8 @@ impl Ids {
 struct Received<'a> {
     body: &'a [u8],
     sha256: String,
-    at: String,
-    amqp_message_id: Option<String>,
+    at: Timestamp,
+    amqp_message_id: Option<SubmissionId>,
     /// Attempts made before this run (parked submissions).
     prior_attempts: i64,
     /// A held AMQP message, or a parked submission's scheduled run.
@@ -172,10 +171,7 @@ struct Received<'a> {
 
 impl Received<'_> {
     fn age(&self) -> Duration {
-        time::OffsetDateTime::parse(&self.at, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .and_then(|at| Duration::try_from(time::OffsetDateTime::now_utc() - at).ok())
-            .unwrap_or(Duration::ZERO)
+        now().since(self.at)
     }
 }
 
@@ -385,7 +381,7 @@ impl Pipeline {
         let received = Received {
             body: &body,
             sha256: parked.received_sha256.clone(),
-            at: parked.received_at.clone(),
+            at: parked.received_at,
             amqp_message_id: None,
             prior_attempts: parked.attempts,
             run: Run::Parked,
@@ -441,7 +437,7 @@ impl Pipeline {
         envelope: &Envelope,
         received_sha256: &str,
     ) -> Result<Handled, String> {
-        let id = envelope.submission_id.as_str();
+        let id = &envelope.submission_id;
         // One round trip on the happy path; the whole receipt is read only
         // for a duplicate, whose event is repeated.
         let seen = self.recorder.seen(id).await.map_err(|e| e.to_string())?;
@@ -653,7 +649,7 @@ impl Pipeline {
                         received_sha256: received.sha256.clone(),
                         sent_sha256: Some(rendered.sha256),
                         submitted_at: ids.submitted_at.clone(),
-                        received_at: received.at.clone(),
+                        received_at: received.at,
                         completed_at: now(),
                     }));
                 }
@@ -740,12 +736,7 @@ impl Pipeline {
             .map_or(self.config.retry.max_age_secs, |d| {
                 d.deliverer.retry.max_age_secs
             });
-        let received_time = time::OffsetDateTime::parse(
-            &received.at,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-        let expires = received_time + Duration::from_secs(max_age_secs);
+        let expires = received.at.after(Duration::from_secs(max_age_secs));
         Ok(Record::Park(Parked {
             submission_id: envelope.submission_id.clone(),
             service: envelope.service.clone(),
@@ -753,11 +744,11 @@ impl Pipeline {
             portal: envelope.portal.clone(),
             attempts,
             received_sha256: received.sha256.clone(),
-            received_at: received.at.clone(),
+            received_at: received.at,
             first_failure_at: now(),
             last_cause: cause.to_owned(),
             next_attempt_at: crate::domain::time::time_after(wait),
-            expires_at: format_time(expires),
+            expires_at: expires,
             lease_until: None,
             key_id: sealed.key_id,
             sealed_key: sealed.sealed_key,
@@ -885,8 +876,7 @@ impl Pipeline {
         attempts: i64,
         sent_sha256: Option<String>,
     ) -> Record {
-        let created = time::OffsetDateTime::now_utc();
-        let created_at = format_time(created);
+        let created_at = now();
         let keep = reason.code.keeps_payload();
         let sealed = ids.submission_id.as_ref().filter(|_| keep).and_then(|id| match self.vault.seal(id, received.body) {
             Ok(s) => Some(s),
@@ -915,8 +905,8 @@ impl Pipeline {
             received_sha256: received.sha256.clone(),
             sent_sha256,
             submitted_at: ids.submitted_at.clone(),
-            received_at: received.at.clone(),
-            completed_at: created_at.clone(),
+            received_at: received.at,
+            completed_at: created_at,
         });
         Record::DeadLetter {
             dead_letter: DeadLetter {
@@ -932,7 +922,7 @@ impl Pipeline {
                 received_sha256: received.sha256.clone(),
                 created_at,
                 // Every dead letter goes after its retention, payload or not.
-                expires_at: Some(format_time(created + retention)),
+                expires_at: Some(created_at.after(retention)),
                 payload_kept: sealed.is_some(),
                 key_id: sealed.as_ref().map(|s| s.key_id.clone()),
                 sealed_key: sealed.as_ref().map(|s| s.sealed_key.clone()),

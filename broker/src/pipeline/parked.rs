@@ -98,7 +98,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
 /// Retention: dead letters (with their sealed payloads), receipts and audit
 /// rows past their configured time go.
 async fn purge(pipeline: &Pipeline) {
-    match pipeline.store.purge_expired_dead_letters(&now()).await {
+    match pipeline.store.purge_expired_dead_letters(now()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(purged = n, "dead letters past their retention purged"),
         Err(e) => tracing::warn!(error = %e, "purging expired dead letters failed"),
@@ -112,7 +112,7 @@ async fn purge(pipeline: &Pipeline) {
     ) else {
         return;
     };
-    match pipeline.store.prune(&receipts, &audit).await {
+    match pipeline.store.prune(receipts, audit).await {
         Ok((0, 0)) => {}
         Ok((r, a)) => tracing::info!(
             receipts = r,

@@ -128,7 +128,9 @@ mod tests {
 
     fn envelope(attachments: Vec<EnvelopeAttachment>) -> Envelope {
         Envelope {
-            submission_id: "9b1d2f44-0c6e-4f0a-b3a5-2c7e51d8a903".into(),
+            submission_id: crate::domain::id::SubmissionId::from_stored(
+                "9b1d2f44-0c6e-4f0a-b3a5-2c7e51d8a903",
+            ),
             service: "hzl".into(),
             destination: "sozialamt-koeln".into(),
             portal: "sozialplattform".into(),

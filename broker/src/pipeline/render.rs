@@ -112,7 +112,7 @@ fn write(
         attachments: &attachments,
     };
     let message_id = uuid::Uuid::new_v4().to_string();
-    let created_at = crate::domain::time::now();
+    let created_at = crate::domain::time::now().to_string();
     let context = RenderContext {
         message_id: &message_id,
         created_at: &created_at,

@@ -11,6 +11,8 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
+use crate::domain::id::SubmissionId;
+use crate::domain::time::Timestamp;
 
 /// The status of the second receipt event (CONTRACT.md § 3).
 pub const ACCEPTED_BY_AUTHORITY: &str = "accepted_by_authority";
@@ -24,16 +26,16 @@ pub const MAX_REASON_CODE_CHARS: usize = 64;
 /// A delivered submission whose authority's answer is awaited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Awaiting {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub destination: String,
     /// `transport_messages.transport`, e.g. `xta2`.
     pub transport: String,
     /// The transport's own id of the message (XTA 2: from createMessageId).
     pub message_id: String,
     /// When the receipt says it was delivered.
-    pub delivered_at: String,
+    pub delivered_at: Timestamp,
     /// When the report source was last asked; `None`: never.
-    pub last_polled_at: Option<String>,
+    pub last_polled_at: Option<Timestamp>,
 }
 
 /// What the authority answered, as a transport reports it.
@@ -97,7 +99,7 @@ pub struct AwaitingSummary {
     pub destination: String,
     pub count: i64,
     /// When the oldest of them was delivered.
-    pub oldest_delivered_at: String,
+    pub oldest_delivered_at: Timestamp,
 }
 
 /// A submission's message at a transport that reports answers, as the
@@ -107,10 +109,10 @@ pub struct TransportAnswer {
     pub destination: String,
     pub transport: String,
     /// When the transport message id was kept (just before sending).
-    pub created_at: String,
-    pub last_polled_at: Option<String>,
+    pub created_at: Timestamp,
+    pub last_polled_at: Option<Timestamp>,
     /// `None`: no answer yet.
-    pub answered_at: Option<String>,
+    pub answered_at: Option<Timestamp>,
     pub accepted: Option<bool>,
     /// The authority's codes, space-separated.
     pub reason_codes: Option<String>,
@@ -170,7 +172,7 @@ impl Store {
     pub async fn awaiting(
         &self,
         destination: &str,
-        polled_before: &str,
+        polled_before: Timestamp,
         limit: i64,
     ) -> Result<Vec<Awaiting>, StoreError> {
         let rows = on_pool!(self, pool => sqlx::query_as::<_, Awaiting>(AWAITING)
@@ -187,8 +189,8 @@ impl Store {
     pub async fn polled(
         &self,
         destination: &str,
-        submission_ids: &[&str],
-        at: &str,
+        submission_ids: &[&SubmissionId],
+        at: Timestamp,
     ) -> Result<(), StoreError> {
         in_tx!(self, tx => {
             for id in submission_ids {
@@ -212,9 +214,9 @@ impl Store {
     pub async fn record_answers(
         &self,
         destination: &str,
-        answers: &[(String, AuthorityAnswer)],
-        at: &str,
-    ) -> Result<Vec<String>, StoreError> {
+        answers: &[(SubmissionId, AuthorityAnswer)],
+        at: Timestamp,
+    ) -> Result<Vec<SubmissionId>, StoreError> {
         let mut new = Vec::new();
         in_tx!(self, tx => {
             for (id, answer) in answers {
@@ -272,7 +274,7 @@ impl Store {
     /// Every transport message of a submission with its answer, if any.
     pub async fn transport_answers(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
     ) -> Result<Vec<TransportAnswer>, StoreError> {
         const SQL: &str = "SELECT destination, transport, created_at, last_polled_at, answered_at, \
              accepted, reason_codes FROM transport_messages WHERE submission_id = $1 \
@@ -289,7 +291,7 @@ impl Store {
     /// (accepted, reason codes, seq of its event).
     pub async fn authority_answer(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
         destination: &str,
     ) -> Result<Option<(bool, Vec<String>, i64)>, StoreError> {
         const SQL: &str = "SELECT accepted, reason_codes, answer_seq FROM transport_messages \

@@ -10,18 +10,20 @@
 use serde::Serialize;
 
 use super::{Parked, Receipt};
+use crate::domain::id::SubmissionId;
+use crate::domain::time::Timestamp;
 
 /// The JSON body of a receipt event.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct ReceiptEvent<'a> {
-    pub submission_id: &'a str,
+    pub submission_id: &'a SubmissionId,
     pub status: &'a str,
     pub service: Option<&'a str>,
     pub destination: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<&'a str>,
     pub attempts: i64,
-    pub at: &'a str,
+    pub at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
 }
@@ -36,7 +38,7 @@ impl<'a> ReceiptEvent<'a> {
             destination: receipt.destination.as_deref(),
             reference: receipt.reference.as_deref().filter(|_| delivered),
             attempts: receipt.attempts,
-            at: &receipt.completed_at,
+            at: receipt.completed_at,
             reason: receipt.reason_code.as_deref().filter(|_| !delivered),
         }
     }
@@ -107,7 +109,7 @@ mod tests {
     fn receipt(status: &str) -> Receipt {
         let status = crate::domain::status::ReceiptStatus::parse(status).expect("a receipt status");
         Receipt {
-            submission_id: "3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11".into(),
+            submission_id: SubmissionId::from_stored("3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11"),
             service: Some("hzl".into()),
             destination: Some("sozialamt-koeln".into()),
             portal: Some("sozialplattform".into()),
@@ -120,8 +122,10 @@ mod tests {
             received_sha256: "00".into(),
             sent_sha256: None,
             submitted_at: None,
-            received_at: "2026-11-23T10:14:59.000000Z".into(),
-            completed_at: "2026-11-23T10:15:00.000000Z".into(),
+            received_at: crate::domain::time::Timestamp::parse("2026-11-23T10:14:59.000000Z")
+                .unwrap(),
+            completed_at: crate::domain::time::Timestamp::parse("2026-11-23T10:15:00.000000Z")
+                .unwrap(),
         }
     }
 

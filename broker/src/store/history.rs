@@ -5,7 +5,7 @@
 //! cannot compute).
 //!
 //! Timestamps are RFC 3339 UTC text of one width
-//! ([`crate::domain::time::format_time`]), so the minute is its first 16
+//! ([`crate::domain::time::Timestamp`]), so the minute is its first 16
 //! characters (`2026-12-01T10:05`) on both backends.
 //!
 //! Indexes (checked with `EXPLAIN` on PostgreSQL 15, generic plan of the
@@ -20,6 +20,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
+use crate::domain::time::Timestamp;
 
 /// How many receipts of one destination, of one status, completed in one
 /// minute.
@@ -37,8 +38,8 @@ pub struct CompletedPerMinute {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct DeliveryTimes {
     pub destination: String,
-    pub received_at: String,
-    pub completed_at: String,
+    pub received_at: Timestamp,
+    pub completed_at: Timestamp,
 }
 
 /// How many of the submissions parked now were parked (first failed) in one
@@ -56,7 +57,7 @@ impl Store {
     /// status and minute.
     pub async fn completed_per_minute(
         &self,
-        since: &str,
+        since: Timestamp,
     ) -> Result<Vec<CompletedPerMinute>, StoreError> {
         const SQL: &str = "SELECT COALESCE(destination, '') AS destination, status, \
              SUBSTR(completed_at, 1, 16) AS minute, COUNT(*) AS n FROM receipts \
@@ -72,7 +73,7 @@ impl Store {
     /// The newest `limit` deliveries completed at or after `since`.
     pub async fn delivery_times(
         &self,
-        since: &str,
+        since: Timestamp,
         limit: i64,
     ) -> Result<Vec<DeliveryTimes>, StoreError> {
         const SQL: &str = "SELECT destination, received_at, completed_at FROM receipts \
@@ -89,7 +90,10 @@ impl Store {
 
     /// The submissions parked now, per destination and the minute they were
     /// parked (first failed); those parked before `since` in one row each.
-    pub async fn parked_per_minute(&self, since: &str) -> Result<Vec<ParkedPerMinute>, StoreError> {
+    pub async fn parked_per_minute(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<ParkedPerMinute>, StoreError> {
         const SQL: &str = "SELECT destination, CASE WHEN first_failure_at < $1 THEN '' \
              ELSE SUBSTR(first_failure_at, 1, 16) END AS minute, COUNT(*) AS n FROM parked \
              GROUP BY 1, 2";

@@ -31,7 +31,9 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::DatabaseConfig;
+use crate::domain::id::SubmissionId;
 use crate::domain::status::ReceiptStatus;
+use crate::domain::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,7 +70,7 @@ pub enum Access {
 /// One row of `receipts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Receipt {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub service: Option<String>,
     pub destination: Option<String>,
     pub portal: Option<String>,
@@ -82,8 +84,8 @@ pub struct Receipt {
     pub received_sha256: String,
     pub sent_sha256: Option<String>,
     pub submitted_at: Option<String>,
-    pub received_at: String,
-    pub completed_at: String,
+    pub received_at: Timestamp,
+    pub completed_at: Timestamp,
 }
 
 /// One row of `dead_letters`: what the pipeline writes, what operators list
@@ -93,9 +95,9 @@ pub struct Receipt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct DeadLetter {
     pub id: i64,
-    pub submission_id: Option<String>,
+    pub submission_id: Option<SubmissionId>,
     #[serde(skip)]
-    pub amqp_message_id: Option<String>,
+    pub amqp_message_id: Option<SubmissionId>,
     pub service: Option<String>,
     pub destination: Option<String>,
     pub portal: Option<String>,
@@ -103,7 +105,7 @@ pub struct DeadLetter {
     pub reason_detail: String,
     pub http_status: Option<i64>,
     pub received_sha256: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// The sealed payload, kept for replay until `expires_at` (not listed).
     #[serde(skip)]
     #[sqlx(default)]
@@ -116,7 +118,7 @@ pub struct DeadLetter {
     pub sealed_payload: Option<Vec<u8>>,
     /// Until when the dead letter (and its sealed payload) is kept.
     #[sqlx(default)]
-    pub expires_at: Option<String>,
+    pub expires_at: Option<Timestamp>,
     /// Whether a sealed payload is kept (replay and payload view possible).
     #[sqlx(default)]
     pub payload_kept: bool,
@@ -136,7 +138,7 @@ pub struct Seen {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxEvent {
     pub id: i64,
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub seq: i64,
     /// The portal.
     pub routing_key: String,
@@ -147,19 +149,19 @@ pub struct OutboxEvent {
 /// One row of `parked`: a submission waiting for its next attempt.
 #[derive(Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Parked {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub service: String,
     pub destination: String,
     pub portal: String,
     pub attempts: i64,
     pub received_sha256: String,
-    pub received_at: String,
-    pub first_failure_at: String,
+    pub received_at: Timestamp,
+    pub first_failure_at: Timestamp,
     pub last_cause: String,
-    pub next_attempt_at: String,
-    pub expires_at: String,
+    pub next_attempt_at: Timestamp,
+    pub expires_at: Timestamp,
     #[serde(skip)]
-    pub lease_until: Option<String>,
+    pub lease_until: Option<Timestamp>,
     #[serde(skip)]
     pub key_id: String,
     #[serde(skip)]
@@ -196,8 +198,8 @@ pub struct VaultEpoch {
     pub epoch: String,
     pub master_key_id: String,
     pub wrapped_kek: Option<Vec<u8>>,
-    pub created_at: String,
-    pub destroyed_at: Option<String>,
+    pub created_at: Timestamp,
+    pub destroyed_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for VaultEpoch {
@@ -244,9 +246,9 @@ pub enum Record {
     RepeatEvent(Receipt),
     /// A parked submission's attempt failed again: new schedule.
     Reschedule {
-        submission_id: String,
+        submission_id: SubmissionId,
         attempts: i64,
-        next_attempt_at: String,
+        next_attempt_at: Timestamp,
         last_cause: String,
     },
 }
@@ -404,8 +406,8 @@ async fn write_receipt_batch(
             .push_bind(&r.received_sha256)
             .push_bind(&r.sent_sha256)
             .push_bind(&r.submitted_at)
-            .push_bind(&r.received_at)
-            .push_bind(&r.completed_at)
+            .push_bind(r.received_at)
+            .push_bind(r.completed_at)
             .push("COALESCE((SELECT events FROM parked WHERE submission_id = ")
             .push_bind_unseparated(&r.submission_id)
             .push_unseparated("), 0) + 1");
@@ -418,7 +420,7 @@ async fn write_receipt_batch(
     events.push_values(receipts.iter(), |mut row, r| {
         row.push_bind(&r.submission_id)
             .push_bind(crate::store::events::terminal_event(r))
-            .push_bind(&r.completed_at)
+            .push_bind(r.completed_at)
             .push_bind(r.status.as_str());
     });
     events.push(
@@ -770,7 +772,10 @@ impl Store {
         on_pool!(self, pool => pool.close().await)
     }
 
-    pub async fn receipt(&self, submission_id: &str) -> Result<Option<Receipt>, StoreError> {
+    pub async fn receipt(
+        &self,
+        submission_id: &SubmissionId,
+    ) -> Result<Option<Receipt>, StoreError> {
         const SQL: &str = "SELECT submission_id, service, destination, portal, status, reason_code, \
              reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, submitted_at, \
              received_at, completed_at FROM receipts WHERE submission_id = $1";
@@ -784,7 +789,7 @@ impl Store {
     /// Receipts completed at or after `since` (RFC 3339 UTC), newest first.
     pub async fn receipts(
         &self,
-        since: Option<&str>,
+        since: Option<Timestamp>,
         limit: i64,
     ) -> Result<Vec<Receipt>, StoreError> {
         const SQL: &str = "SELECT submission_id, service, destination, portal, status, reason_code, \
@@ -792,7 +797,7 @@ impl Store {
              received_at, completed_at FROM receipts WHERE completed_at >= $1 \
              ORDER BY completed_at DESC LIMIT $2";
         let rows = on_pool!(self, pool => sqlx::query_as::<_, Receipt>(SQL)
-            .bind(since.unwrap_or(""))
+            .bind(since.map_or_else(String::new, |t| t.to_string()))
             .bind(limit)
             .fetch_all(pool)
             .await)?;
@@ -802,7 +807,7 @@ impl Store {
     /// What the pipeline must know of a submission before it runs it: its
     /// receipt's status and received hash (if any) and whether it is parked,
     /// in one round trip. The same SQL on both backends.
-    pub async fn seen(&self, submission_id: &str) -> Result<Seen, StoreError> {
+    pub async fn seen(&self, submission_id: &SubmissionId) -> Result<Seen, StoreError> {
         const SQL: &str = "SELECT \
              (SELECT status FROM receipts WHERE submission_id = $1) AS status, \
              (SELECT received_sha256 FROM receipts WHERE submission_id = $1) AS received_sha256, \
@@ -821,11 +826,11 @@ impl Store {
     /// [`Recorder::seen`] gathers): by submission id.
     pub async fn seen_many(
         &self,
-        submission_ids: &[String],
-    ) -> Result<std::collections::HashMap<String, Seen>, StoreError> {
+        submission_ids: &[SubmissionId],
+    ) -> Result<std::collections::HashMap<SubmissionId, Seen>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
-            submission_id: String,
+            submission_id: SubmissionId,
             #[sqlx(flatten)]
             seen: Seen,
         }
@@ -857,7 +862,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn is_parked(&self, submission_id: &str) -> Result<bool, StoreError> {
+    pub async fn is_parked(&self, submission_id: &SubmissionId) -> Result<bool, StoreError> {
         let (n,): (i64,) = on_pool!(self, pool => sqlx::query_as(IS_PARKED)
             .bind(submission_id)
             .fetch_one(pool)
@@ -894,10 +899,10 @@ impl Store {
              key_id, sealed_key, sealed_payload";
         let rows = match self {
             Store::Sqlite(pool) => {
-                let now = time::OffsetDateTime::now_utc();
+                let now = Timestamp::now();
                 sqlx::query_as::<_, Parked>(SQLITE)
-                    .bind(crate::domain::time::format_time(now + lease))
-                    .bind(crate::domain::time::format_time(now))
+                    .bind(now.after(lease))
+                    .bind(now)
                     .bind(limit)
                     .fetch_all(pool)
                     .await?
@@ -921,7 +926,7 @@ impl Store {
         let now = crate::domain::time::now();
         let done = on_pool!(self, pool => sqlx::query(SQL)
             .bind(destination)
-            .bind(&now)
+            .bind(now)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
@@ -1034,7 +1039,7 @@ impl Store {
 
     /// Does anything of the submission's payload remain, sealed or not (a
     /// parked row, or a dead letter with a sealed payload)?
-    pub async fn payload_kept(&self, submission_id: &str) -> Result<bool, StoreError> {
+    pub async fn payload_kept(&self, submission_id: &SubmissionId) -> Result<bool, StoreError> {
         const SQL: &str = "SELECT \
              (SELECT COUNT(*) FROM parked WHERE submission_id = $1) + \
              (SELECT COUNT(*) FROM dead_letters WHERE submission_id = $1 \
@@ -1048,7 +1053,7 @@ impl Store {
     /// (XTA 2: from createMessageId), if there is one.
     pub async fn transport_message_id(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
         destination: &str,
     ) -> Result<Option<String>, StoreError> {
         const SQL: &str = "SELECT message_id FROM transport_messages \
@@ -1066,11 +1071,11 @@ impl Store {
     /// first id stored.
     pub async fn keep_transport_message_id(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
         destination: &str,
         transport: &str,
         message_id: &str,
-        at: &str,
+        at: Timestamp,
     ) -> Result<String, StoreError> {
         const SQL: &str = "INSERT INTO transport_messages \
              (submission_id, destination, transport, message_id, created_at) \
@@ -1112,7 +1117,7 @@ impl Store {
     }
 
     /// Delete dead letters whose retention is over; the receipts stay.
-    pub async fn purge_expired_dead_letters(&self, now: &str) -> Result<u64, StoreError> {
+    pub async fn purge_expired_dead_letters(&self, now: Timestamp) -> Result<u64, StoreError> {
         const SQL: &str =
             "DELETE FROM dead_letters WHERE expires_at IS NOT NULL AND expires_at < $1";
         let done = on_pool!(self, pool => sqlx::query(SQL).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
@@ -1122,7 +1127,11 @@ impl Store {
     /// Delete receipts of submissions finished before `cutoff`, and audit
     /// rows written before `audit_cutoff` (retention; receipts of parked
     /// submissions do not exist, so none is touched).
-    pub async fn prune(&self, cutoff: &str, audit_cutoff: &str) -> Result<(u64, u64), StoreError> {
+    pub async fn prune(
+        &self,
+        cutoff: Timestamp,
+        audit_cutoff: Timestamp,
+    ) -> Result<(u64, u64), StoreError> {
         const RECEIPTS: &str = "DELETE FROM receipts WHERE completed_at < $1";
         const AUDIT: &str = "DELETE FROM audit WHERE at < $1";
         let receipts = on_pool!(self, pool => sqlx::query(RECEIPTS).bind(cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
@@ -1139,7 +1148,7 @@ impl Store {
         &self,
         epoch: &str,
         wrapped: &crate::vault::WrappedKek,
-        created_at: &str,
+        created_at: Timestamp,
     ) -> Result<VaultEpoch, StoreError> {
         const INSERT: &str = "INSERT INTO vault_epochs (epoch, master_key_id, wrapped_kek, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (epoch) DO NOTHING";
@@ -1181,7 +1190,7 @@ impl Store {
     /// Destroy the KEK of `epoch` unless a parked row or a dead letter
     /// still uses it (checked in the same statement, so a row written
     /// meanwhile keeps the key). True if it was destroyed now.
-    pub async fn destroy_epoch(&self, epoch: &str, at: &str) -> Result<bool, StoreError> {
+    pub async fn destroy_epoch(&self, epoch: &str, at: Timestamp) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE vault_epochs SET wrapped_kek = NULL, destroyed_at = $2 \
              WHERE epoch = $1 AND wrapped_kek IS NOT NULL \
              AND NOT EXISTS (SELECT 1 FROM parked WHERE key_id = $3) \
@@ -1287,7 +1296,7 @@ pub struct Recorder {
 }
 
 /// A submission id whose [`Seen`] is wanted, and where to send it.
-type Lookup = (String, oneshot::Sender<Result<Seen, String>>);
+type Lookup = (SubmissionId, oneshot::Sender<Result<Seen, String>>);
 
 impl Recorder {
     pub fn spawn(store: Store) -> Recorder {
@@ -1336,7 +1345,7 @@ impl Recorder {
         tokio::spawn(async move {
             let mut batch: Vec<Lookup> = Vec::with_capacity(MAX_BATCH);
             while asked.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+                let ids: Vec<SubmissionId> = batch.iter().map(|(id, _)| id.clone()).collect();
                 match lookup_store.seen_many(&ids).await {
                     Ok(mut found) => {
                         for (id, answer) in batch.drain(..) {
@@ -1362,7 +1371,7 @@ impl Recorder {
 
     /// [`Store::seen`], gathered with the other lookups waiting at the same
     /// moment into one query (one round trip for all of them).
-    pub async fn seen(&self, submission_id: &str) -> Result<Seen, StoreError> {
+    pub async fn seen(&self, submission_id: &SubmissionId) -> Result<Seen, StoreError> {
         let (answer, found) = oneshot::channel();
         self.lookups
             .send((submission_id.to_owned(), answer))

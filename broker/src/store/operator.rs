@@ -10,9 +10,10 @@
 use serde::Serialize;
 
 use super::{DeadLetter, Store, StoreError};
+use crate::domain::id::SubmissionId;
 use crate::domain::reason::ReasonCode;
 use crate::domain::status::ReceiptStatus;
-use crate::domain::time::now;
+use crate::domain::time::{Timestamp, now};
 
 /// The audit row written with a change.
 pub struct AuditRow<'a> {
@@ -48,7 +49,7 @@ macro_rules! audit_row {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
-    pub at: String,
+    pub at: Timestamp,
     pub operator: String,
     pub action: String,
     /// Space-separated submission ids (or `#<n>` for dead letters without one).
@@ -64,26 +65,26 @@ pub struct Backlog {
     pub count: i64,
     /// How many of them an operator holds (`kurier parked hold`).
     pub held: i64,
-    pub next_attempt_at: String,
-    pub oldest_received_at: String,
+    pub next_attempt_at: Timestamp,
+    pub oldest_received_at: Timestamp,
     pub last_cause: String,
 }
 
 /// One parked submission as operators see it: metadata, never the payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ParkedInfo {
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub service: String,
     pub destination: String,
     pub portal: String,
     pub attempts: i64,
     pub received_sha256: String,
-    pub received_at: String,
-    pub first_failure_at: String,
+    pub received_at: Timestamp,
+    pub first_failure_at: Timestamp,
     pub last_cause: String,
-    pub next_attempt_at: String,
+    pub next_attempt_at: Timestamp,
     /// When it becomes the dead letter `delivery_expired`.
-    pub expires_at: String,
+    pub expires_at: Timestamp,
     /// An operator's hold: the scheduler leaves it alone until released.
     pub held: bool,
     /// An attempt is under way right now (the scheduler holds its lease).
@@ -94,7 +95,7 @@ pub struct ParkedInfo {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Pause {
     pub destination: String,
-    pub paused_at: String,
+    pub paused_at: Timestamp,
     pub operator: String,
     pub reason: Option<String>,
 }
@@ -115,22 +116,22 @@ pub enum ParkedChange {
 pub enum AllOrNone<T> {
     Done(Vec<T>),
     /// This id is not parked (or, for a withdrawal, its attempt is under way).
-    NotParked(String),
+    NotParked(SubmissionId),
     /// This id's receipt says delivered: it cannot be withdrawn.
-    Delivered(String),
+    Delivered(SubmissionId),
 }
 
 /// What purge takes from a parked row into the receipt, the dead letter and
 /// the receipt event.
 #[derive(sqlx::FromRow)]
 struct Withdrawn {
-    submission_id: String,
+    submission_id: SubmissionId,
     service: String,
     destination: String,
     portal: String,
     attempts: i64,
     received_sha256: String,
-    received_at: String,
+    received_at: Timestamp,
     events: i64,
 }
 
@@ -161,7 +162,7 @@ impl Store {
         &self,
         reason: Option<&str>,
         destination: Option<&str>,
-        since: Option<&str>,
+        since: Option<Timestamp>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<DeadLetter>, StoreError> {
@@ -193,7 +194,7 @@ impl Store {
     /// included.
     pub async fn dead_letters_of(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
     ) -> Result<Vec<DeadLetter>, StoreError> {
         const SQL: &str = concat!(
             select_dead_letter!(),
@@ -208,8 +209,8 @@ impl Store {
     /// Number and submission id of the dead letters created before `cutoff`.
     pub async fn dead_letters_before(
         &self,
-        cutoff: &str,
-    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        cutoff: Timestamp,
+    ) -> Result<Vec<(i64, Option<SubmissionId>)>, StoreError> {
         const SQL: &str = "SELECT id, submission_id FROM dead_letters WHERE created_at < $1";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL).bind(cutoff).fetch_all(pool).await)?)
     }
@@ -224,7 +225,7 @@ impl Store {
     /// Before a replay: the receipt (unless delivered) no longer matches the
     /// received body, or the pipeline would take the replay for a duplicate.
     /// Its event count goes on: the replay's event gets the next `seq`.
-    pub async fn forget_received(&self, submission_id: &str) -> Result<(), StoreError> {
+    pub async fn forget_received(&self, submission_id: &SubmissionId) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE receipts SET received_sha256 = '' \
              WHERE submission_id = $1 AND status <> 'delivered'";
         in_tx!(self, tx => sqlx::query(SQL).bind(submission_id).execute(&mut *tx).await?);
@@ -234,7 +235,7 @@ impl Store {
     /// A replay that could not be published: the receipt as it was.
     pub async fn restore_received(
         &self,
-        submission_id: &str,
+        submission_id: &SubmissionId,
         received_sha256: &str,
     ) -> Result<(), StoreError> {
         const SQL: &str = "UPDATE receipts SET received_sha256 = $2 WHERE submission_id = $1";
@@ -305,7 +306,10 @@ impl Store {
     }
 
     /// One parked submission, if it is parked.
-    pub async fn parked_one(&self, submission_id: &str) -> Result<Option<ParkedInfo>, StoreError> {
+    pub async fn parked_one(
+        &self,
+        submission_id: &SubmissionId,
+    ) -> Result<Option<ParkedInfo>, StoreError> {
         const SQL: &str = concat!(select_parked_info!(), "WHERE submission_id = $2");
         Ok(on_pool!(self, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
             .bind(now())
@@ -315,10 +319,10 @@ impl Store {
     }
 
     /// The parked submissions of `destination`, soonest first.
-    pub async fn parked_ids_of(&self, destination: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn parked_ids_of(&self, destination: &str) -> Result<Vec<SubmissionId>, StoreError> {
         const SQL: &str =
             "SELECT submission_id FROM parked WHERE destination = $1 ORDER BY next_attempt_at";
-        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(SQL)
+        let rows: Vec<(SubmissionId,)> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(destination)
             .fetch_all(pool)
             .await)?;
@@ -330,9 +334,9 @@ impl Store {
     pub async fn change_parked(
         &self,
         change: ParkedChange,
-        ids: &[String],
+        ids: &[SubmissionId],
         audit: &AuditRow<'_>,
-    ) -> Result<AllOrNone<(String, bool, bool)>, StoreError> {
+    ) -> Result<AllOrNone<(SubmissionId, bool, bool)>, StoreError> {
         // `$1` the submission id, `$2` now; they return `held` and whether
         // an attempt is under way.
         let sql = match change {
@@ -356,7 +360,7 @@ impl Store {
             for id in ids {
                 let row: Option<(bool, bool)> = sqlx::query_as(sql)
                     .bind(id)
-                    .bind(&at)
+                    .bind(at)
                     .fetch_optional(&mut *tx)
                     .await?;
                 let Some((held, in_flight)) = row else {
@@ -379,11 +383,11 @@ impl Store {
     /// not parked for this purpose.
     pub async fn withdraw_parked(
         &self,
-        ids: &[String],
+        ids: &[SubmissionId],
         detail: &str,
-        dead_letter_expires_at: &str,
+        dead_letter_expires_at: Timestamp,
         audit: &AuditRow<'_>,
-    ) -> Result<AllOrNone<String>, StoreError> {
+    ) -> Result<AllOrNone<SubmissionId>, StoreError> {
         const DELETE: &str = "DELETE FROM parked WHERE submission_id = $1 \
              AND (lease_until IS NULL OR lease_until <= $2) \
              RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
@@ -411,7 +415,7 @@ impl Store {
             for id in ids {
                 let row: Option<Withdrawn> = sqlx::query_as(DELETE)
                     .bind(id)
-                    .bind(&at)
+                    .bind(at)
                     .fetch_optional(&mut *tx)
                     .await?;
                 let Some(w) = row else {
@@ -439,8 +443,8 @@ impl Store {
                     .bind(detail)
                     .bind(w.attempts)
                     .bind(&w.received_sha256)
-                    .bind(&w.received_at)
-                    .bind(&at)
+                    .bind(w.received_at)
+                    .bind(at)
                     .bind(seq)
                     .execute(&mut *tx)
                     .await?;
@@ -455,7 +459,7 @@ impl Store {
                     .bind(code)
                     .bind(detail)
                     .bind(&w.received_sha256)
-                    .bind(&at)
+                    .bind(at)
                     .bind(dead_letter_expires_at)
                     .execute(&mut *tx)
                     .await?;
@@ -464,7 +468,7 @@ impl Store {
                     .bind(seq)
                     .bind(&w.portal)
                     .bind(event.to_string().into_bytes())
-                    .bind(&at)
+                    .bind(at)
                     .execute(&mut *tx)
                     .await?;
                 withdrawn.push(id.clone());

@@ -28,7 +28,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::time::format_time;
+use crate::domain::id::SubmissionId;
+use crate::domain::time::Timestamp;
 use crate::store::{Store, StoreError, VaultEpoch};
 use crate::vault::{self, Sealed, Vault, VaultError};
 
@@ -82,7 +83,10 @@ pub async fn maintain_at(
             Some(until) if until <= now => {}
             _ => continue,
         }
-        if store.destroy_epoch(&row.epoch, &format_time(now)).await? {
+        if store
+            .destroy_epoch(&row.epoch, Timestamp::from(now))
+            .await?
+        {
             vault.forget(&row.epoch);
             tracing::info!(epoch = %row.epoch, "epoch key destroyed: what was sealed in it is unreadable everywhere");
             destroyed.push(row.epoch);
@@ -106,7 +110,7 @@ pub fn longest_keep(config: &Config) -> time::Duration {
 pub async fn open(
     vault: &Vault,
     store: &Store,
-    submission_id: &str,
+    submission_id: &SubmissionId,
     sealed: &Sealed,
 ) -> Result<Vec<u8>, VaultError> {
     match vault.open(submission_id, sealed) {
@@ -194,7 +198,7 @@ async fn keep_ahead(
             None => {
                 let wrapped = vault.new_epoch_key(&epoch)?;
                 store
-                    .create_epoch(&epoch, &wrapped, &format_time(now))
+                    .create_epoch(&epoch, &wrapped, Timestamp::from(now))
                     .await?
             }
         };
@@ -281,16 +285,16 @@ allow_insecure_http = true
     fn parked(id: &str, sealed: Sealed) -> Parked {
         let now = crate::domain::time::now();
         Parked {
-            submission_id: id.into(),
+            submission_id: SubmissionId::from_stored(id),
             service: "hzl".into(),
             destination: "sozialamt-koeln".into(),
             portal: "p".into(),
             attempts: 1,
             received_sha256: "0".into(),
-            received_at: now.clone(),
-            first_failure_at: now.clone(),
+            received_at: now,
+            first_failure_at: now,
             last_cause: "status 503".into(),
-            next_attempt_at: now.clone(),
+            next_attempt_at: now,
             expires_at: now,
             lease_until: None,
             key_id: sealed.key_id,
@@ -356,7 +360,7 @@ allow_insecure_http = true
         );
         store
             .write(&[Record::Receipt(crate::store::Receipt {
-                submission_id: "id-1".into(),
+                submission_id: SubmissionId::from_stored("id-1"),
                 service: None,
                 destination: None,
                 portal: None,
@@ -389,13 +393,13 @@ allow_insecure_http = true
         let row = store.epoch(&today).await.unwrap().unwrap();
         assert!(row.wrapped_kek.is_none() && row.destroyed_at.is_some());
         assert!(matches!(
-            open(&vault, &store, "id-1", &sealed).await,
+            open(&vault, &store, &SubmissionId::from_stored("id-1"), &sealed).await,
             Err(VaultError::Shredded(_))
         ));
         // Another instance learns it from the database, not from its cache.
         let other = self::vault(dir.path());
         assert!(matches!(
-            open(&other, &store, "id-1", &sealed).await,
+            open(&other, &store, &SubmissionId::from_stored("id-1"), &sealed).await,
             Err(VaultError::Shredded(_))
         ));
     }
@@ -412,7 +416,12 @@ allow_insecure_http = true
             b.open("id-1", &sealed),
             Err(VaultError::UnknownEpoch(_))
         ));
-        assert_eq!(open(&b, &store, "id-1", &sealed).await.unwrap(), b"payload");
+        assert_eq!(
+            open(&b, &store, &SubmissionId::from_stored("id-1"), &sealed)
+                .await
+                .unwrap(),
+            b"payload"
+        );
     }
 
     #[tokio::test]

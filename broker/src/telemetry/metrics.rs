@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::domain::time::Timestamp;
 use crate::store::Record;
 
 /// Seconds: from 5 ms (a delivery on loopback) to an hour (a parked retry).
@@ -156,7 +157,7 @@ pub fn finished(
             if let Some(secs) = r
                 .submitted_at
                 .as_deref()
-                .and_then(|s| seconds_between(s, &r.completed_at))
+                .and_then(|s| seconds_between(s, r.completed_at))
             {
                 metrics::histogram!("kurier_publish_to_receipt_seconds").record(secs);
             }
@@ -210,11 +211,9 @@ pub fn in_flight(delta: f64) {
     metrics::gauge!("kurier_in_flight").increment(delta);
 }
 
-/// Seconds from `from` to `to` (RFC 3339); `None` if unreadable or negative.
-pub fn seconds_between(from: &str, to: &str) -> Option<f64> {
-    let rfc = &time::format_description::well_known::Rfc3339;
-    let from = time::OffsetDateTime::parse(from, rfc).ok()?;
-    let to = time::OffsetDateTime::parse(to, rfc).ok()?;
-    let secs = (to - from).as_seconds_f64();
-    (secs >= 0.0).then_some(secs)
+/// Seconds from `from` (RFC 3339, as a portal wrote it) to `to`; `None`
+/// if unreadable or negative.
+pub fn seconds_between(from: &str, to: Timestamp) -> Option<f64> {
+    let from = Timestamp::parse(from).ok()?;
+    (from <= to).then(|| to.since(from).as_secs_f64())
 }

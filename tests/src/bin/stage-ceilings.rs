@@ -480,7 +480,7 @@ async fn authority(args: AuthorityArgs) -> anyhow::Result<()> {
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = kurier::domain::id::SubmissionId::random();
                 let request = kurier::delivery::Request {
                     submission_id: &id,
                     service: "hzl",
@@ -530,9 +530,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A delivered receipt with the sizes and shapes of a real one.
 fn bench_receipt(submission_id: &str) -> kurier::store::Receipt {
-    let now = "2026-12-02T10:00:00.123456Z".to_owned();
+    let now = kurier::domain::time::Timestamp::parse("2026-12-02T10:00:00.123456Z")
+        .expect("a fixed time");
     kurier::store::Receipt {
-        submission_id: submission_id.to_owned(),
+        submission_id: kurier::domain::id::SubmissionId::from_stored(submission_id),
         service: Some("hzl".into()),
         destination: Some("sozialamt-koeln".into()),
         portal: Some("sozialplattform".into()),
@@ -544,8 +545,8 @@ fn bench_receipt(submission_id: &str) -> kurier::store::Receipt {
         attempts: 1,
         received_sha256: "ab".repeat(32),
         sent_sha256: Some("cd".repeat(32)),
-        submitted_at: Some(now.clone()),
-        received_at: now.clone(),
+        submitted_at: Some(now.to_string()),
+        received_at: now,
         completed_at: now,
     }
 }

@@ -41,6 +41,7 @@ use super::token::TokenSource;
 use crate::config::{DestinationConfig, RetryConfig};
 use crate::delivery::Request;
 use crate::delivery::tls::TlsError;
+use crate::domain::id::SubmissionId;
 use crate::queue::decision::{Cause, Outcome};
 use crate::store::Store;
 
@@ -283,7 +284,7 @@ impl FitConnect {
                     &mark,
                     ATTACHMENT_MARK,
                     &a.id,
-                    &crate::domain::time::now(),
+                    crate::domain::time::now(),
                 )
                 .await
                 .map_err(|_| Outcome::Unavailable(Cause::Transport))?;
@@ -412,7 +413,7 @@ impl FitConnect {
         client: &reqwest::Client,
         store: &Store,
         token: &str,
-        sid: &str,
+        sid: &SubmissionId,
         attachments: &[Attachment<'_>],
     ) -> Result<Kept, Outcome> {
         let body = request::announcement(
@@ -457,7 +458,7 @@ impl FitConnect {
                 &self.destination,
                 TRANSPORT,
                 &created.to_message_id(),
-                &crate::domain::time::now(),
+                crate::domain::time::now(),
             )
             .await
             .map_err(|e| {

@@ -25,6 +25,7 @@ use super::jose::{self, Jwk};
 use super::token::TokenSource;
 use crate::config::{DestinationConfig, RetryConfig};
 use crate::delivery::tls::TlsError;
+use crate::domain::id::SubmissionId;
 
 const EVENTS: &str = "https://schema.fitko.de/fit-connect/events/";
 /// Longest reason code kept, in characters.
@@ -34,17 +35,17 @@ const MAX_CODE_CHARS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Awaiting {
     /// Kurier's submission id.
-    pub submission_id: String,
+    pub submission_id: SubmissionId,
     pub fit_submission_id: String,
     pub case_id: String,
 }
 
 impl Awaiting {
     /// From a `transport_messages` row of transport `fit-connect`.
-    pub fn from_kept(submission_id: &str, message_id: &str) -> Option<Awaiting> {
+    pub fn from_kept(submission_id: &SubmissionId, message_id: &str) -> Option<Awaiting> {
         let kept = Kept::parse(message_id)?;
         Some(Awaiting {
-            submission_id: submission_id.into(),
+            submission_id: submission_id.clone(),
             fit_submission_id: kept.submission_id,
             case_id: kept.case_id,
         })
@@ -107,7 +108,7 @@ impl EventReader {
     pub async fn poll(
         &self,
         awaiting: &[Awaiting],
-    ) -> Result<Vec<(String, bool, Vec<String>)>, EventError> {
+    ) -> Result<Vec<(SubmissionId, bool, Vec<String>)>, EventError> {
         if awaiting.is_empty() {
             return Ok(Vec::new());
         }

@@ -166,7 +166,7 @@ impl Xta2 {
                         &self.destination,
                         TRANSPORT,
                         &created,
-                        &crate::domain::time::now(),
+                        crate::domain::time::now(),
                     )
                     .await
                 {
@@ -308,7 +308,7 @@ impl Xta2 {
         let (message_type, payload_schema) = payload_root(&request.body)
             .unwrap_or_else(|| ("document".into(), "urn:unknown".into()));
         let encoding = charset(request.content_type).unwrap_or_else(|| "UTF-8".into());
-        let origin = crate::domain::time::now();
+        let origin = crate::domain::time::now().to_string();
         let meta = MetaData {
             author: &self.author,
             reader: &self.reader,

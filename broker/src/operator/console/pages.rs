@@ -10,6 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::chart::{self, Chart, Series};
 use super::zone::Zone;
+use crate::domain::time::Timestamp;
 use crate::operator::admin::circuit_is_open;
 use crate::operator::history::{BUCKET_MINUTES, DestinationHour, LATENCY_SAMPLE, LastHour};
 use crate::operator::ops::{
@@ -92,7 +93,9 @@ impl Console {
         let reason = p.pause_reason.as_deref().map(|r| format!(": {r}"));
         Some(format!(
             "since {} by {}{}",
-            self.at(p.paused_at.as_deref().unwrap_or("")),
+            p.paused_at
+                .as_ref()
+                .map_or_else(String::new, |t| self.at(t)),
             p.paused_by.as_deref().unwrap_or(""),
             reason.unwrap_or_default()
         ))
@@ -114,8 +117,8 @@ impl Console {
     }
 
     /// A time of the database (UTC) in the operator's zone.
-    fn at(&self, utc: &str) -> String {
-        self.zone.show(utc)
+    fn at(&self, utc: &Timestamp) -> String {
+        self.zone.show(&utc.to_string())
     }
 
     /// The search field's value.
@@ -420,7 +423,7 @@ mod tests {
     fn dead_letter() -> DeadLetter {
         DeadLetter {
             id: 7,
-            submission_id: Some(HOSTILE.into()),
+            submission_id: Some(crate::domain::id::SubmissionId::from_stored(HOSTILE)),
             amqp_message_id: None,
             service: None,
             destination: Some(HOSTILE.into()),
@@ -429,7 +432,7 @@ mod tests {
             reason_detail: format!(r#"HTTP 422 " onmouseover="{HOSTILE}"#),
             http_status: Some(422),
             received_sha256: "00".into(),
-            created_at: "2026-12-01T10:00:00Z".into(),
+            created_at: crate::domain::time::Timestamp::parse("2026-12-01T10:00:00Z").unwrap(),
             key_id: None,
             sealed_key: None,
             sealed_payload: None,
@@ -537,7 +540,7 @@ mod tests {
         );
         assert_eq!(page.matches("<svg").count(), 3, "{page}");
         assert!(
-            page.contains(r#"<time datetime="2026-12-01T10:00:00Z" title="2026-12-01T10:00:00Z">2026-12-01 11:00:00 CET</time>"#),
+            page.contains(r#"<time datetime="2026-12-01T10:00:00.000000Z" title="2026-12-01T10:00:00.000000Z">2026-12-01 11:00:00 CET</time>"#),
             "{page}"
         );
         assert!(
