@@ -644,7 +644,7 @@ async fn await_parked_with(world: &World, id: &str, cause: &str) {
     let store = world.store().await.unwrap();
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Ok(Some(p)) = store.parked_one(id).await
+        if let Ok(Some(p)) = store.parked_one(&kurier_e2e::sid(id)).await
             && p.last_cause == cause
         {
             return;

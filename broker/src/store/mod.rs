@@ -480,8 +480,8 @@ async fn write_receipt_postgres(
         .bind(&r.received_sha256)
         .bind(&r.sent_sha256)
         .bind(&r.submitted_at)
-        .bind(&r.received_at)
-        .bind(&r.completed_at)
+        .bind(r.received_at)
+        .bind(r.completed_at)
         .bind(crate::store::events::terminal_event(r))
         .execute(&mut *conn)
         .await?;
