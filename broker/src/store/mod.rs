@@ -326,6 +326,28 @@ macro_rules! upsert_receipt_sql {
 
 const UPSERT_RECEIPT: &str = upsert_receipt_sql!();
 
+/// `$query` with the receipt `$r` bound to the upsert's `$1`…`$15`.
+macro_rules! bind_receipt {
+    ($query:expr, $r:expr) => {
+        $query
+            .bind(&$r.submission_id)
+            .bind(&$r.service)
+            .bind(&$r.destination)
+            .bind(&$r.portal)
+            .bind($r.status.as_str())
+            .bind(&$r.reason_code)
+            .bind(&$r.reason_detail)
+            .bind($r.http_status)
+            .bind(&$r.reference)
+            .bind($r.attempts)
+            .bind(&$r.received_sha256)
+            .bind(&$r.sent_sha256)
+            .bind(&$r.submitted_at)
+            .bind($r.received_at)
+            .bind($r.completed_at)
+    };
+}
+
 /// The receipt event of a terminal receipt, with its sequence number, into
 /// the outbox, in the receipt's transaction (only if the receipt now has the
 /// status the event tells).
@@ -466,22 +488,7 @@ async fn write_receipt_postgres(
          WHERE portal IS NOT NULL AND status = $5) ",
         "DELETE FROM parked WHERE submission_id = $1"
     );
-    sqlx::query(SQL)
-        .bind(&r.submission_id)
-        .bind(&r.service)
-        .bind(&r.destination)
-        .bind(&r.portal)
-        .bind(r.status.as_str())
-        .bind(&r.reason_code)
-        .bind(&r.reason_detail)
-        .bind(r.http_status)
-        .bind(&r.reference)
-        .bind(r.attempts)
-        .bind(&r.received_sha256)
-        .bind(&r.sent_sha256)
-        .bind(&r.submitted_at)
-        .bind(r.received_at)
-        .bind(r.completed_at)
+    bind_receipt!(sqlx::query(SQL), r)
         .bind(crate::store::events::terminal_event(r))
         .execute(&mut *conn)
         .await?;
@@ -600,22 +607,7 @@ macro_rules! write_records {
                 // erases the parked copy below (after its event's `seq` is read).
             }
             if let Some(r) = receipt {
-                sqlx::query(UPSERT_RECEIPT)
-                    .bind(&r.submission_id)
-                    .bind(&r.service)
-                    .bind(&r.destination)
-                    .bind(&r.portal)
-                    .bind(r.status.as_str())
-                    .bind(&r.reason_code)
-                    .bind(&r.reason_detail)
-                    .bind(r.http_status)
-                    .bind(&r.reference)
-                    .bind(r.attempts)
-                    .bind(&r.received_sha256)
-                    .bind(&r.sent_sha256)
-                    .bind(&r.submitted_at)
-                    .bind(&r.received_at)
-                    .bind(&r.completed_at)
+                bind_receipt!(sqlx::query(UPSERT_RECEIPT), r)
                     .execute(&mut *$conn)
                     .await?;
                 outbox_receipt_event!($conn, r);
