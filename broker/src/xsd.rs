@@ -251,7 +251,6 @@ fn silence_libxml2_on_this_thread() {
     // Generic over the error pointer: libxml2 < 2.12 passes `*mut xmlError`,
     // later versions `*const xmlError`; the binding's type picks the one.
     unsafe extern "C" fn discard<E>(_context: *mut std::ffi::c_void, _error: E) {}
-    libxml::init_parser();
     // SAFETY: sets the calling thread's structured error handler to a
     // function that reads neither of its arguments; no context pointer.
     unsafe { libxml::bindings::xmlSetStructuredErrorFunc(std::ptr::null_mut(), Some(discard)) }

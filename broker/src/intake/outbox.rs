@@ -101,10 +101,8 @@ impl Taking {
         } else {
             // Read again from the oldest event left in the table, once the
             // confirmed ones are gone (the rest is published again).
+            *after = 0;
             self.forget(store).await?;
-            if let Taking::Ahead { after, .. } = self {
-                *after = 0;
-            }
         }
         Ok(taken)
     }

@@ -363,6 +363,10 @@ const OUTBOX_PARKED_EVENT: &str = "INSERT INTO outbox (submission_id, seq, routi
 const OUTBOX_NOTICE: &str = "INSERT INTO outbox (submission_id, seq, routing_key, body, created_at) \
      VALUES ($1, 1, $2, $3, $4)";
 
+/// Confirmed receipt events out of the outbox, on PostgreSQL (alone, or in
+/// the drain's transaction that locked them).
+const FORGET_OUTBOX_POSTGRES: &str = "DELETE FROM outbox WHERE id = ANY($1)";
+
 const IS_PARKED: &str = "SELECT COUNT(*) FROM parked WHERE submission_id = $1";
 
 const INSERT_DEAD_LETTER: &str = "INSERT INTO dead_letters (submission_id, amqp_message_id, service, \
@@ -957,7 +961,6 @@ impl Store {
     /// Delete the receipt events RabbitMQ confirmed (one transaction).
     pub async fn forget_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
         const SQLITE: &str = "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each($1))";
-        const POSTGRES: &str = "DELETE FROM outbox WHERE id = ANY($1)";
         if ids.is_empty() {
             return Ok(());
         }
@@ -969,7 +972,10 @@ impl Store {
                 tx.commit().await?;
             }
             Store::Postgres(pool) => {
-                sqlx::query(POSTGRES).bind(ids).execute(pool).await?;
+                sqlx::query(FORGET_OUTBOX_POSTGRES)
+                    .bind(ids)
+                    .execute(pool)
+                    .await?;
             }
         }
         Ok(())
@@ -993,7 +999,6 @@ impl Store {
              ORDER BY id LIMIT $1";
         const SELECT_LOCKED: &str = "SELECT id, submission_id, seq, routing_key, body FROM outbox \
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
-        const DELETE_POSTGRES: &str = "DELETE FROM outbox WHERE id = ANY($1)";
         match self {
             Store::Sqlite(pool) => {
                 let rows = sqlx::query_as::<_, OutboxEvent>(SELECT)
@@ -1019,7 +1024,7 @@ impl Store {
                     return Ok(0);
                 }
                 let done = publish(rows).await;
-                sqlx::query(DELETE_POSTGRES)
+                sqlx::query(FORGET_OUTBOX_POSTGRES)
                     .bind(&done)
                     .execute(&mut *tx)
                     .await?;
