@@ -188,6 +188,15 @@ mod tests {
         parse(text).expect("a test time")
     }
 
+    fn delivery(destination: &str, received_at: &str, completed_at: &str) -> DeliveryTimes {
+        let time = |text| crate::domain::time::Timestamp::parse(text).expect("a test time");
+        DeliveryTimes {
+            destination: destination.into(),
+            received_at: time(received_at),
+            completed_at: time(completed_at),
+        }
+    }
+
     #[test]
     fn the_window_ends_with_the_bucket_under_way() {
         let start = window_start(at("2026-12-01T10:07:31.5Z"));
@@ -230,28 +239,16 @@ mod tests {
                 completed("b", "delivered", "2026-12-01T10:06", 9),
             ],
             &[
-                DeliveryTimes {
-                    destination: "a".into(),
-                    received_at: crate::domain::time::Timestamp::parse(
-                        "2026-12-01T10:06:00.000000Z",
-                    )
-                    .unwrap(),
-                    completed_at: crate::domain::time::Timestamp::parse(
-                        "2026-12-01T10:06:00.250000Z",
-                    )
-                    .unwrap(),
-                },
-                DeliveryTimes {
-                    destination: "a".into(),
-                    received_at: crate::domain::time::Timestamp::parse(
-                        "2026-12-01T10:05:00.000000Z",
-                    )
-                    .unwrap(),
-                    completed_at: crate::domain::time::Timestamp::parse(
-                        "2026-12-01T10:06:02.000000Z",
-                    )
-                    .unwrap(),
-                },
+                delivery(
+                    "a",
+                    "2026-12-01T10:06:00.000000Z",
+                    "2026-12-01T10:06:00.250000Z",
+                ),
+                delivery(
+                    "a",
+                    "2026-12-01T10:05:00.000000Z",
+                    "2026-12-01T10:06:02.000000Z",
+                ),
             ],
             &[
                 parked("", 4),
