@@ -335,8 +335,9 @@ fn serve(mut compiled: HashMap<&'static str, SchemaValidationContext>, queue: &Q
     }
 }
 
-/// How every document Kurier validates is parsed (its own output and, in
-/// the XTA 2 double, SOAP messages).
+/// How a document is parsed into a tree for validation (the XTA 2 double's
+/// SOAP messages, `delivery::xta2::schema`). Kurier's own output is
+/// validated while it is parsed, with the same options as flags ([`check`]).
 pub(crate) fn parser_options() -> ParserOptions<'static> {
     ParserOptions {
         // A broken document must fail, not be repaired into a valid one.
@@ -353,45 +354,129 @@ pub(crate) fn parser_options() -> ParserOptions<'static> {
     }
 }
 
-/// Parse the bytes as a document (libxml2 honours the encoding of the XML
-/// declaration, e.g. ISO-8859-15) and validate it. libxml2 validates trees,
-/// so this builds one for the time of the check: its size follows the
-/// document's, which the policy's attachment limits bound.
+/// Validate the bytes as they are parsed (libxml2 honours the encoding of
+/// the XML declaration, e.g. ISO-8859-15): the parser's SAX events go
+/// straight into the validation context (`xmlSchemaSAXPlug`), and no tree is
+/// built. Building the tree and freeing it again had been most of the
+/// validation's cost (benches/xsd.rs, docs/PERFORMANCE.md). This is what
+/// libxml2's own `xmlSchemaValidateStream` does, with the parser options of
+/// [`parser_options`] as flags (that function sets none: no `HUGE` for
+/// large attachments).
 fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), Refusal> {
-    let parsed = Parser::default().parse_string_with_diagnostics(document, parser_options());
-    let doc = match parsed {
-        Ok((doc, _warnings)) => doc,
-        Err(libxml::parser::XmlParseFailure::ParseFailed(diagnostics)) => {
-            // The parser's messages may quote bytes of the document: keep
-            // only where.
-            let problem = match diagnostics.first().and_then(|d| d.line) {
-                Some(line) => format!("line {line}: the document is not well-formed XML"),
-                None => "the document is not well-formed XML".to_owned(),
-            };
-            return Err(Refusal::Invalid {
-                problems: vec![problem],
-                total: 1,
-            });
-        }
-        Err(libxml::parser::XmlParseFailure::DocumentTooLarge) => {
-            return Err(Refusal::Invalid {
-                problems: vec!["the document is larger than libxml2 can parse (2 GiB)".into()],
-                total: 1,
-            });
-        }
-        Err(_) => return Err(Refusal::Unavailable("libxml2 could not set up a parser")),
+    use libxml::bindings as xml;
+    let not_well_formed = |line: i32| {
+        let problem = if line > 0 {
+            format!("line {line}: the document is not well-formed XML")
+        } else {
+            "the document is not well-formed XML".to_owned()
+        };
+        Err(Refusal::Invalid {
+            problems: vec![problem],
+            total: 1,
+        })
     };
-    match context.validate_document(&doc) {
-        Ok(()) => Ok(()),
-        Err(errors) => Err(Refusal::Invalid {
-            total: errors.len(),
-            problems: errors
-                .iter()
-                .take(MAX_PROBLEMS)
-                .map(describe_error)
-                .collect(),
-        }),
+    if document.is_empty() {
+        return not_well_formed(0);
     }
+    let Ok(size) = i32::try_from(document.len()) else {
+        return Err(Refusal::Invalid {
+            problems: vec!["the document is larger than libxml2 can parse (2 GiB)".into()],
+            total: 1,
+        });
+    };
+    let options = (xml::xmlParserOption_XML_PARSE_NONET
+        | xml::xmlParserOption_XML_PARSE_NOERROR
+        | xml::xmlParserOption_XML_PARSE_NOWARNING
+        | xml::xmlParserOption_XML_PARSE_HUGE) as i32;
+    let validation = context.as_ptr();
+    // SAFETY: everything here runs on this validator thread, which owns
+    // `context`; `document` outlives the parser context (libxml2 copies it
+    // into its input buffer). The parser context is made and freed here;
+    // its SAX handler is taken out while the validation is plugged in (so
+    // no tree is built) and put back before it is freed, as
+    // `xmlSchemaValidateStream` does; the locator points at the parser
+    // context only while it lives.
+    let (well_formed, parse_error_line, valid) = unsafe {
+        let parser = xml::xmlCreateMemoryParserCtxt(document.as_ptr().cast(), size);
+        if parser.is_null() {
+            return Err(Refusal::Unavailable("libxml2 could not set up a parser"));
+        }
+        xml::xmlCtxtUseOptions(parser, options);
+        (*parser).linenumbers = 1;
+        let tree_builder = (*parser).sax;
+        (*parser).sax = std::ptr::null_mut();
+        xml::xmlSchemaValidateSetLocator(validation, Some(locate), parser.cast());
+        let plug = xml::xmlSchemaSAXPlug(validation, &mut (*parser).sax, &mut (*parser).userData);
+        let outcome = if plug.is_null() {
+            None
+        } else {
+            xml::xmlParseDocument(parser);
+            let outcome = (
+                (*parser).wellFormed != 0,
+                (*parser).lastError.line,
+                xml::xmlSchemaIsValid(validation) == 1,
+            );
+            xml::xmlSchemaSAXUnplug(plug);
+            Some(outcome)
+        };
+        xml::xmlSchemaValidateSetLocator(validation, None, std::ptr::null_mut());
+        (*parser).sax = tree_builder;
+        xml::xmlFreeParserCtxt(parser);
+        match outcome {
+            Some(outcome) => outcome,
+            None => return Err(Refusal::Unavailable("libxml2 could not plug in the XSD")),
+        }
+    };
+    // What the validation collected belongs to this document alone, whatever
+    // the outcome.
+    let errors = context.drain_errors();
+    if !well_formed {
+        // The parser's messages may quote bytes of the document: keep only
+        // where.
+        return not_well_formed(parse_error_line);
+    }
+    if valid {
+        // (Warnings, if libxml2 gave any, do not refuse a document.)
+        return Ok(());
+    }
+    if errors.is_empty() {
+        return Err(Refusal::Invalid {
+            problems: vec!["the document does not satisfy its XSD".into()],
+            total: 1,
+        });
+    }
+    Err(Refusal::Invalid {
+        total: errors.len(),
+        problems: errors
+            .iter()
+            .take(MAX_PROBLEMS)
+            .map(describe_error)
+            .collect(),
+    })
+}
+
+/// Where a streamed validation is: the parser's current line, for the
+/// validation's messages (without a tree they carry none of their own).
+unsafe extern "C" fn locate(
+    parser: *mut std::ffi::c_void,
+    file: *mut *const std::ffi::c_char,
+    line: *mut std::ffi::c_ulong,
+) -> std::ffi::c_int {
+    let parser: libxml::bindings::xmlParserCtxtPtr = parser.cast();
+    // SAFETY: set in `check` to the parser context that is parsing now;
+    // libxml2 passes valid (or null) out-pointers.
+    unsafe {
+        if !file.is_null() {
+            *file = std::ptr::null();
+        }
+        if parser.is_null() || (*parser).input.is_null() {
+            return -1;
+        }
+        if !line.is_null() {
+            *line = (*(*parser).input).line as std::ffi::c_ulong;
+        }
+    }
+    0
 }
 
 fn describe_error(error: &StructuredError) -> String {
@@ -729,6 +814,51 @@ mod tests {
         assert!(text.contains("not well-formed"), "{text}");
         assert!(!text.contains("KANARIE"), "{text}");
         assert!(!text.contains("fall"), "{text}");
+    }
+
+    /// Validation runs while the document is parsed: a document cut off
+    /// after valid content is refused as not well-formed (with where, and
+    /// no schema complaint about what is missing), and the thread's context
+    /// serves the next document as if nothing had happened.
+    #[test]
+    fn a_cut_off_document_is_not_well_formed_and_the_next_one_passes() {
+        let validator = Validator::start_with(None, 1).unwrap();
+        let rt = runtime();
+        let good = golden("xsozial-hzl", "hzl-full.xml");
+        let cut = good[..good.len() / 2].to_vec();
+        let lines = cut.iter().filter(|b| **b == b'\n').count() + 1;
+        let text = rt
+            .block_on(validator.validate("xsozial-hzl", Bytes::from(cut)))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            text,
+            format!("line {lines}: the document is not well-formed XML")
+        );
+        assert_eq!(
+            rt.block_on(validator.validate("xsozial-hzl", Bytes::from(good))),
+            Ok(())
+        );
+    }
+
+    /// An attachment's base64 above libxml2's default limit for one text
+    /// node (10 MB) is validated: the intake admits bodies of up to 16 MiB.
+    /// (Parsed into a tree, the document needed `XML_PARSE_HUGE` for it;
+    /// the streamed validation must not bring a limit of its own back.)
+    #[test]
+    fn an_attachment_above_ten_megabytes_is_validated() {
+        let validator = Validator::start_with(None, 1).unwrap();
+        let rt = runtime();
+        let good = golden("xsozial-hzl", "hzl-full.xml");
+        let big = "QUJD".repeat(11_000_000 / 4);
+        let open = b"<xsb:inhalt>";
+        let start = good.windows(open.len()).position(|w| w == open).unwrap() + open.len();
+        let end = start + good[start..].windows(2).position(|w| w == b"</").unwrap();
+        let document = [&good[..start], big.as_bytes(), &good[end..]].concat();
+        assert_eq!(
+            rt.block_on(validator.validate("xsozial-hzl", Bytes::from(document))),
+            Ok(())
+        );
     }
 
     #[test]
