@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::id::DestinationId;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration {path}: {source}")]
@@ -707,7 +709,7 @@ impl Default for SenderConfig {
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     /// The receiving authority's id: the envelope's `destination`.
-    pub id: String,
+    pub id: DestinationId,
     /// Name of the adapter that renders this authority's XML.
     pub adapter: String,
     /// HTTPS URL the document is POSTed to (not used by `fit-connect`, whose
@@ -1361,6 +1363,31 @@ allow_insecure_http = true
         assert_eq!(c.policy.max_attachments, 20);
         assert_eq!(c.policy.max_attachment_bytes, 7_500_000);
         assert!(c.check().unwrap().iter().any(|w| w.contains("plaintext")));
+    }
+
+    /// The configuration asks no shape of a destination's id (so neither
+    /// does `DestinationId`), only that no two destinations share one.
+    #[test]
+    fn a_destination_id_may_be_any_text_but_not_used_twice() {
+        for id in ["Sozialamt Köln", "amt/1", ""] {
+            let file = MINIMAL.replace("\"sozialamt-koeln\"", &format!("{id:?}"));
+            let c = Config::parse(&file, Path::new("k.toml")).unwrap();
+            assert!(c.check().is_ok(), "{id:?}");
+            assert_eq!(c.destinations[0].id, id);
+        }
+        let twice = format!(
+            "{MINIMAL}{}",
+            &MINIMAL[MINIMAL.find("[[destinations]]").unwrap()..]
+        );
+        let err = Config::parse(&twice, Path::new("k.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[[destinations]] #2 (id = \"sozialamt-koeln\"): the id is used twice"),
+            "{err}"
+        );
     }
 
     /// Found by the fuzz target `config`: `check` accepted a circuit interval
