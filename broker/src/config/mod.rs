@@ -1353,6 +1353,15 @@ endpoint = "http://127.0.0.1:8443/antraege"
 allow_insecure_http = true
 "#;
 
+    /// Why `check` refuses the file `text` (which must parse).
+    fn refused(text: &str) -> String {
+        Config::parse(text, Path::new("k.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn defaults_are_the_contract_names() {
         let c = Config::parse(MINIMAL, Path::new("k.toml")).unwrap();
@@ -1379,11 +1388,7 @@ allow_insecure_http = true
             "{MINIMAL}{}",
             &MINIMAL[MINIMAL.find("[[destinations]]").unwrap()..]
         );
-        let err = Config::parse(&twice, Path::new("k.toml"))
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&twice);
         assert!(
             err.contains("[[destinations]] #2 (id = \"sozialamt-koeln\"): the id is used twice"),
             "{err}"
@@ -1401,11 +1406,7 @@ allow_insecure_http = true
                 "[amqp]",
                 &format!("[retry]\n{key} = 9223372036854775807\n\n[amqp]"),
             );
-            let err = Config::parse(&bad, Path::new("k.toml"))
-                .unwrap()
-                .check()
-                .unwrap_err()
-                .to_string();
+            let err = refused(&bad);
             assert!(err.contains(key), "{err}");
         }
         let ok = MINIMAL.replace("[amqp]", "[retry]\ncircuit_open_max_secs = 86400\n\n[amqp]");
@@ -1420,19 +1421,11 @@ allow_insecure_http = true
     #[test]
     fn an_impossible_retry_policy_names_its_key_and_destination() {
         let bad = format!("{MINIMAL}\n[destinations.retry]\ncircuit_failure_rate = 1.5\n");
-        let err = Config::parse(&bad, Path::new("k.toml"))
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&bad);
         assert!(err.contains("sozialamt-koeln"), "{err}");
         assert!(err.contains("circuit_failure_rate"), "{err}");
         let bad = MINIMAL.replace("[amqp]", "[retry]\ninitial_in_flight = 64\n\n[amqp]");
-        let err = Config::parse(&bad, Path::new("k.toml"))
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&bad);
         assert!(err.contains("[retry] initial_in_flight"), "{err}");
     }
 
@@ -1442,11 +1435,7 @@ allow_insecure_http = true
             "[amqp]",
             "[retention]\nreceipts_days = 30\n\n[retry]\nmax_age_secs = 864000\n\n[amqp]",
         );
-        let err = Config::parse(&text, Path::new("k.toml"))
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&text);
         assert!(err.contains("[retention] receipts_days = 30"), "{err}");
         assert!(err.contains("40 days"), "{err}");
     }
@@ -1480,11 +1469,7 @@ allow_insecure_http = true
         }
         let text = with_url("amqps://rabbit.example:5671/%2f")
             .replace("[amqp]", "[amqp]\nca_file = \"/nonexistent/ca.pem\"");
-        let err = Config::parse(&text, Path::new("k.toml"))
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&text);
         assert!(
             err.contains("ca_file /nonexistent/ca.pem not found"),
             "{err}"
