@@ -13,8 +13,8 @@
 //! import the other way), so each can be read knowing only what precedes it.
 //! docs/ARCHITECTURE.md walks one submission through them.
 //!
-//! - [`domain`]: the vocabulary: reason codes, submission ids, timestamps,
-//!   digests. Pure.
+//! - [`domain`]: the vocabulary: reason codes, submission and destination
+//!   ids, timestamps, digests. Pure.
 //! - `secret_file`, `shutdown`, `xsd`: a secret file's permissions, the
 //!   stop signal every task obeys, XSD validation on libxml2's own thread.
 //! - [`config`]: the configuration file an operator writes, checked.

@@ -1233,3 +1233,9 @@ pub fn amqp_of(world: &World) -> AmqpConfig {
 pub fn sid(id: impl AsRef<str>) -> kurier::domain::id::SubmissionId {
     kurier::domain::id::SubmissionId::from_stored(id.as_ref())
 }
+
+/// A destination id as the store and the operations take it, from a test's
+/// text.
+pub fn did(id: impl AsRef<str>) -> kurier::domain::id::DestinationId {
+    kurier::domain::id::DestinationId::new(id.as_ref())
+}

@@ -220,7 +220,10 @@ async fn all_three_services_are_submitted_once_encrypted_and_valid_and_answered_
         assert_eq!(r.attempts, 1, "{r:?}");
         // The reference is the FIT submission id, kept before any upload.
         let kept = store
-            .transport_message_id(&kurier_e2e::sid(&id), e["destination"].as_str().unwrap())
+            .transport_message_id(
+                &kurier_e2e::sid(&id),
+                &kurier_e2e::did(e["destination"].as_str().unwrap()),
+            )
             .await
             .unwrap()
             .unwrap();

@@ -32,7 +32,7 @@ fn receipt(id: &str, status: &str, portal: Option<&str>) -> Receipt {
     Receipt {
         submission_id: kurier_e2e::sid(id),
         service: Some("hzl".into()),
-        destination: Some("sozialamt-koeln".into()),
+        destination: Some(kurier_e2e::did("sozialamt-koeln")),
         portal: portal.map(Into::into),
         status: kurier::domain::status::ReceiptStatus::parse(status).expect("a receipt status"),
         reason_code: (status != "delivered").then(|| "authority_rejected".into()),
@@ -53,7 +53,7 @@ fn parked(id: &str) -> Parked {
     Parked {
         submission_id: kurier_e2e::sid(id),
         service: "hzl".into(),
-        destination: "sozialamt-koeln".into(),
+        destination: kurier_e2e::did("sozialamt-koeln"),
         portal: "sozialplattform".into(),
         attempts: 1,
         received_sha256: "ab".into(),

@@ -50,7 +50,7 @@ async fn one_record_the_database_refuses_does_not_fail_its_group_commit(backend:
     let receipt = |id: &str| kurier::store::Receipt {
         submission_id: kurier_e2e::sid(id),
         service: Some("hzl".into()),
-        destination: Some("sozialamt-koeln".into()),
+        destination: Some(kurier_e2e::did("sozialamt-koeln")),
         portal: Some("sozialplattform".into()),
         status: kurier::domain::status::ReceiptStatus::Delivered,
         reason_code: None,
@@ -321,7 +321,7 @@ async fn receipts_past_their_retention_are_deleted_by_kurier_itself() {
         let receipt = |completed_at: &str| kurier::store::Receipt {
             submission_id: kurier::domain::id::SubmissionId::random(),
             service: Some("hzl".into()),
-            destination: Some("sozialamt-koeln".into()),
+            destination: Some(kurier_e2e::did("sozialamt-koeln")),
             portal: None,
             status: kurier::domain::status::ReceiptStatus::Delivered,
             reason_code: None,

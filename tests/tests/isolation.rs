@@ -71,7 +71,10 @@ async fn healthy_destinations_keep_their_rate(backend: Backend) -> f64 {
     );
     // The down destination's submissions were parked, not lost.
     let store = world.store().await.unwrap();
-    let parked = store.parked(Some("dritte-down"), 100_000).await.unwrap();
+    let parked = store
+        .parked(Some(&kurier_e2e::did("dritte-down")), 100_000)
+        .await
+        .unwrap();
     assert_eq!(parked.len(), ROUNDS * PER_DESTINATION);
     assert_eq!(world.queue_ready().await.unwrap(), 0);
     let log = std::fs::read_to_string(world.log_path()).unwrap();

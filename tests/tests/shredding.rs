@@ -23,7 +23,7 @@ fn parked_in_epoch(vault: &Vault, epoch: &str, body: &[u8], id: &str) -> Parked 
     Parked {
         submission_id: kurier_e2e::sid(id),
         service: "hzl".into(),
-        destination: "sozialamt-koeln".into(),
+        destination: kurier_e2e::did("sozialamt-koeln"),
         portal: "portal-nrw".into(),
         attempts: 3,
         received_sha256: kurier::domain::digest::sha256_hex(body),

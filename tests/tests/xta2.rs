@@ -221,7 +221,10 @@ async fn all_three_services_are_delivered_over_xta2_as_one_valid_message_each(ba
         assert_eq!(r.attempts, 1, "{r:?}");
         // The receipt's reference is the XTA message id, kept before sending.
         let kept = store
-            .transport_message_id(&kurier_e2e::sid(&id), e["destination"].as_str().unwrap())
+            .transport_message_id(
+                &kurier_e2e::sid(&id),
+                &kurier_e2e::did(e["destination"].as_str().unwrap()),
+            )
             .await
             .unwrap();
         assert!(
@@ -515,7 +518,7 @@ async fn transport_reports_become_second_events_and_open_ones_stay_visible(backe
     let store = world.store().await.unwrap();
     let again = store
         .record_answers(
-            dest,
+            &kurier_e2e::did(dest),
             &[(
                 kurier_e2e::sid(&ids[0]),
                 kurier::delivery::answers::AuthorityAnswer::accepted(vec![]),
@@ -527,7 +530,7 @@ async fn transport_reports_become_second_events_and_open_ones_stay_visible(backe
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(
         store
-            .authority_answer(&kurier_e2e::sid(&ids[2]), dest)
+            .authority_answer(&kurier_e2e::sid(&ids[2]), &kurier_e2e::did(dest))
             .await
             .unwrap(),
         Some((

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use clap::{ArgGroup, Subcommand};
+use kurier::domain::id::DestinationId;
 use kurier::operator::ops::{Actor, DeadLetterFilter, ReplayOutcome, ReplayResult};
 use kurier::store::Access;
 use kurier::store::DeadLetter;
@@ -24,7 +25,7 @@ pub enum DeadLetters {
         reason: Option<String>,
         /// Only this destination id.
         #[arg(long, value_name = "ID")]
-        destination: Option<String>,
+        destination: Option<DestinationId>,
         /// Only dead letters since this RFC 3339 time or this long ago
         /// (24h, 7d, "1h 30m").
         #[arg(long, value_name = "WHEN", value_parser = parse_since)]
@@ -64,7 +65,7 @@ pub enum DeadLetters {
         reason: Option<String>,
         /// With --all: only this destination id.
         #[arg(long, requires = "all", value_name = "ID")]
-        destination: Option<String>,
+        destination: Option<DestinationId>,
         /// With --all: only dead letters since this RFC 3339 time or this
         /// long ago.
         #[arg(long, requires = "all", value_name = "WHEN", value_parser = parse_since)]
@@ -197,7 +198,7 @@ fn print_list(rows: &[DeadLetter]) {
             d.id.to_string(),
             d.submission_id.as_deref().unwrap_or("-").to_owned(),
             d.reason_code.to_string(),
-            d.destination.clone().unwrap_or_else(|| "-".into()),
+            d.destination.as_deref().unwrap_or("-").to_owned(),
             d.created_at.to_string(),
             if d.payload_kept { "kept" } else { "none" }.into(),
             d.reason_detail.clone(),
@@ -215,7 +216,10 @@ fn print_one(d: &DeadLetter) {
             d.submission_id.as_deref().unwrap_or("-").to_owned(),
         ),
         ("service", opt(&d.service)),
-        ("destination", opt(&d.destination)),
+        (
+            "destination",
+            d.destination.as_deref().unwrap_or("-").to_owned(),
+        ),
         ("portal", opt(&d.portal)),
         ("reason", d.reason_code.to_string()),
         ("detail", d.reason_detail.clone()),

@@ -2,6 +2,7 @@
 //! with their pause and backlog. `list` only looks (read-only).
 
 use clap::Subcommand;
+use kurier::domain::id::DestinationId;
 use kurier::operator::ops::{Actor, DestinationInfo};
 use kurier::store::Access;
 
@@ -17,7 +18,7 @@ pub enum Destinations {
     /// submissions are parked without an attempt until it is resumed.
     Pause {
         /// The destination id, as in [[destinations]] id.
-        destination: String,
+        destination: DestinationId,
         /// Why (recorded with the pause and in the audit trail).
         #[arg(long)]
         why: Option<String>,
@@ -26,7 +27,7 @@ pub enum Destinations {
     /// schedule again (`kurier parked retry-now --destination D` to hurry them).
     Resume {
         /// The destination id.
-        destination: String,
+        destination: DestinationId,
         /// Why (recorded in the audit trail).
         #[arg(long)]
         why: Option<String>,
@@ -74,7 +75,7 @@ fn print(rows: &[DestinationInfo]) {
             (false, _) => "active",
         };
         table.row([
-            d.destination.clone(),
+            d.destination.to_string(),
             state.into(),
             d.parked.to_string(),
             d.held.to_string(),

@@ -3,6 +3,7 @@
 //! `list` and `show` only look (read-only); the others are audited.
 
 use clap::{ArgGroup, Args, Subcommand};
+use kurier::domain::id::DestinationId;
 use kurier::operator::ops::{Actor, Backlog, ParkedAction, ParkedInfo, ParkedResult};
 use kurier::store::Access;
 
@@ -19,7 +20,7 @@ pub enum Parked {
     List {
         /// Only this destination id.
         #[arg(long, value_name = "ID")]
-        destination: Option<String>,
+        destination: Option<DestinationId>,
         /// One line per parked submission instead of the backlog per destination.
         #[arg(long)]
         each: bool,
@@ -42,7 +43,7 @@ pub enum Parked {
         ids: Vec<String>,
         /// Every parked submission of this destination.
         #[arg(long, conflicts_with = "ids", value_name = "ID")]
-        destination: Option<String>,
+        destination: Option<DestinationId>,
         /// Why (recorded in the audit trail).
         #[arg(long)]
         why: Option<String>,
@@ -79,7 +80,7 @@ impl Parked {
                 limit,
             } => {
                 let ops = global.ops(Access::ReadOnly).await?;
-                let destination = destination.as_deref();
+                let destination = destination.as_ref();
                 if each {
                     let rows = ops.parked_each(destination, limit, 0).await?;
                     global.print(rows.as_slice(), print_each)?;
@@ -132,7 +133,7 @@ fn print_backlog(backlog: &[Backlog]) {
     .numbers(&[1, 2]);
     for b in backlog {
         table.row([
-            b.destination.clone(),
+            b.destination.to_string(),
             b.count.to_string(),
             b.held.to_string(),
             b.next_attempt_at.to_string(),
@@ -156,7 +157,7 @@ fn print_each(rows: &[ParkedInfo]) {
     for p in rows {
         table.row([
             p.submission_id.to_string(),
-            p.destination.clone(),
+            p.destination.to_string(),
             p.attempts.to_string(),
             p.next_attempt_at.to_string(),
             if p.held { "yes" } else { "-" }.into(),
@@ -170,7 +171,7 @@ fn print_one(p: &ParkedInfo) {
     let mut fields = vec![
         ("submission", p.submission_id.to_string()),
         ("service", p.service.clone()),
-        ("destination", p.destination.clone()),
+        ("destination", p.destination.to_string()),
         ("portal", p.portal.clone()),
         ("attempts", p.attempts.to_string()),
         ("received sha256", p.received_sha256.clone()),

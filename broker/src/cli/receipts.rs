@@ -66,7 +66,7 @@ fn print(receipts: &[Receipt]) {
             r.submission_id.to_string(),
             r.status.to_string(),
             r.service.clone().unwrap_or_else(|| "-".into()),
-            r.destination.clone().unwrap_or_else(|| "-".into()),
+            r.destination.as_deref().unwrap_or("-").to_owned(),
             r.attempts.to_string(),
             r.reference.clone().unwrap_or_else(|| "-".into()),
             r.reason_code.clone().unwrap_or_default(),

@@ -28,7 +28,7 @@ fn print(status: &Status) {
         let name = if d.destination.is_empty() {
             "(none)".to_owned()
         } else if d.configured {
-            d.destination.clone()
+            d.destination.to_string()
         } else {
             format!("{} (not configured)", d.destination)
         };

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::id::DestinationId;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration {path}: {source}")]
@@ -707,7 +709,7 @@ impl Default for SenderConfig {
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     /// The receiving authority's id: the envelope's `destination`.
-    pub id: String,
+    pub id: DestinationId,
     /// Name of the adapter that renders this authority's XML.
     pub adapter: String,
     /// HTTPS URL the document is POSTed to (not used by `fit-connect`, whose
@@ -1351,6 +1353,15 @@ endpoint = "http://127.0.0.1:8443/antraege"
 allow_insecure_http = true
 "#;
 
+    /// Why `check` refuses the file `text` (which must parse).
+    fn refused(text: &str) -> String {
+        Config::parse(text, Path::new("k.toml"))
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn defaults_are_the_contract_names() {
         let c = Config::parse(MINIMAL, Path::new("k.toml")).unwrap();
@@ -1361,6 +1372,27 @@ allow_insecure_http = true
         assert_eq!(c.policy.max_attachments, 20);
         assert_eq!(c.policy.max_attachment_bytes, 7_500_000);
         assert!(c.check().unwrap().iter().any(|w| w.contains("plaintext")));
+    }
+
+    /// The configuration asks no shape of a destination's id (so neither
+    /// does `DestinationId`), only that no two destinations share one.
+    #[test]
+    fn a_destination_id_may_be_any_text_but_not_used_twice() {
+        for id in ["Sozialamt Köln", "amt/1", ""] {
+            let file = MINIMAL.replace("\"sozialamt-koeln\"", &format!("{id:?}"));
+            let c = Config::parse(&file, Path::new("k.toml")).unwrap();
+            assert!(c.check().is_ok(), "{id:?}");
+            assert_eq!(c.destinations[0].id, id);
+        }
+        let twice = format!(
+            "{MINIMAL}{}",
+            &MINIMAL[MINIMAL.find("[[destinations]]").unwrap()..]
+        );
+        let err = refused(&twice);
+        assert!(
+            err.contains("[[destinations]] #2 (id = \"sozialamt-koeln\"): the id is used twice"),
+            "{err}"
+        );
     }
 
     /// Found by the fuzz target `config`: `check` accepted a circuit interval
@@ -1374,11 +1406,7 @@ allow_insecure_http = true
                 "[amqp]",
                 &format!("[retry]\n{key} = 9223372036854775807\n\n[amqp]"),
             );
-            let err = Config::parse(&bad, Path::new("k.toml"))
-                .unwrap()
-                .check()
-                .unwrap_err()
-                .to_string();
+            let err = refused(&bad);
             assert!(err.contains(key), "{err}");
         }
         let ok = MINIMAL.replace("[amqp]", "[retry]\ncircuit_open_max_secs = 86400\n\n[amqp]");
@@ -1393,19 +1421,11 @@ allow_insecure_http = true
     #[test]
     fn an_impossible_retry_policy_names_its_key_and_destination() {
         let bad = format!("{MINIMAL}\n[destinations.retry]\ncircuit_failure_rate = 1.5\n");
-        let err = Config::parse(&bad, Path::new("k.toml"))
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&bad);
         assert!(err.contains("sozialamt-koeln"), "{err}");
         assert!(err.contains("circuit_failure_rate"), "{err}");
         let bad = MINIMAL.replace("[amqp]", "[retry]\ninitial_in_flight = 64\n\n[amqp]");
-        let err = Config::parse(&bad, Path::new("k.toml"))
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&bad);
         assert!(err.contains("[retry] initial_in_flight"), "{err}");
     }
 
@@ -1415,11 +1435,7 @@ allow_insecure_http = true
             "[amqp]",
             "[retention]\nreceipts_days = 30\n\n[retry]\nmax_age_secs = 864000\n\n[amqp]",
         );
-        let err = Config::parse(&text, Path::new("k.toml"))
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&text);
         assert!(err.contains("[retention] receipts_days = 30"), "{err}");
         assert!(err.contains("40 days"), "{err}");
     }
@@ -1453,11 +1469,7 @@ allow_insecure_http = true
         }
         let text = with_url("amqps://rabbit.example:5671/%2f")
             .replace("[amqp]", "[amqp]\nca_file = \"/nonexistent/ca.pem\"");
-        let err = Config::parse(&text, Path::new("k.toml"))
-            .unwrap()
-            .check()
-            .unwrap_err()
-            .to_string();
+        let err = refused(&text);
         assert!(
             err.contains("ca_file /nonexistent/ca.pem not found"),
             "{err}"

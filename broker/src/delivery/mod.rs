@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
 
 use crate::config::{DestinationConfig, RetryConfig};
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::queue::circuit::{Admission, Circuit, CircuitConfig, Health};
 use crate::queue::decision::{self, Cause, NotAttempted, Outcome, Policy};
 use crate::queue::limit::{Limiter, Signal};
@@ -119,7 +119,7 @@ pub struct Request<'a> {
 
 /// The delivery client of one destination.
 pub struct Deliverer {
-    destination: String,
+    destination: DestinationId,
     endpoint: reqwest::Url,
     /// Swapped whole when certificates are reloaded ([`Deliverer::reload`]):
     /// requests in flight keep the client (and connections) they started on.

@@ -1,7 +1,12 @@
-//! Submission ids: the idempotency key from portal to authority
-//! (CONTRACT.md § 1), a UUID, as a type of its own so a destination, a
-//! portal or a transport's message id cannot be passed where a submission
-//! id is meant. Pure; touches nothing.
+//! Ids as types of their own, so one cannot be passed where another is
+//! meant: a destination, a portal or a transport's message id where a
+//! submission id is meant, or a submission id where a destination is. Pure;
+//! touches nothing.
+//!
+//! - [`SubmissionId`]: the idempotency key from portal to authority
+//!   (CONTRACT.md § 1), a UUID.
+//! - [`DestinationId`]: a receiving authority's id as the configuration
+//!   names it (`[[destinations]] id`).
 //!
 //! A `SubmissionId` is made at the edge, where text from outside becomes an
 //! id: the envelope's `submission_id` (the envelope schema's pattern), the
@@ -10,13 +15,88 @@
 //! authority and in receipt events byte for byte); an operator's argument
 //! is brought to the stored, hyphenated lower-case form.
 //!
-//! On the wire and in the database it is the plain string it was: serde and
-//! sqlx see through it (`transparent`), so JSON and columns are unchanged.
-//! Rows read back from the database are trusted as written.
+//! A `DestinationId` is made where a destination's id comes in: the
+//! configuration file, the envelope's `destination` (after the envelope
+//! schema's pattern), an operator's `--destination` or admin query
+//! parameter. The configuration has never asked a shape of an id, only that
+//! no two destinations share one, so any text is a destination's id and
+//! none is refused here: it names a destination, configured or not (a dead
+//! letter `unknown_destination` keeps what the envelope named; a destination
+//! removed by a reload keeps its rows). Whether one is configured is the
+//! route's question (`pipeline::route`).
+//!
+//! On the wire and in the database both are the plain strings they were:
+//! serde and sqlx see through them (`transparent`), and so does `Debug`, so
+//! JSON, columns and log fields are unchanged. Rows read back from the
+//! database are trusted as written (`from_stored`).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+/// What every id here is besides its own constructors: read as text where
+/// text is wanted (SQL binds, headers, metric labels, log fields; maps keyed
+/// by the id are looked up by `&str`), written as its text (`Display`),
+/// compared with text, and given back as the `String` it holds.
+macro_rules! text_id {
+    ($id:ident) => {
+        impl $id {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $id {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::ops::Deref for $id {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $id {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $id {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $id {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<String> for $id {
+            fn eq(&self, other: &String) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<&str> for $id {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl From<$id> for String {
+            fn from(id: $id) -> String {
+                id.0
+            }
+        }
+    };
+}
 
 /// A submission's id: a UUID, as text.
 #[derive(
@@ -53,56 +133,9 @@ impl SubmissionId {
     pub fn random() -> SubmissionId {
         SubmissionId(uuid::Uuid::new_v4().to_string())
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for SubmissionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Read as text where text is wanted (SQL binds, headers, log fields).
-impl std::ops::Deref for SubmissionId {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for SubmissionId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::borrow::Borrow<str> for SubmissionId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl PartialEq<str> for SubmissionId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<String> for SubmissionId {
-    fn eq(&self, other: &String) -> bool {
-        self.0 == *other
-    }
-}
-
-impl PartialEq<&str> for SubmissionId {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
+text_id!(SubmissionId);
 
 /// An id from JSON (an envelope, a request): refused unless it is a UUID.
 impl TryFrom<String> for SubmissionId {
@@ -116,9 +149,44 @@ impl TryFrom<String> for SubmissionId {
     }
 }
 
-impl From<SubmissionId> for String {
-    fn from(id: SubmissionId) -> String {
-        id.0
+/// A destination's id: the id a `[[destinations]]` entry gives a receiving
+/// authority, or one that an envelope, an operator or a row names.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct DestinationId(String);
+
+impl DestinationId {
+    /// A destination's id from text that comes in (the configuration, the
+    /// envelope, an operator): taken as written. Nothing is refused, as the
+    /// configuration refuses no id on its own (only one used twice).
+    pub fn new(text: impl Into<String>) -> DestinationId {
+        DestinationId(text.into())
+    }
+
+    /// An id as a row holds it; it may name a destination no longer (or
+    /// never) configured.
+    pub fn from_stored(text: impl Into<String>) -> DestinationId {
+        DestinationId(text.into())
+    }
+}
+
+text_id!(DestinationId);
+
+/// The plain string's `Debug` (with its quotes), as log fields and the
+/// configuration's messages printed it before the type existed.
+impl fmt::Debug for DestinationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// An operator's `--destination` argument (clap reads it through this).
+impl std::str::FromStr for DestinationId {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(DestinationId::new(text))
     }
 }
 
@@ -149,5 +217,29 @@ mod tests {
         let back: SubmissionId = serde_json::from_str(&format!("\"{ID}\"")).unwrap();
         assert_eq!(back, id);
         assert!(serde_json::from_str::<SubmissionId>("\"Anna Müller\"").is_err());
+    }
+
+    #[test]
+    fn a_destination_id_is_any_text_the_configuration_accepts_kept_as_written() {
+        // The configuration refuses no id on its own; neither does the type.
+        for text in ["sozialamt-koeln", "jobcenter.bonn_2", "Sozialamt Köln", ""] {
+            assert_eq!(DestinationId::new(text).as_str(), text);
+            assert_eq!(DestinationId::new(text), DestinationId::from_stored(text));
+        }
+        let parsed: DestinationId = "sozialamt-koeln".parse().unwrap();
+        assert_eq!(parsed, "sozialamt-koeln");
+    }
+
+    #[test]
+    fn a_destination_id_is_the_plain_string_in_json_display_and_debug() {
+        let id = DestinationId::new("sozialamt-koeln");
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"sozialamt-koeln\"");
+        let back: DestinationId = serde_json::from_str("\"sozialamt-koeln\"").unwrap();
+        assert_eq!(back, id);
+        assert!(serde_json::from_str::<DestinationId>("42").is_err());
+        assert_eq!(id.to_string(), "sozialamt-koeln");
+        assert_eq!(format!("{id:?}"), format!("{:?}", "sozialamt-koeln"));
+        let by_id: std::collections::HashMap<DestinationId, u8> = [(id.clone(), 1)].into();
+        assert_eq!(by_id.get("sozialamt-koeln"), Some(&1));
     }
 }

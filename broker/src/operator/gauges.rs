@@ -35,17 +35,17 @@ async fn refresh(pipeline: &Pipeline, ops: &Ops, certificates: bool) {
     match ops.status().await {
         Ok(status) => {
             for d in status.destinations {
-                metrics::gauge!("kurier_parked", "destination" => d.destination.clone())
+                metrics::gauge!("kurier_parked", "destination" => d.destination.to_string())
                     .set(d.parked as f64);
-                metrics::gauge!("kurier_dead_letters_waiting", "destination" => d.destination.clone())
+                metrics::gauge!("kurier_dead_letters_waiting", "destination" => d.destination.to_string())
                     .set(d.dead_letters as f64);
                 let oldest = d
                     .oldest_awaiting_delivered_at
                     .map(|at| crate::domain::time::now().since(at).as_secs_f64())
                     .unwrap_or(0.0);
-                metrics::gauge!("kurier_awaiting_authority_answer", "destination" => d.destination.clone())
+                metrics::gauge!("kurier_awaiting_authority_answer", "destination" => d.destination.to_string())
                     .set(d.awaiting_answer as f64);
-                metrics::gauge!("kurier_awaiting_authority_answer_oldest_seconds", "destination" => d.destination)
+                metrics::gauge!("kurier_awaiting_authority_answer_oldest_seconds", "destination" => String::from(d.destination))
                     .set(oldest);
             }
         }
@@ -54,18 +54,18 @@ async fn refresh(pipeline: &Pipeline, ops: &Ops, certificates: bool) {
     let destinations = pipeline.routes.all();
     for route in &destinations {
         let d = &route.config;
-        metrics::gauge!("kurier_delivery_limit", "destination" => d.id.clone())
+        metrics::gauge!("kurier_delivery_limit", "destination" => d.id.to_string())
             .set(route.deliverer.limiter.limit() as f64);
-        metrics::gauge!("kurier_delivery_in_flight", "destination" => d.id.clone())
+        metrics::gauge!("kurier_delivery_in_flight", "destination" => d.id.to_string())
             .set(route.deliverer.limiter.in_flight() as f64);
         let paused = if route.deliverer.is_paused() {
             1.0
         } else {
             0.0
         };
-        metrics::gauge!("kurier_destination_paused", "destination" => d.id.clone()).set(paused);
+        metrics::gauge!("kurier_destination_paused", "destination" => d.id.to_string()).set(paused);
         let open = route.deliverer.circuit.state() != CircuitState::Closed;
-        metrics::gauge!("kurier_circuit_open", "destination" => d.id.clone()).set(if open {
+        metrics::gauge!("kurier_circuit_open", "destination" => d.id.to_string()).set(if open {
             1.0
         } else {
             0.0
@@ -80,13 +80,13 @@ async fn refresh(pipeline: &Pipeline, ops: &Ops, certificates: bool) {
                 {
                     metrics::gauge!(
                         "kurier_certificate_expiry_timestamp_seconds",
-                        "destination" => d.id.clone(),
+                        "destination" => d.id.to_string(),
                         "kind" => kind
                     )
                     .set(not_after as f64);
                     metrics::gauge!(
                         "kurier_certificate_expiry_seconds",
-                        "destination" => d.id.clone(),
+                        "destination" => d.id.to_string(),
                         "kind" => kind
                     )
                     .set((not_after - now) as f64);

@@ -16,6 +16,7 @@
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
+use crate::domain::id::DestinationId;
 use crate::domain::time::{Timestamp, format_time};
 use crate::operator::ops::{Ops, OpsError};
 use crate::store::history::{CompletedPerMinute, DeliveryTimes, ParkedPerMinute};
@@ -30,7 +31,7 @@ pub const LATENCY_SAMPLE: i64 = 20_000;
 /// One destination's hour; index `i` of each series is bucket `i`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DestinationHour {
-    pub destination: String,
+    pub destination: DestinationId,
     /// Receipts `delivered`.
     pub delivered: [i64; BUCKETS],
     /// Receipts `rejected` or `dead_lettered`.
@@ -93,7 +94,7 @@ impl LastHour {
     /// Buckets the rows the store read for the window that ends at `now`.
     pub fn from_rows(
         now: OffsetDateTime,
-        destinations: &[String],
+        destinations: &[DestinationId],
         completed: &[CompletedPerMinute],
         deliveries: &[DeliveryTimes],
         parked: &[ParkedPerMinute],
@@ -191,7 +192,7 @@ mod tests {
     fn delivery(destination: &str, received_at: &str, completed_at: &str) -> DeliveryTimes {
         let time = |text| crate::domain::time::Timestamp::parse(text).expect("a test time");
         DeliveryTimes {
-            destination: destination.into(),
+            destination: DestinationId::new(destination),
             received_at: time(received_at),
             completed_at: time(completed_at),
         }
@@ -219,19 +220,19 @@ mod tests {
     fn rows_fall_into_their_destinations_buckets_and_the_backlog_adds_up() {
         let now = at("2026-12-01T10:07:00Z");
         let completed = |destination: &str, status: &str, minute: &str, n| CompletedPerMinute {
-            destination: destination.into(),
+            destination: DestinationId::new(destination),
             status: status.into(),
             minute: minute.into(),
             n,
         };
         let parked = |minute: &str, n| ParkedPerMinute {
-            destination: "a".into(),
+            destination: DestinationId::new("a"),
             minute: minute.into(),
             n,
         };
         let hour = LastHour::from_rows(
             now,
-            &["a".into()],
+            &[DestinationId::new("a")],
             &[
                 completed("a", "delivered", "2026-12-01T10:06", 3),
                 completed("a", "rejected", "2026-12-01T10:05", 1),

@@ -36,7 +36,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{AmqpConfig, Config};
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::domain::status::ReceiptStatus;
 use crate::domain::time::Timestamp;
 use crate::intake;
@@ -77,7 +77,7 @@ pub enum OpsError {
     )]
     InFlight(String),
     #[error("{0:?} is not a configured destination; configured: {1}")]
-    UnknownDestination(String, String),
+    UnknownDestination(DestinationId, String),
 }
 
 impl OpsError {
@@ -168,7 +168,7 @@ fn os_account() -> String {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct DeadLetterFilter {
     pub reason: Option<String>,
-    pub destination: Option<String>,
+    pub destination: Option<DestinationId>,
     /// RFC 3339 time or a duration ago (`24h`, `7d`).
     pub since: Option<String>,
     pub limit: Option<i64>,
@@ -250,7 +250,8 @@ pub struct PurgeResult {
 /// only) its circuit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DestinationStatus {
-    pub destination: String,
+    /// `unknown` for the sum of every destination not configured.
+    pub destination: DestinationId,
     pub configured: bool,
     pub parked: i64,
     pub next_attempt_at: Option<Timestamp>,
@@ -315,7 +316,7 @@ pub struct Ops {
     amqp: AmqpConfig,
     /// The destinations configured now: those of the file (CLI), or the
     /// running broker's, which a reload (SIGHUP) changes (admin API).
-    configured: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
+    configured: Arc<dyn Fn() -> Vec<DestinationId> + Send + Sync>,
     vault_key_file: String,
     /// `[dead_letters] retention_days`: every dead letter expires.
     dead_letter_retention: std::time::Duration,
@@ -330,7 +331,8 @@ impl Ops {
             vault,
             amqp: config.amqp.clone(),
             configured: {
-                let ids: Vec<String> = config.destinations.iter().map(|d| d.id.clone()).collect();
+                let ids: Vec<DestinationId> =
+                    config.destinations.iter().map(|d| d.id.clone()).collect();
                 Arc::new(move || ids.clone())
             },
             vault_key_file: config.vault.key_file.display().to_string(),
@@ -372,13 +374,13 @@ impl Ops {
     /// routes) instead of the file's.
     pub fn with_destinations(
         mut self,
-        now: impl Fn() -> Vec<String> + Send + Sync + 'static,
+        now: impl Fn() -> Vec<DestinationId> + Send + Sync + 'static,
     ) -> Ops {
         self.configured = Arc::new(now);
         self
     }
 
-    pub(crate) fn configured(&self) -> Vec<String> {
+    pub(crate) fn configured(&self) -> Vec<DestinationId> {
         (self.configured)()
     }
 
@@ -414,7 +416,7 @@ impl Ops {
             .store
             .dead_letters(
                 filter.reason.as_deref(),
-                filter.destination.as_deref(),
+                filter.destination.as_ref(),
                 since,
                 filter.limit.unwrap_or(1000).clamp(1, 100_000),
                 filter.offset.unwrap_or(0).max(0),
@@ -736,7 +738,10 @@ impl Ops {
     }
 
     /// Parked backlog per destination.
-    pub async fn parked(&self, destination: Option<&str>) -> Result<Vec<Backlog>, OpsError> {
+    pub async fn parked(
+        &self,
+        destination: Option<&DestinationId>,
+    ) -> Result<Vec<Backlog>, OpsError> {
         Ok(self.store.parked_backlog(destination).await?)
     }
 
@@ -831,7 +836,7 @@ impl Ops {
                 last_cause: None,
                 dead_letters: unknown_dead,
                 circuit: None,
-                destination: "unknown".into(),
+                destination: DestinationId::new("unknown"),
             });
         }
         Ok(Status {
@@ -960,7 +965,7 @@ pub struct ParkedResult {
 /// A configured destination as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DestinationInfo {
-    pub destination: String,
+    pub destination: DestinationId,
     /// `false` for a pause left over from a destination no longer configured.
     pub configured: bool,
     pub paused: bool,
@@ -974,14 +979,14 @@ pub struct DestinationInfo {
 /// What pause or resume did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PauseResult {
-    pub destination: String,
+    pub destination: DestinationId,
     pub outcome: PauseOutcome,
     pub message: String,
 }
 
 /// The destinations paused by an operator (`kurier destinations pause`):
 /// submissions for them are parked without an attempt.
-pub async fn paused_destinations(store: &Store) -> Result<Vec<String>, OpsError> {
+pub async fn paused_destinations(store: &Store) -> Result<Vec<DestinationId>, OpsError> {
     Ok(store.paused_destinations().await?)
 }
 
@@ -993,7 +998,7 @@ impl Ops {
     /// the first `offset`.
     pub async fn parked_each(
         &self,
-        destination: Option<&str>,
+        destination: Option<&DestinationId>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<ParkedInfo>, OpsError> {
@@ -1014,7 +1019,10 @@ impl Ops {
 
     /// The parked submissions of `destination` (configured or with parked
     /// rows left over).
-    async fn parked_ids_of(&self, destination: &str) -> Result<Vec<SubmissionId>, OpsError> {
+    async fn parked_ids_of(
+        &self,
+        destination: &DestinationId,
+    ) -> Result<Vec<SubmissionId>, OpsError> {
         let ids = self.store.parked_ids_of(destination).await?;
         if ids.is_empty() && !self.configured().iter().any(|d| d == destination) {
             return Err(self.unknown_destination(destination));
@@ -1025,11 +1033,11 @@ impl Ops {
     /// Make every parked submission of `destination` due now.
     pub async fn retry_destination(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<Vec<ParkedResult>, OpsError> {
-        let ids = self.parked_ids_of(destination.trim()).await?;
+        let ids = self.parked_ids_of(&operator_argument(destination)).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -1158,7 +1166,7 @@ impl Ops {
     /// an attempt until it is resumed.
     pub async fn pause(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<PauseResult, OpsError> {
@@ -1170,7 +1178,7 @@ impl Ops {
     /// configured can be resumed too.
     pub async fn resume(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<PauseResult, OpsError> {
@@ -1179,12 +1187,12 @@ impl Ops {
 
     async fn set_paused(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         pause: bool,
         actor: &Actor,
         why: Option<&str>,
     ) -> Result<PauseResult, OpsError> {
-        let destination = destination.trim();
+        let destination = &operator_argument(destination);
         let configured = self.configured().iter().any(|d| d == destination);
         if pause && !configured {
             return Err(self.unknown_destination(destination));
@@ -1226,16 +1234,16 @@ impl Ops {
             (false, false) => format!("{destination} was not paused"),
         };
         let outcome = if changed { done } else { not_done };
-        tracing::info!(destination, outcome = outcome.as_str(), operator = %actor.0, "destination pause");
+        tracing::info!(destination = destination.as_str(), outcome = outcome.as_str(), operator = %actor.0, "destination pause");
         Ok(PauseResult {
-            destination: destination.to_owned(),
+            destination: destination.clone(),
             outcome,
             message,
         })
     }
 
-    fn unknown_destination(&self, destination: &str) -> OpsError {
-        OpsError::UnknownDestination(destination.to_owned(), self.configured().join(", "))
+    fn unknown_destination(&self, destination: &DestinationId) -> OpsError {
+        OpsError::UnknownDestination(destination.clone(), self.configured().join(", "))
     }
 
     /// Why `id` is not parked, as far as its receipt tells.
@@ -1264,6 +1272,12 @@ fn submission_id(id: &str) -> Result<SubmissionId, OpsError> {
             id.trim()
         ))
     })
+}
+
+/// A destination an operator named to act on (pause, resume, retry all),
+/// without surrounding white space, as these verbs have always read it.
+fn operator_argument(destination: &DestinationId) -> DestinationId {
+    DestinationId::new(destination.trim())
 }
 
 /// Submission ids, checked and without repeats.

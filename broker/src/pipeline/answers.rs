@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::delivery::answers::{Answers, Awaiting, TransportError};
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::domain::time::now;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
@@ -89,14 +89,14 @@ pub async fn round(pipeline: &Pipeline, shutdown: &Shutdown) {
     }
 }
 
-fn log_failure(destination: &str, e: &TransportError, asked: usize) {
-    tracing::warn!(destination, error = %e, asked, "no authority answers this round; asked again at the next");
+fn log_failure(destination: &DestinationId, e: &TransportError, asked: usize) {
+    tracing::warn!(destination = destination.as_str(), error = %e, asked, "no authority answers this round; asked again at the next");
 }
 
 /// Commit what the source answered and note the rest as asked.
 async fn commit(
     pipeline: &Pipeline,
-    destination: &str,
+    destination: &DestinationId,
     awaiting: &[Awaiting],
     answers: Answers,
 ) -> Result<(), ()> {
@@ -108,7 +108,7 @@ async fn commit(
         .map(|(id, answer)| {
             let (answer, dropped) = answer.checked();
             if dropped > 0 {
-                tracing::warn!(submission_id = %id, destination, dropped, "reason codes not of the form [A-Za-z0-9_.:-]{{1,64}} (or more than 16) left out");
+                tracing::warn!(submission_id = %id, destination = destination.as_str(), dropped, "reason codes not of the form [A-Za-z0-9_.:-]{{1,64}} (or more than 16) left out");
             }
             (id, answer)
         })
@@ -122,7 +122,7 @@ async fn commit(
             Ok(new) => {
                 for (id, answer) in answers.iter().filter(|(id, _)| new.contains(id)) {
                     let codes = answer.reason_codes.join(" ");
-                    tracing::info!(submission_id = %id, destination, status = answer.status(), reason_codes = %codes, "authority answered");
+                    tracing::info!(submission_id = %id, destination = destination.as_str(), status = answer.status(), reason_codes = %codes, "authority answered");
                     crate::telemetry::metrics::authority_answer(destination, answer.status());
                 }
                 if !new.is_empty() {
@@ -130,7 +130,7 @@ async fn commit(
                 }
             }
             Err(e) => {
-                tracing::warn!(destination, error = %e, "cannot commit the authority's answers; asked again at the next round");
+                tracing::warn!(destination = destination.as_str(), error = %e, "cannot commit the authority's answers; asked again at the next round");
                 return Err(());
             }
         }
@@ -141,7 +141,7 @@ async fn commit(
         .filter(|id| !answers.iter().any(|(a, _)| a == *id))
         .collect();
     if let Err(e) = pipeline.store.polled(destination, &open, at).await {
-        tracing::warn!(destination, error = %e, "cannot note the submissions asked about");
+        tracing::warn!(destination = destination.as_str(), error = %e, "cannot note the submissions asked about");
         return Err(());
     }
     Ok(())

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::domain::reason::{Reason, ReasonCode};
 
 #[derive(Deserialize)]
@@ -19,7 +19,7 @@ use crate::domain::reason::{Reason, ReasonCode};
 pub struct Envelope {
     pub submission_id: SubmissionId,
     pub service: String,
-    pub destination: String,
+    pub destination: DestinationId,
     pub portal: String,
     pub submitted_at: String,
     #[serde(default)]

@@ -49,7 +49,7 @@ use lapin::message::Delivery;
 use crate::config::Config;
 use crate::delivery::Request;
 use crate::domain::digest::sha256_hex;
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::domain::reason::{Reason, ReasonCode};
 use crate::domain::status::ReceiptStatus;
 use crate::domain::time::{Timestamp, now};
@@ -88,7 +88,7 @@ fn message_id(delivery: &Delivery) -> Option<SubmissionId> {
 struct Ids {
     submission_id: Option<SubmissionId>,
     service: Option<String>,
-    destination: Option<String>,
+    destination: Option<DestinationId>,
     portal: Option<String>,
     submitted_at: Option<String>,
 }
@@ -119,7 +119,7 @@ impl Ids {
             .as_str()
             .split_once('.')
             .map_or((None, None), |(s, d)| {
-                (property(Some(s)), property(Some(d)))
+                (property(Some(s)), property(Some(d)).map(DestinationId::new))
             });
         Ids {
             submission_id: message_id(delivery),
@@ -146,7 +146,7 @@ impl Ids {
         Ids {
             submission_id: envelope::submission_id_hint(value),
             service: envelope::identifier_hint(value, "service"),
-            destination: envelope::identifier_hint(value, "destination"),
+            destination: envelope::identifier_hint(value, "destination").map(DestinationId::new),
             portal: envelope::identifier_hint(value, "portal"),
             submitted_at: None,
         }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
+use crate::domain::id::DestinationId;
 use crate::domain::time::now;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
@@ -45,7 +46,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let limit = Arc::new(tokio::sync::Semaphore::new(BATCH as usize));
     let mut last_purge: Option<std::time::Instant> = None;
     let lease = lease(&pipeline);
-    let mut closings: HashMap<String, u64> = HashMap::new();
+    let mut closings: HashMap<DestinationId, u64> = HashMap::new();
     let mut more_due = false;
     loop {
         let pause = if more_due {
@@ -139,7 +140,7 @@ async fn refresh_pauses(pipeline: &Pipeline) {
 
 /// A circuit that closed since the last round: its destination's backlog is
 /// due now.
-async fn bring_forward_closed(pipeline: &Pipeline, seen: &mut HashMap<String, u64>) {
+async fn bring_forward_closed(pipeline: &Pipeline, seen: &mut HashMap<DestinationId, u64>) {
     for d in pipeline.routes.all() {
         let closings = d.deliverer.circuit.closings();
         let last = seen.entry(d.id.clone()).or_insert(0);

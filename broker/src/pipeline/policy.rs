@@ -112,6 +112,7 @@ fn decoded_len_estimate(b64: &str) -> u64 {
 mod tests {
     use super::*;
     use crate::domain::digest::sha256_hex;
+    use crate::domain::id::DestinationId;
     use crate::pipeline::envelope::EnvelopeAttachment;
     use serde_json::json;
 
@@ -132,7 +133,7 @@ mod tests {
                 "9b1d2f44-0c6e-4f0a-b3a5-2c7e51d8a903",
             ),
             service: "hzl".into(),
-            destination: "sozialamt-koeln".into(),
+            destination: DestinationId::new("sozialamt-koeln"),
             portal: "sozialplattform".into(),
             submitted_at: "2026-11-21T14:02:11Z".into(),
             applicant_ref: None,

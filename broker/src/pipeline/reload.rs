@@ -19,13 +19,14 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::delivery::certs::{self, Fingerprint};
+use crate::domain::id::DestinationId;
 use crate::shutdown::Shutdown;
 
 use super::Pipeline;
 
 /// Watch for SIGHUP and changed certificate files until shutdown.
 pub async fn watch(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
-    let mut seen: HashMap<String, Fingerprint> = HashMap::new();
+    let mut seen: HashMap<DestinationId, Fingerprint> = HashMap::new();
     let mut ticks = certs::Ticks::new();
     for d in pipeline.routes.all() {
         seen.insert(d.id.clone(), certs::fingerprint(&d.config));
@@ -97,7 +98,11 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 /// requests in flight finish on the old connection. A file that does not
 /// load (half written, key not matching) is logged and the previous
 /// material stays in use until the next change.
-fn reload_certificates(pipeline: &Pipeline, seen: &mut HashMap<String, Fingerprint>, all: bool) {
+fn reload_certificates(
+    pipeline: &Pipeline,
+    seen: &mut HashMap<DestinationId, Fingerprint>,
+    all: bool,
+) {
     for route in pipeline.routes.all() {
         let d = &route.config;
         let now = certs::fingerprint(d);

@@ -16,11 +16,12 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, DestinationConfig, RetryConfig};
 use crate::delivery::Deliverer;
 use crate::delivery::tls::TlsError;
+use crate::domain::id::DestinationId;
 use crate::domain::reason::{Reason, ReasonCode, safe_name};
 use crate::store::Store;
 
 pub struct Destination {
-    pub id: String,
+    pub id: DestinationId,
     /// The configured adapter name (it may be one not implemented yet).
     pub adapter_name: String,
     pub adapter: Option<&'static dyn kurier_adapters::Adapter>,
@@ -48,8 +49,8 @@ impl Destination {
             adapter_name: d.adapter.clone(),
             adapter: kurier_adapters::find(&d.adapter),
             services: d.services.clone(),
-            name: d.name.clone().unwrap_or_else(|| d.id.clone()),
-            directory_id: d.directory_id.clone().unwrap_or_else(|| d.id.clone()),
+            name: d.name.clone().unwrap_or_else(|| d.id.to_string()),
+            directory_id: d.directory_id.clone().unwrap_or_else(|| d.id.to_string()),
             deliverer: Deliverer::new(d, retry.clone())?,
             config: d.clone(),
             retry,
@@ -61,24 +62,24 @@ impl Destination {
 #[derive(Debug, thiserror::Error)]
 #[error("destination {destination}: {source}")]
 pub struct RouteError {
-    pub destination: String,
+    pub destination: DestinationId,
     pub source: TlsError,
 }
 
 /// What a reload changed, by destination id.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reloaded {
-    pub added: Vec<String>,
-    pub changed: Vec<String>,
-    pub removed: Vec<String>,
-    pub kept: Vec<String>,
+    pub added: Vec<DestinationId>,
+    pub changed: Vec<DestinationId>,
+    pub removed: Vec<DestinationId>,
+    pub kept: Vec<DestinationId>,
 }
 
 /// The destinations of one configuration, in the file's order.
 #[derive(Default)]
 struct Table {
     order: Vec<Arc<Destination>>,
-    by_id: HashMap<String, Arc<Destination>>,
+    by_id: HashMap<DestinationId, Arc<Destination>>,
 }
 
 impl Table {
@@ -122,7 +123,7 @@ impl Routes {
         }
     }
 
-    pub fn route(&self, destination: &str) -> Result<Arc<Destination>, Reason> {
+    pub fn route(&self, destination: &DestinationId) -> Result<Arc<Destination>, Reason> {
         self.destinations
             .load()
             .by_id
@@ -145,7 +146,7 @@ impl Routes {
     }
 
     /// The ids of the destinations configured now, in the file's order.
-    pub fn ids(&self) -> Vec<String> {
+    pub fn ids(&self) -> Vec<DestinationId> {
         self.all().iter().map(|d| d.id.clone()).collect()
     }
 
@@ -189,5 +190,38 @@ impl Routes {
         summary.removed.sort();
         self.destinations.store(Arc::new(next));
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_or_odd_destination_is_unknown_destination_and_its_name_withheld_if_odd() {
+        let config = Config::parse(
+            "[amqp]\nurl = \"amqp://x\"\n[[destinations]]\nid = \"sozialamt-koeln\"\n\
+             adapter = \"xsozial-hzl\"\nendpoint = \"http://127.0.0.1:8443/a\"\nallow_insecure_http = true\n",
+            std::path::Path::new("k.toml"),
+        )
+        .unwrap();
+        crate::delivery::tls::install_crypto_provider();
+        let routes = Routes::build(&config).unwrap();
+        let known = routes
+            .route(&DestinationId::new("sozialamt-koeln"))
+            .unwrap();
+        assert_eq!(known.id, "sozialamt-koeln");
+        for (named, shown) in [
+            ("sozialamt-bonn", "sozialamt-bonn"),
+            ("Anna Müller", "(name withheld)"),
+            ("", "(name withheld)"),
+        ] {
+            let reason = routes.route(&DestinationId::new(named)).err().unwrap();
+            assert_eq!(reason.code, ReasonCode::UnknownDestination);
+            assert_eq!(
+                reason.detail,
+                format!("/destination: no destination {shown} is configured")
+            );
+        }
     }
 }

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::domain::time::Timestamp;
 
 /// The status of the second receipt event (CONTRACT.md § 3).
@@ -27,7 +27,7 @@ pub const MAX_REASON_CODE_CHARS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Awaiting {
     pub submission_id: SubmissionId,
-    pub destination: String,
+    pub destination: DestinationId,
     /// `transport_messages.transport`, e.g. `xta2`.
     pub transport: String,
     /// The transport's own id of the message (XTA 2: from createMessageId).
@@ -96,7 +96,7 @@ impl AuthorityAnswer {
 /// How many submissions of a destination await an answer, and since when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AwaitingSummary {
-    pub destination: String,
+    pub destination: DestinationId,
     pub count: i64,
     /// When the oldest of them was delivered.
     pub oldest_delivered_at: Timestamp,
@@ -106,7 +106,7 @@ pub struct AwaitingSummary {
 /// console's search shows it: whether (and what) the authority answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct TransportAnswer {
-    pub destination: String,
+    pub destination: DestinationId,
     pub transport: String,
     /// When the transport message id was kept (just before sending).
     pub created_at: Timestamp,
@@ -122,7 +122,7 @@ pub struct TransportAnswer {
 #[derive(sqlx::FromRow)]
 struct Delivered {
     service: Option<String>,
-    destination: Option<String>,
+    destination: Option<DestinationId>,
     reference: Option<String>,
     attempts: i64,
 }
@@ -171,7 +171,7 @@ impl Store {
     /// least recently asked first.
     pub async fn awaiting(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         polled_before: Timestamp,
         limit: i64,
     ) -> Result<Vec<Awaiting>, StoreError> {
@@ -188,7 +188,7 @@ impl Store {
     /// and had no answer yet.
     pub async fn polled(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         submission_ids: &[&SubmissionId],
         at: Timestamp,
     ) -> Result<(), StoreError> {
@@ -213,7 +213,7 @@ impl Store {
     /// submission ids whose answer is new.
     pub async fn record_answers(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         answers: &[(SubmissionId, AuthorityAnswer)],
         at: Timestamp,
     ) -> Result<Vec<SubmissionId>, StoreError> {
@@ -241,7 +241,7 @@ impl Store {
                         submission_id: id,
                         status: answer.status(),
                         service: d.service.as_deref(),
-                        destination: d.destination.as_deref(),
+                        destination: d.destination.as_ref(),
                         reference: d.reference.as_deref(),
                         attempts: d.attempts,
                         at,
@@ -292,7 +292,7 @@ impl Store {
     pub async fn authority_answer(
         &self,
         submission_id: &SubmissionId,
-        destination: &str,
+        destination: &DestinationId,
     ) -> Result<Option<(bool, Vec<String>, i64)>, StoreError> {
         const SQL: &str = "SELECT accepted, reason_codes, answer_seq FROM transport_messages \
              WHERE submission_id = $1 AND destination = $2 AND answered_at IS NOT NULL";

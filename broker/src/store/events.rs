@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::{Parked, Receipt};
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::domain::time::Timestamp;
 
 /// The JSON body of a receipt event.
@@ -19,7 +19,7 @@ pub struct ReceiptEvent<'a> {
     pub submission_id: &'a SubmissionId,
     pub status: &'a str,
     pub service: Option<&'a str>,
-    pub destination: Option<&'a str>,
+    pub destination: Option<&'a DestinationId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<&'a str>,
     pub attempts: i64,
@@ -35,7 +35,7 @@ impl<'a> ReceiptEvent<'a> {
             submission_id: &receipt.submission_id,
             status: receipt.status.as_str(),
             service: receipt.service.as_deref(),
-            destination: receipt.destination.as_deref(),
+            destination: receipt.destination.as_ref(),
             reference: receipt.reference.as_deref().filter(|_| delivered),
             attempts: receipt.attempts,
             at: receipt.completed_at,
@@ -111,7 +111,7 @@ mod tests {
         Receipt {
             submission_id: SubmissionId::from_stored("3f0b6c1e-8a4d-4c1e-9f57-1d2a7b9e0c11"),
             service: Some("hzl".into()),
-            destination: Some("sozialamt-koeln".into()),
+            destination: Some(DestinationId::new("sozialamt-koeln")),
             portal: Some("sozialplattform".into()),
             status,
             reason_code: (status != "delivered").then(|| "authority_rejected".into()),

@@ -20,6 +20,7 @@
 use serde::Serialize;
 
 use super::{Store, StoreError};
+use crate::domain::id::DestinationId;
 use crate::domain::time::Timestamp;
 
 /// How many receipts of one destination, of one status, completed in one
@@ -27,7 +28,7 @@ use crate::domain::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct CompletedPerMinute {
     /// `''` for receipts without a destination (refused before routing).
-    pub destination: String,
+    pub destination: DestinationId,
     pub status: String,
     /// `YYYY-MM-DDTHH:MM`, UTC.
     pub minute: String,
@@ -37,7 +38,7 @@ pub struct CompletedPerMinute {
 /// A delivered submission's times: received from RabbitMQ, receipt written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct DeliveryTimes {
-    pub destination: String,
+    pub destination: DestinationId,
     pub received_at: Timestamp,
     pub completed_at: Timestamp,
 }
@@ -46,7 +47,7 @@ pub struct DeliveryTimes {
 /// minute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ParkedPerMinute {
-    pub destination: String,
+    pub destination: DestinationId,
     /// `YYYY-MM-DDTHH:MM` (UTC), or `''` for those parked before `since`.
     pub minute: String,
     pub n: i64,

@@ -31,7 +31,7 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::DatabaseConfig;
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::domain::status::ReceiptStatus;
 use crate::domain::time::Timestamp;
 
@@ -72,7 +72,7 @@ pub enum Access {
 pub struct Receipt {
     pub submission_id: SubmissionId,
     pub service: Option<String>,
-    pub destination: Option<String>,
+    pub destination: Option<DestinationId>,
     pub portal: Option<String>,
     #[sqlx(try_from = "String")]
     pub status: ReceiptStatus,
@@ -99,7 +99,7 @@ pub struct DeadLetter {
     #[serde(skip)]
     pub amqp_message_id: Option<SubmissionId>,
     pub service: Option<String>,
-    pub destination: Option<String>,
+    pub destination: Option<DestinationId>,
     pub portal: Option<String>,
     pub reason_code: String,
     pub reason_detail: String,
@@ -151,7 +151,7 @@ pub struct OutboxEvent {
 pub struct Parked {
     pub submission_id: SubmissionId,
     pub service: String,
-    pub destination: String,
+    pub destination: DestinationId,
     pub portal: String,
     pub attempts: i64,
     pub received_sha256: String,
@@ -916,7 +916,7 @@ impl Store {
 
     /// A destination's circuit closed: its parked backlog is due now (it is
     /// then claimed oldest first).
-    pub async fn bring_forward(&self, destination: &str) -> Result<u64, StoreError> {
+    pub async fn bring_forward(&self, destination: &DestinationId) -> Result<u64, StoreError> {
         const SQL: &str = "UPDATE parked SET next_attempt_at = $2 \
              WHERE destination = $1 AND next_attempt_at > $2 AND NOT held";
         let now = crate::domain::time::now();
@@ -930,9 +930,9 @@ impl Store {
     }
 
     /// Destinations an operator paused.
-    pub async fn paused_destinations(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn paused_destinations(&self) -> Result<Vec<DestinationId>, StoreError> {
         const SQL: &str = "SELECT destination FROM destination_pauses ORDER BY destination";
-        let rows: Vec<(String,)> =
+        let rows: Vec<(DestinationId,)> =
             on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(|(d,)| d).collect())
     }
@@ -1051,7 +1051,7 @@ impl Store {
     pub async fn transport_message_id(
         &self,
         submission_id: &SubmissionId,
-        destination: &str,
+        destination: &DestinationId,
     ) -> Result<Option<String>, StoreError> {
         const SQL: &str = "SELECT message_id FROM transport_messages \
              WHERE submission_id = $1 AND destination = $2";
@@ -1069,7 +1069,7 @@ impl Store {
     pub async fn keep_transport_message_id(
         &self,
         submission_id: &SubmissionId,
-        destination: &str,
+        destination: &DestinationId,
         transport: &str,
         message_id: &str,
         at: Timestamp,
@@ -1101,7 +1101,7 @@ impl Store {
     /// Parked submissions, soonest first (metadata; payloads stay sealed).
     pub async fn parked(
         &self,
-        destination: Option<&str>,
+        destination: Option<&DestinationId>,
         limit: i64,
     ) -> Result<Vec<Parked>, StoreError> {
         const SQL: &str = const_sql_parked();

@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::{DeadLetter, Store, StoreError};
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::domain::reason::ReasonCode;
 use crate::domain::status::ReceiptStatus;
 use crate::domain::time::{Timestamp, now};
@@ -61,7 +61,7 @@ pub struct AuditEntry {
 /// The parked backlog of one destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Backlog {
-    pub destination: String,
+    pub destination: DestinationId,
     pub count: i64,
     /// How many of them an operator holds (`kurier parked hold`).
     pub held: i64,
@@ -75,7 +75,7 @@ pub struct Backlog {
 pub struct ParkedInfo {
     pub submission_id: SubmissionId,
     pub service: String,
-    pub destination: String,
+    pub destination: DestinationId,
     pub portal: String,
     pub attempts: i64,
     pub received_sha256: String,
@@ -94,7 +94,7 @@ pub struct ParkedInfo {
 /// An operator's pause of a destination.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Pause {
-    pub destination: String,
+    pub destination: DestinationId,
     pub paused_at: Timestamp,
     pub operator: String,
     pub reason: Option<String>,
@@ -127,7 +127,7 @@ pub enum AllOrNone<T> {
 struct Withdrawn {
     submission_id: SubmissionId,
     service: String,
-    destination: String,
+    destination: DestinationId,
     portal: String,
     attempts: i64,
     received_sha256: String,
@@ -161,7 +161,7 @@ impl Store {
     pub async fn dead_letters(
         &self,
         reason: Option<&str>,
-        destination: Option<&str>,
+        destination: Option<&DestinationId>,
         since: Option<Timestamp>,
         limit: i64,
         offset: i64,
@@ -216,7 +216,7 @@ impl Store {
     }
 
     /// Dead letters per destination (`''`: none named).
-    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn dead_letter_counts(&self) -> Result<Vec<(DestinationId, i64)>, StoreError> {
         const SQL: &str = "SELECT COALESCE(destination, '') AS destination, COUNT(*) AS n \
              FROM dead_letters GROUP BY COALESCE(destination, '') ORDER BY 1";
         Ok(on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await)?)
@@ -267,7 +267,7 @@ impl Store {
     /// Parked backlog per destination (one, or all).
     pub async fn parked_backlog(
         &self,
-        destination: Option<&str>,
+        destination: Option<&DestinationId>,
     ) -> Result<Vec<Backlog>, StoreError> {
         const SQL: &str = "SELECT destination, COUNT(*) AS count, \
              SUM(CASE WHEN held THEN 1 ELSE 0 END) AS held, MIN(next_attempt_at) AS next_attempt_at, \
@@ -287,7 +287,7 @@ impl Store {
     /// not overlap.
     pub async fn parked_each(
         &self,
-        destination: Option<&str>,
+        destination: Option<&DestinationId>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<ParkedInfo>, StoreError> {
@@ -319,7 +319,10 @@ impl Store {
     }
 
     /// The parked submissions of `destination`, soonest first.
-    pub async fn parked_ids_of(&self, destination: &str) -> Result<Vec<SubmissionId>, StoreError> {
+    pub async fn parked_ids_of(
+        &self,
+        destination: &DestinationId,
+    ) -> Result<Vec<SubmissionId>, StoreError> {
         const SQL: &str =
             "SELECT submission_id FROM parked WHERE destination = $1 ORDER BY next_attempt_at";
         let rows: Vec<(SubmissionId,)> = on_pool!(self, pool => sqlx::query_as(SQL)
@@ -491,7 +494,7 @@ impl Store {
     /// if nothing changed and `if_not` is `None` (nothing is written).
     pub async fn set_paused(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         pause: bool,
         if_changed: &AuditRow<'_>,
         if_not: Option<&AuditRow<'_>>,

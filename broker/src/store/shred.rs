@@ -243,6 +243,7 @@ async fn load_live(vault: &Vault, store: &Store) -> Result<Vec<VaultEpoch>, Shre
 mod tests {
     use super::*;
     use crate::config::{DatabaseConfig, VaultConfig};
+    use crate::domain::id::DestinationId;
     use crate::store::{Parked, Record};
 
     const CONFIG: &str = r#"
@@ -287,7 +288,7 @@ allow_insecure_http = true
         Parked {
             submission_id: SubmissionId::from_stored(id),
             service: "hzl".into(),
-            destination: "sozialamt-koeln".into(),
+            destination: DestinationId::new("sozialamt-koeln"),
             portal: "p".into(),
             attempts: 1,
             received_sha256: "0".into(),

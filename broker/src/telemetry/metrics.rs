@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::domain::id::DestinationId;
 use crate::domain::time::Timestamp;
 use crate::store::Record;
 
@@ -129,8 +130,8 @@ fn describe() {
 
 /// The authority's answer to a delivered submission was committed
 /// (two-stage receipts).
-pub fn authority_answer(destination: &str, status: &'static str) {
-    metrics::counter!("kurier_authority_answers_total", "destination" => destination.to_owned(), "status" => status)
+pub fn authority_answer(destination: &DestinationId, status: &'static str) {
+    metrics::counter!("kurier_authority_answers_total", "destination" => destination.to_string(), "status" => status)
         .increment(1);
 }
 
@@ -142,11 +143,15 @@ pub fn authority_answer(destination: &str, status: &'static str) {
 /// `unknown`, so it cannot grow the number of series.
 pub fn finished(
     record: &Record,
-    configured: impl Fn(&str) -> bool,
+    configured: impl Fn(&DestinationId) -> bool,
     known_service: impl Fn(&str) -> bool,
 ) {
-    let label = |value: Option<&str>, known: &dyn Fn(&str) -> bool| match value {
-        Some(v) if known(v) => v.to_owned(),
+    let service_label = |value: Option<&str>| match value {
+        Some(v) if known_service(v) => v.to_owned(),
+        _ => "unknown".to_owned(),
+    };
+    let destination_label = |value: Option<&DestinationId>| match value {
+        Some(v) if configured(v) => v.to_string(),
         _ => "unknown".to_owned(),
     };
     let (service, destination, outcome) = match record {
@@ -161,7 +166,7 @@ pub fn finished(
             {
                 metrics::histogram!("kurier_publish_to_receipt_seconds").record(secs);
             }
-            (r.service.as_deref(), r.destination.as_deref(), r.status)
+            (r.service.as_deref(), r.destination.as_ref(), r.status)
         }
         Record::DeadLetter {
             dead_letter,
@@ -169,13 +174,13 @@ pub fn finished(
             ..
         } => (
             dead_letter.service.as_deref(),
-            dead_letter.destination.as_deref(),
+            dead_letter.destination.as_ref(),
             crate::domain::status::ReceiptStatus::DeadLettered,
         ),
         Record::Park(p) => {
             metrics::counter!(
                 "kurier_parkings_total",
-                "destination" => label(Some(&p.destination), &configured)
+                "destination" => destination_label(Some(&p.destination))
             )
             .increment(1);
             return;
@@ -188,8 +193,8 @@ pub fn finished(
     }
     metrics::counter!(
         "kurier_submissions_total",
-        "service" => label(service, &known_service),
-        "destination" => label(destination, &configured),
+        "service" => service_label(service),
+        "destination" => destination_label(destination),
         "outcome" => outcome.as_str()
     )
     .increment(1);
@@ -197,10 +202,10 @@ pub fn finished(
 
 /// One delivery attempt to `destination` took `elapsed` (the request alone,
 /// not the wait for a place under the limit) and ended as `outcome`.
-pub fn delivery(destination: &str, outcome: &'static str, elapsed: Duration) {
+pub fn delivery(destination: &DestinationId, outcome: &'static str, elapsed: Duration) {
     metrics::histogram!(
         "kurier_delivery_duration_seconds",
-        "destination" => destination.to_owned(),
+        "destination" => destination.to_string(),
         "outcome" => outcome
     )
     .record(elapsed.as_secs_f64());

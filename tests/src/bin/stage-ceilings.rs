@@ -535,7 +535,7 @@ fn bench_receipt(submission_id: &str) -> kurier::store::Receipt {
     kurier::store::Receipt {
         submission_id: kurier::domain::id::SubmissionId::from_stored(submission_id),
         service: Some("hzl".into()),
-        destination: Some("sozialamt-koeln".into()),
+        destination: Some(kurier_e2e::did("sozialamt-koeln")),
         portal: Some("sozialplattform".into()),
         status: kurier::domain::status::ReceiptStatus::Delivered,
         reason_code: None,

@@ -41,7 +41,7 @@ use super::token::TokenSource;
 use crate::config::{DestinationConfig, RetryConfig};
 use crate::delivery::Request;
 use crate::delivery::tls::TlsError;
-use crate::domain::id::SubmissionId;
+use crate::domain::id::{DestinationId, SubmissionId};
 use crate::queue::decision::{Cause, Outcome};
 use crate::store::Store;
 
@@ -52,7 +52,7 @@ pub const ATTACHMENT_MARK: &str = "fit-connect-attachment";
 
 /// The FIT-Connect side of a destination (`transport = "fit-connect"`).
 pub struct FitConnect {
-    destination: String,
+    destination: DestinationId,
     api: reqwest::Url,
     fit_destination_id: String,
     service_identifier: String,
@@ -249,7 +249,8 @@ impl FitConnect {
             }
         };
         for a in attachments {
-            let mark = format!("{}#{}", self.destination, a.id);
+            // Kept in the row's destination column, beside the submission's own.
+            let mark = DestinationId::new(format!("{}#{}", self.destination, a.id));
             match store.transport_message_id(sid, &mark).await {
                 Ok(Some(_)) => continue,
                 Ok(None) => {}

@@ -40,6 +40,7 @@ use super::mtom;
 use super::soap::{self, MessagePart, MetaData, Party};
 use crate::config::{DestinationConfig, XtaPrecheck};
 use crate::delivery::Request;
+use crate::domain::id::DestinationId;
 use crate::queue::decision::{Cause, Outcome};
 use crate::store::Store;
 
@@ -55,7 +56,7 @@ pub const PRECHECK_FRESH: Duration = Duration::from_secs(60);
 
 /// The XTA 2 side of a destination (`transport = "xta2"`).
 pub struct Xta2 {
-    pub(super) destination: String,
+    pub(super) destination: DestinationId,
     pub(super) author: Party,
     reader: Party,
     service: String,

@@ -39,6 +39,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 
 use crate::config::AdminTransport;
+use crate::domain::id::DestinationId;
 use crate::operator::ops::{Actor, DeadLetterFilter, Ops, OpsError, ParkedAction};
 use crate::pipeline::Pipeline;
 use crate::queue::circuit::CircuitState;
@@ -426,7 +427,7 @@ struct ReplayRequest {
     #[serde(default)]
     all: bool,
     reason: Option<String>,
-    destination: Option<String>,
+    destination: Option<DestinationId>,
     since: Option<String>,
     why: Option<String>,
 }
@@ -505,7 +506,7 @@ async fn purge(
 
 #[derive(Deserialize)]
 struct ParkedQuery {
-    destination: Option<String>,
+    destination: Option<DestinationId>,
     /// One entry per parked submission instead of the backlog per destination.
     #[serde(default)]
     each: bool,
@@ -520,11 +521,11 @@ async fn parked(State(state): State<Arc<AdminState>>, Query(q): Query<ParkedQuer
         return json(
             state
                 .ops
-                .parked_each(q.destination.as_deref(), limit, q.offset.unwrap_or(0))
+                .parked_each(q.destination.as_ref(), limit, q.offset.unwrap_or(0))
                 .await?,
         );
     }
-    json(state.ops.parked(q.destination.as_deref()).await?)
+    json(state.ops.parked(q.destination.as_ref()).await?)
 }
 
 async fn parked_show(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> ApiResult {
@@ -537,7 +538,7 @@ async fn parked_show(State(state): State<Arc<AdminState>>, Path(id): Path<String
 struct ParkedRequest {
     #[serde(default)]
     ids: Vec<String>,
-    destination: Option<String>,
+    destination: Option<DestinationId>,
     why: Option<String>,
 }
 
@@ -587,7 +588,7 @@ struct WhyRequest {
 async fn destination_act(
     State(state): State<Arc<AdminState>>,
     Extension(actor): Extension<Actor>,
-    Path((id, verb)): Path<(String, String)>,
+    Path((id, verb)): Path<(DestinationId, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let why = if body.iter().all(u8::is_ascii_whitespace) {

@@ -40,6 +40,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use crate::domain::id::DestinationId;
 use crate::operator::admin::tokens::TokenDigest;
 use crate::operator::admin::{self, AdminState, Role};
 use crate::operator::ops::{Actor, DeadLetterFilter, OpsError, ParkedAction, ParkedResult};
@@ -99,7 +100,7 @@ impl PageQuery {
     fn filter(&self) -> DeadLetterFilter {
         DeadLetterFilter {
             reason: given(&self.reason).map(str::to_owned),
-            destination: given(&self.destination).map(str::to_owned),
+            destination: given(&self.destination).map(DestinationId::new),
             since: None,
             limit: Some(PAGE + 1),
             offset: Some(self.dl.unwrap_or(0).max(0)),
@@ -191,8 +192,9 @@ async fn page(
     };
     let (dl, pk) = (q.dl.unwrap_or(0).max(0), q.pk.unwrap_or(0).max(0));
     let (dead_letters, more_dead) = page_of(ops.dead_letters(&q.filter()).await);
-    let parked_filter = given(&q.destination);
-    let (parked, more_parked) = page_of(ops.parked_each(parked_filter, PAGE + 1, pk).await);
+    let parked_filter = given(&q.destination).map(DestinationId::new);
+    let (parked, more_parked) =
+        page_of(ops.parked_each(parked_filter.as_ref(), PAGE + 1, pk).await);
     let refresh = q.href(|_| ());
     let links = pages::Links {
         back: refresh.trim_start_matches("/?").to_owned(),
@@ -385,10 +387,20 @@ async fn act(State(state): State<Arc<AdminState>>, acting: Acting) -> Response {
     let Acting { actor, form } = acting;
     let (ops, id) = (&state.ops, form.id.as_str());
     let messages = |results: Vec<ParkedResult>| results.into_iter().map(|r| r.message).collect();
+    let destination = || DestinationId::new(id);
     let done: Result<Vec<String>, _> = match form.action.as_str() {
-        "pause" => ops.pause(id, &actor, WHY).await.map(|r| vec![r.message]),
-        "resume" => ops.resume(id, &actor, WHY).await.map(|r| vec![r.message]),
-        "retry-destination" => ops.retry_destination(id, &actor, WHY).await.map(messages),
+        "pause" => ops
+            .pause(&destination(), &actor, WHY)
+            .await
+            .map(|r| vec![r.message]),
+        "resume" => ops
+            .resume(&destination(), &actor, WHY)
+            .await
+            .map(|r| vec![r.message]),
+        "retry-destination" => ops
+            .retry_destination(&destination(), &actor, WHY)
+            .await
+            .map(messages),
         verb => match ParkedAction::from_verb(verb) {
             Some(act) => ops
                 .parked_act(act, slice::from_ref(&form.id), &actor, WHY)

@@ -414,6 +414,7 @@ fn respond(code: StatusCode, body: Body<'_>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::id::DestinationId;
 
     /// Markup where a portal or an authority could put text: in a
     /// submission id, a destination name, a reason detail.
@@ -426,7 +427,7 @@ mod tests {
             submission_id: Some(crate::domain::id::SubmissionId::from_stored(HOSTILE)),
             amqp_message_id: None,
             service: None,
-            destination: Some(HOSTILE.into()),
+            destination: Some(DestinationId::new(HOSTILE)),
             portal: None,
             reason_code: "authority_rejected".into(),
             reason_detail: format!(r#"HTTP 422 " onmouseover="{HOSTILE}"#),
@@ -443,7 +444,7 @@ mod tests {
 
     fn console(operator: &str, csrf: Option<&str>) -> String {
         let destination = DestinationStatus {
-            destination: HOSTILE.into(),
+            destination: DestinationId::new(HOSTILE),
             configured: true,
             parked: 1,
             next_attempt_at: None,
@@ -469,7 +470,7 @@ mod tests {
             pauses: Vec::new(),
             hour: Ok(LastHour::from_rows(
                 time::OffsetDateTime::now_utc(),
-                &[HOSTILE.into()],
+                &[DestinationId::new(HOSTILE)],
                 &[],
                 &[],
                 &[],
