@@ -21,7 +21,8 @@
 # End to end (tests/src/bin/kurier-load.rs, the four samples in turn):
 #   submissions/s at full rate, percent of the lowest ceiling, p50/p99
 #   publish→receipt at half that rate, CPU µs per submission (utime+stime of
-#   the kurier process), peak RSS (VmHWM).
+#   the kurier process), peak RSS (VmHWM). Each measured end-to-end step
+#   starts once the machine is quiet (`FIGURE settle …`: seconds waited).
 #
 # Environment: KURIER_RUN_DIR, KURIER_AMQP_PORT, KURIER_PG_PORT,
 # KURIER_RABBIT_NODE as for services.sh; CARGO_TARGET_DIR; KURIER_BENCH_SECONDS
@@ -101,6 +102,19 @@ cpu_step() {
         name, 100 * b / t, m, r * us / n, a * us / n, cores * 1000000 / m
     }' | tee -a "$LOG"
   return "$rc"
+}
+
+# Wait until the machine is quiet (under 15 % busy over a second, at most
+# 60 s) before a measured step: after a full-rate run RabbitMQ goes on
+# working on its quorum queue's log for a while, and a step started at once
+# measures that too (run E in docs/PERFORMANCE.md). Prints how long it took.
+settle() { # NAME
+  local a b waited=0
+  while ((waited < 60)); do
+    a=($(busy_ticks)); sleep 1; b=($(busy_ticks)); waited=$((waited + 1))
+    (( (b[0] - a[0]) * 100 < 15 * (b[1] - a[1]) )) && break
+  done
+  echo "FIGURE settle $1 seconds=$waited" | tee -a "$LOG"
 }
 
 PIDS=()
@@ -239,11 +253,13 @@ if [[ $E2E -eq 1 ]]; then
     say "Kurier end to end on $backend"
     start_kurier "$backend"
     load --count 2000 > /dev/null  # warm-up: connections, TLS sessions, limiter
+    settle "before_max backend=$backend"
     cpu_step "e2e_max_cpu backend=$backend" "$COUNT" \
       load --count "$COUNT" --pid "$KURIER" --figure "e2e_max backend=$backend"
     max=$(field "$(figure "e2e_max backend=$backend")" per_s)
     half=$(( ${max:-0} / 2 ))
     if ((half > 0)); then
+      settle "before_half backend=$backend"
       step load --count "$((half * SECONDS_PER_STAGE))" --rate "$half" --pid "$KURIER" \
         --figure "e2e_half backend=$backend"
     fi
