@@ -254,6 +254,19 @@ fn silence_libxml2_on_this_thread() {
     // SAFETY: sets the calling thread's structured error handler to a
     // function that reads neither of its arguments; no context pointer.
     unsafe { libxml::bindings::xmlSetStructuredErrorFunc(std::ptr::null_mut(), Some(discard)) }
+    // A few places print through the generic handler instead (the schema
+    // validator's stub for an entity reference: "Unimplemented block at
+    // …"). Its default printer writes to the FILE it is given: /dev/null,
+    // opened once for the thread's life. (A handler of our own would have to
+    // be a C-variadic function.)
+    // SAFETY: a C string literal; the FILE stays open while the thread runs
+    // and is only written by libxml2 on this thread.
+    unsafe {
+        let null = libc::fopen(c"/dev/null".as_ptr(), c"w".as_ptr());
+        if !null.is_null() {
+            libxml::bindings::xmlSetGenericErrorFunc(null.cast(), None);
+        }
+    }
 }
 
 /// Runs on a validator thread: the contexts are that thread's own.
@@ -361,7 +374,11 @@ pub(crate) fn parser_options() -> ParserOptions<'static> {
 /// validation's cost (benches/xsd.rs, docs/PERFORMANCE.md). This is what
 /// libxml2's own `xmlSchemaValidateStream` does, with the parser options of
 /// [`parser_options`] as flags (that function sets none: no `HUGE` for
-/// large attachments).
+/// large attachments). Stricter than the parser alone, so that nothing a
+/// tree would refuse passes: an undeclared namespace prefix and a DTD are
+/// refused (see below). Without a tree a few messages (a missing child, a
+/// key reference) carry the line where the element ends, not where it
+/// starts.
 fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), Refusal> {
     use libxml::bindings as xml;
     let not_well_formed = |line: i32| {
@@ -396,7 +413,7 @@ fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), R
     // no tree is built) and put back before it is freed, as
     // `xmlSchemaValidateStream` does; the locator points at the parser
     // context only while it lives.
-    let (well_formed, parse_error_line, valid) = unsafe {
+    let (well_formed, parse_error_line, valid, has_doctype) = unsafe {
         let parser = xml::xmlCreateMemoryParserCtxt(document.as_ptr().cast(), size);
         if parser.is_null() {
             return Err(Refusal::Unavailable("libxml2 could not set up a parser"));
@@ -411,10 +428,16 @@ fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), R
             None
         } else {
             xml::xmlParseDocument(parser);
+            // Well-formed in every sense a tree would need: a namespace
+            // prefix nobody declared leaves `wellFormed` set (only
+            // `nsWellFormed` falls) and the element would be validated under
+            // its local name; an error after running out of memory leaves
+            // `wellFormed` set too, but never `errNo` clear.
             let outcome = (
-                (*parser).wellFormed != 0,
+                (*parser).wellFormed != 0 && (*parser).nsWellFormed != 0 && (*parser).errNo == 0,
                 (*parser).lastError.line,
                 xml::xmlSchemaIsValid(validation) == 1,
+                !(*parser).intSubName.is_null(),
             );
             xml::xmlSchemaSAXUnplug(plug);
             Some(outcome)
@@ -434,6 +457,15 @@ fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), R
         // The parser's messages may quote bytes of the document: keep only
         // where.
         return not_well_formed(parse_error_line);
+    }
+    if has_doctype {
+        // Kurier writes no DTD. Streamed, the validator would see the
+        // attributes a DTD defaults and skip the entities it leaves
+        // undeclared: what a tree would refuse could pass.
+        return Err(Refusal::Invalid {
+            problems: vec!["the document carries a document type declaration (DTD)".into()],
+            total: 1,
+        });
     }
     if valid {
         // (Warnings, if libxml2 gave any, do not refuse a document.)
@@ -468,6 +500,9 @@ unsafe extern "C" fn locate(
     unsafe {
         if !file.is_null() {
             *file = std::ptr::null();
+        }
+        if !line.is_null() {
+            *line = 0;
         }
         if parser.is_null() || (*parser).input.is_null() {
             return -1;
@@ -857,6 +892,73 @@ mod tests {
         let document = [&good[..start], big.as_bytes(), &good[end..]].concat();
         assert_eq!(
             rt.block_on(validator.validate("xsozial-hzl", Bytes::from(document))),
+            Ok(())
+        );
+    }
+
+    /// What a tree of the document would not have passed must not pass
+    /// while streaming either (found in review): a namespace prefix that is
+    /// not declared (the parser calls the document well-formed and hands
+    /// the element or attribute on under its local name), and a document
+    /// type declaration, whose defaulted attributes the validator would see
+    /// and whose undeclared entity references it would skip. Kurier's
+    /// adapters write neither; the check is there for when one does.
+    #[test]
+    fn what_a_tree_would_refuse_is_refused_while_streaming() {
+        let validator = Validator::start_with(None, 1).unwrap();
+        let rt = runtime();
+        let good = golden("xsozial-hzl", "hzl-minimal.xml");
+        let declaration_end = good.iter().position(|b| *b == b'\n').unwrap() + 1;
+        let with_doctype = |doctype: &[u8], document: &[u8]| {
+            [
+                &document[..declaration_end],
+                doctype,
+                b"\n",
+                &document[declaration_end..],
+            ]
+            .concat()
+        };
+        let unprefixed_head = replace_first(
+            &replace_first(
+                &good,
+                b"<nachrichtenkopf.g2g>",
+                b"<oops:nachrichtenkopf.g2g>",
+            ),
+            b"</nachrichtenkopf.g2g>",
+            b"</oops:nachrichtenkopf.g2g>",
+        );
+        let unprefixed_attribute = replace_first(
+            &good,
+            b" listVersionID=\"3\">",
+            b" oops:listVersionID=\"3\">",
+        );
+        let defaulted_by_dtd = with_doctype(
+            b"<!DOCTYPE xsb:vorgang.transportieren.1000001 [<!ATTLIST verzeichnisdienst listVersionID CDATA \"3\">]>",
+            &replace_first(&good, b" listVersionID=\"3\">", b">"),
+        );
+        let skipped_entity = with_doctype(
+            b"<!DOCTYPE x SYSTEM \"http://evil.example/x.dtd\">",
+            &replace_first(
+                &good,
+                b"<xsb:postleitzahl>51063</xsb:postleitzahl>",
+                b"<xsb:postleitzahl>&e;51063</xsb:postleitzahl>",
+            ),
+        );
+        for (case, document) in [
+            ("undeclared element prefix", unprefixed_head),
+            ("undeclared attribute prefix", unprefixed_attribute),
+            ("attribute defaulted by a DTD", defaulted_by_dtd),
+            ("entity of an external DTD", skipped_entity),
+        ] {
+            let outcome = rt.block_on(validator.validate("xsozial-hzl", Bytes::from(document)));
+            assert!(
+                matches!(outcome, Err(Refusal::Invalid { .. })),
+                "{case}: {outcome:?}"
+            );
+        }
+        // The context is unharmed for the next document.
+        assert_eq!(
+            rt.block_on(validator.validate("xsozial-hzl", Bytes::from(good))),
             Ok(())
         );
     }
