@@ -387,19 +387,13 @@ fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), R
         } else {
             "the document is not well-formed XML".to_owned()
         };
-        Err(Refusal::Invalid {
-            problems: vec![problem],
-            total: 1,
-        })
+        refused(problem)
     };
     if document.is_empty() {
         return not_well_formed(0);
     }
     let Ok(size) = i32::try_from(document.len()) else {
-        return Err(Refusal::Invalid {
-            problems: vec!["the document is larger than libxml2 can parse (2 GiB)".into()],
-            total: 1,
-        });
+        return refused("the document is larger than libxml2 can parse (2 GiB)");
     };
     let options = (xml::xmlParserOption_XML_PARSE_NONET
         | xml::xmlParserOption_XML_PARSE_NOERROR
@@ -462,20 +456,14 @@ fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), R
         // Kurier writes no DTD. Streamed, the validator would see the
         // attributes a DTD defaults and skip the entities it leaves
         // undeclared: what a tree would refuse could pass.
-        return Err(Refusal::Invalid {
-            problems: vec!["the document carries a document type declaration (DTD)".into()],
-            total: 1,
-        });
+        return refused("the document carries a document type declaration (DTD)");
     }
     if valid {
         // (Warnings, if libxml2 gave any, do not refuse a document.)
         return Ok(());
     }
     if errors.is_empty() {
-        return Err(Refusal::Invalid {
-            problems: vec!["the document does not satisfy its XSD".into()],
-            total: 1,
-        });
+        return refused("the document does not satisfy its XSD");
     }
     Err(Refusal::Invalid {
         total: errors.len(),
@@ -484,6 +472,14 @@ fn check(context: &mut SchemaValidationContext, document: &[u8]) -> Result<(), R
             .take(MAX_PROBLEMS)
             .map(describe_error)
             .collect(),
+    })
+}
+
+/// A document refused for one problem (already free of document values).
+fn refused(problem: impl Into<String>) -> Result<(), Refusal> {
+    Err(Refusal::Invalid {
+        problems: vec![problem.into()],
+        total: 1,
     })
 }
 
