@@ -63,7 +63,7 @@ struct Args {
     /// CA whose client certificates are accepted (PEM).
     #[arg(long)]
     client_ca: PathBuf,
-    /// Write each accepted document to DIR/<submission id>.xml.
+    /// Write each accepted document to `DIR/<submission id>.xml`.
     #[arg(long)]
     inbox: Option<PathBuf>,
     /// Keep request bodies for `GET /requests` (tests need them).
