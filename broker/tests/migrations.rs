@@ -27,11 +27,12 @@ struct Statement {
     contract_step: bool,
 }
 
-/// The statements of one SQL file (`--` comments; no `;` inside strings in
+/// The statements of one SQL file (`--` comments; a `;` ends a statement
+/// except inside a `$$`-quoted function body; no `;` inside strings in
 /// Kurier's migrations).
 fn statements(sql: &str) -> Vec<Statement> {
     let mut out = Vec::new();
-    let (mut text, mut contract_step) = (String::new(), false);
+    let (mut text, mut contract_step, mut in_body) = (String::new(), false, false);
     for line in sql.lines() {
         let (code, comment) = match line.find("--") {
             Some(at) => (&line[..at], Some(&line[at + 2..])),
@@ -44,12 +45,22 @@ fn statements(sql: &str) -> Vec<Statement> {
             assert!(!why.trim().is_empty(), "a contract step says why: {line}");
             contract_step = true;
         }
-        for (i, part) in code.split(';').enumerate() {
+        text.push(' ');
+        for (i, quoted) in code.split("$$").enumerate() {
             if i > 0 {
-                push(&mut out, &mut text, &mut contract_step);
+                in_body = !in_body;
+                text.push_str("$$");
             }
-            text.push(' ');
-            text.push_str(part);
+            if in_body {
+                text.push_str(quoted);
+                continue;
+            }
+            for (j, part) in quoted.split(';').enumerate() {
+                if j > 0 {
+                    push(&mut out, &mut text, &mut contract_step);
+                }
+                text.push_str(part);
+            }
         }
     }
     push(&mut out, &mut text, &mut contract_step);
@@ -239,4 +250,18 @@ fn the_check_finds_what_breaks_the_previous_release() {
          ALTER TABLE receipts DROP COLUMN service;",
     );
     assert!(marked[0].contract_step && !marked[1].contract_step);
+    // A function body's `;` do not end the statement; the next one is
+    // still read on its own.
+    let function = statements(
+        "CREATE FUNCTION f(t text) RETURNS text LANGUAGE plpgsql AS $$\n\
+         BEGIN\n    RETURN t;\nEND\n$$;\n\
+         ALTER TABLE receipts DROP COLUMN portal;",
+    );
+    assert_eq!(
+        function.len(),
+        2,
+        "{:?}",
+        function.iter().map(|s| &s.text).collect::<Vec<_>>()
+    );
+    assert!(breaks_previous_release(&function[1].text, &HashSet::new()).is_some());
 }

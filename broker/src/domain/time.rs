@@ -6,9 +6,11 @@
 //! The written form is the one every table and receipt event has always
 //! held, so JSON (serde) and columns (sqlx) are byte for byte what they
 //! were, and a release that still binds these times as text runs side by
-//! side with this one on the same database. Being fixed-width UTC, the text
-//! orders as the instants do: that is how SQLite, which has no time type,
-//! stores and compares it (docs/ARCHITECTURE.md, *Times in the database*).
+//! side with this one on the same database. The database compares typed
+//! twins of those columns, bound as [`TypedTimestamp`]: `timestamptz` on
+//! PostgreSQL; on SQLite, which has no time type, the fixed-width UTC text,
+//! which orders as the instants do (docs/ARCHITECTURE.md, *Times in the
+//! database*).
 //!
 //! Built on `time::OffsetDateTime`, the crate's calendar elsewhere (vault
 //! epochs, the CLI's durations, certificate dates): its range reaches
@@ -33,6 +35,10 @@ pub struct BadTimestamp;
 impl Timestamp {
     /// The last instant Kurier writes: what "after" saturates at.
     pub const MAX: Timestamp = Timestamp(time::macros::datetime!(9999-12-31 23:59:59.999999 UTC));
+
+    /// The first instant the written form holds: what "since the start"
+    /// is compared with (a range an index can serve, unlike `$1 IS NULL OR`).
+    pub const MIN: Timestamp = Timestamp(time::macros::datetime!(0001-01-01 00:00:00 UTC));
 
     /// Now.
     pub fn now() -> Timestamp {
@@ -132,25 +138,40 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
     }
 }
 
-// In the database a timestamp is its written form, as text: the columns
-// stay TEXT on both backends (an older release binds text to them), and a
-// row is read back through the same parser.
+// In the database a timestamp is written as its written form, as text, on
+// both backends: the release before this one binds these columns as text and
+// runs on the same database during an upgrade. The times the database
+// compares have a typed twin column (`…_ts`, migration 0009): `timestamptz`
+// on PostgreSQL, generated from the text; on SQLite, which has no time type,
+// the text itself. A statement compares and orders by the twins, binding
+// [`Timestamp::typed`]; it reads either column back into a `Timestamp`
+// (docs/ARCHITECTURE.md, *Times in the database*).
 
-impl<DB: sqlx::Database> sqlx::Type<DB> for Timestamp
-where
-    String: sqlx::Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <String as sqlx::Type<DB>>::type_info()
+impl sqlx::Type<sqlx::Sqlite> for Timestamp {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
     }
 
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <String as sqlx::Type<DB>>::compatible(ty)
+    fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for Timestamp {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <String as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    /// The text column or its `timestamptz` twin.
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            || <OffsetDateTime as sqlx::Type<sqlx::Postgres>>::compatible(ty)
     }
 }
 
 impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for Timestamp
 where
+    Timestamp: sqlx::Type<DB>,
     String: sqlx::Encode<'q, DB>,
 {
     fn encode_by_ref(
@@ -161,15 +182,66 @@ where
     }
 }
 
-impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for Timestamp
-where
-    &'r str: sqlx::Decode<'r, DB>,
-{
-    fn decode(
-        value: <DB as sqlx::Database>::ValueRef<'r>,
-    ) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&'r str as sqlx::Decode<'r, DB>>::decode(value)?;
+impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for Timestamp {
+    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&'r str as sqlx::Decode<'r, sqlx::Sqlite>>::decode(value)?;
         Ok(Timestamp::parse(text)?)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Timestamp {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        use sqlx::ValueRef;
+        let typed = <OffsetDateTime as sqlx::Type<sqlx::Postgres>>::compatible(&value.type_info());
+        if typed {
+            let t = <OffsetDateTime as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
+            return Ok(Timestamp::from(t));
+        }
+        let text = <&'r str as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
+        Ok(Timestamp::parse(text)?)
+    }
+}
+
+/// A timestamp bound as the database's time type, to compare with a typed
+/// twin column (`next_attempt_at_ts <= $1`): `timestamptz` on PostgreSQL;
+/// the written text on SQLite, whose twins are that text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypedTimestamp(Timestamp);
+
+impl Timestamp {
+    /// This instant bound as the database's time type ([`TypedTimestamp`]).
+    pub fn typed(self) -> TypedTimestamp {
+        TypedTimestamp(self)
+    }
+}
+
+impl sqlx::Type<sqlx::Sqlite> for TypedTimestamp {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for TypedTimestamp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Sqlite as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <Timestamp as sqlx::Encode<'q, sqlx::Sqlite>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for TypedTimestamp {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <OffsetDateTime as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Postgres> for TypedTimestamp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <OffsetDateTime as sqlx::Encode<'q, sqlx::Postgres>>::encode_by_ref(&self.0.0, buf)
     }
 }
 

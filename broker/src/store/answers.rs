@@ -133,8 +133,8 @@ const AWAITING: &str = "SELECT t.submission_id, t.destination, t.transport, t.me
      FROM transport_messages t JOIN receipts r \
      ON r.submission_id = t.submission_id AND r.destination = t.destination \
      WHERE t.destination = $1 AND t.answered_at IS NULL AND r.status = 'delivered' \
-     AND (t.last_polled_at IS NULL OR t.last_polled_at < $2) \
-     ORDER BY COALESCE(t.last_polled_at, ''), r.completed_at LIMIT $3";
+     AND (t.last_polled_at_ts IS NULL OR t.last_polled_at_ts < $2) \
+     ORDER BY t.last_polled_at_ts NULLS FIRST, r.completed_at_ts LIMIT $3";
 
 /// The answer, once: only while unanswered and delivered. Its `seq` follows
 /// every event the submission had (the receipt's own, and earlier answers).
@@ -159,7 +159,7 @@ const POLLED: &str = "UPDATE transport_messages SET last_polled_at = $3 \
      WHERE submission_id = $1 AND destination = $2 AND answered_at IS NULL";
 
 const SUMMARY: &str = "SELECT t.destination, COUNT(*) AS count, \
-     MIN(r.completed_at) AS oldest_delivered_at \
+     MIN(r.completed_at_ts) AS oldest_delivered_at \
      FROM transport_messages t JOIN receipts r \
      ON r.submission_id = t.submission_id AND r.destination = t.destination \
      WHERE t.answered_at IS NULL AND r.status = 'delivered' \
@@ -177,7 +177,7 @@ impl Store {
     ) -> Result<Vec<Awaiting>, StoreError> {
         let rows = on_pool!(self, pool => sqlx::query_as::<_, Awaiting>(AWAITING)
             .bind(destination)
-            .bind(polled_before)
+            .bind(polled_before.typed())
             .bind(limit)
             .fetch_all(pool)
             .await)?;

@@ -62,10 +62,10 @@ impl Store {
     ) -> Result<Vec<CompletedPerMinute>, StoreError> {
         const SQL: &str = "SELECT COALESCE(destination, '') AS destination, status, \
              SUBSTR(completed_at, 1, 16) AS minute, COUNT(*) AS n FROM receipts \
-             WHERE completed_at >= $1 GROUP BY 1, 2, 3";
+             WHERE completed_at_ts >= $1 GROUP BY 1, 2, 3";
         Ok(
             on_pool!(self, pool => sqlx::query_as::<_, CompletedPerMinute>(SQL)
-            .bind(since)
+            .bind(since.typed())
             .fetch_all(pool)
             .await)?,
         )
@@ -78,11 +78,11 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<DeliveryTimes>, StoreError> {
         const SQL: &str = "SELECT destination, received_at, completed_at FROM receipts \
-             WHERE completed_at >= $1 AND status = 'delivered' AND destination IS NOT NULL \
-             ORDER BY completed_at DESC LIMIT $2";
+             WHERE completed_at_ts >= $1 AND status = 'delivered' AND destination IS NOT NULL \
+             ORDER BY completed_at_ts DESC LIMIT $2";
         Ok(
             on_pool!(self, pool => sqlx::query_as::<_, DeliveryTimes>(SQL)
-            .bind(since)
+            .bind(since.typed())
             .bind(limit)
             .fetch_all(pool)
             .await)?,
@@ -95,12 +95,12 @@ impl Store {
         &self,
         since: Timestamp,
     ) -> Result<Vec<ParkedPerMinute>, StoreError> {
-        const SQL: &str = "SELECT destination, CASE WHEN first_failure_at < $1 THEN '' \
+        const SQL: &str = "SELECT destination, CASE WHEN first_failure_at_ts < $1 THEN '' \
              ELSE SUBSTR(first_failure_at, 1, 16) END AS minute, COUNT(*) AS n FROM parked \
              GROUP BY 1, 2";
         Ok(
             on_pool!(self, pool => sqlx::query_as::<_, ParkedPerMinute>(SQL)
-            .bind(since)
+            .bind(since.typed())
             .fetch_all(pool)
             .await)?,
         )

@@ -790,10 +790,10 @@ impl Store {
     ) -> Result<Vec<Receipt>, StoreError> {
         const SQL: &str = "SELECT submission_id, service, destination, portal, status, reason_code, \
              reason_detail, http_status, reference, attempts, received_sha256, sent_sha256, submitted_at, \
-             received_at, completed_at FROM receipts WHERE completed_at >= $1 \
-             ORDER BY completed_at DESC LIMIT $2";
+             received_at, completed_at FROM receipts WHERE completed_at_ts >= $1 \
+             ORDER BY completed_at_ts DESC LIMIT $2";
         let rows = on_pool!(self, pool => sqlx::query_as::<_, Receipt>(SQL)
-            .bind(since.map_or_else(String::new, |t| t.to_string()))
+            .bind(since.unwrap_or(Timestamp::MIN).typed())
             .bind(limit)
             .fetch_all(pool)
             .await)?;
@@ -874,22 +874,21 @@ impl Store {
     /// the work with `SKIP LOCKED`; SQLite serves one machine.
     pub async fn claim_due(&self, lease: Duration, limit: i64) -> Result<Vec<Parked>, StoreError> {
         const SQLITE: &str = "UPDATE parked SET lease_until = $1 WHERE submission_id IN \
-             (SELECT submission_id FROM parked WHERE next_attempt_at <= $2 \
-             AND (lease_until IS NULL OR lease_until < $2) AND NOT held \
+             (SELECT submission_id FROM parked WHERE next_attempt_at_ts <= $2 \
+             AND (lease_until_ts IS NULL OR lease_until_ts < $2) AND NOT held \
              AND destination NOT IN (SELECT destination FROM destination_pauses) \
-             ORDER BY received_at LIMIT $3) \
+             ORDER BY received_at_ts LIMIT $3) \
              RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
              received_at, first_failure_at, last_cause, next_attempt_at, expires_at, lease_until, \
              key_id, sealed_key, sealed_payload";
-        const POSTGRES: &str = "WITH clock AS (SELECT \
-             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS now, \
+        const POSTGRES: &str = "WITH clock AS (SELECT now() AS now, \
              to_char((now() + make_interval(secs => $1)) AT TIME ZONE 'UTC', \
              'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS lease_until) \
              UPDATE parked SET lease_until = (SELECT lease_until FROM clock) WHERE submission_id IN \
-             (SELECT submission_id FROM parked, clock WHERE next_attempt_at <= clock.now \
-             AND (parked.lease_until IS NULL OR parked.lease_until < clock.now) AND NOT held \
+             (SELECT submission_id FROM parked, clock WHERE next_attempt_at_ts <= clock.now \
+             AND (parked.lease_until_ts IS NULL OR parked.lease_until_ts < clock.now) AND NOT held \
              AND destination NOT IN (SELECT destination FROM destination_pauses) \
-             ORDER BY received_at LIMIT $2 FOR UPDATE OF parked SKIP LOCKED) \
+             ORDER BY received_at_ts LIMIT $2 FOR UPDATE OF parked SKIP LOCKED) \
              RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
              received_at, first_failure_at, last_cause, next_attempt_at, expires_at, lease_until, \
              key_id, sealed_key, sealed_payload";
@@ -898,7 +897,7 @@ impl Store {
                 let now = Timestamp::now();
                 sqlx::query_as::<_, Parked>(SQLITE)
                     .bind(now.after(lease))
-                    .bind(now)
+                    .bind(now.typed())
                     .bind(limit)
                     .fetch_all(pool)
                     .await?
@@ -918,11 +917,12 @@ impl Store {
     /// then claimed oldest first).
     pub async fn bring_forward(&self, destination: &DestinationId) -> Result<u64, StoreError> {
         const SQL: &str = "UPDATE parked SET next_attempt_at = $2 \
-             WHERE destination = $1 AND next_attempt_at > $2 AND NOT held";
+             WHERE destination = $1 AND next_attempt_at_ts > $3 AND NOT held";
         let now = crate::domain::time::now();
         let done = on_pool!(self, pool => sqlx::query(SQL)
             .bind(destination)
             .bind(now)
+            .bind(now.typed())
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
@@ -1116,8 +1116,8 @@ impl Store {
     /// Delete dead letters whose retention is over; the receipts stay.
     pub async fn purge_expired_dead_letters(&self, now: Timestamp) -> Result<u64, StoreError> {
         const SQL: &str =
-            "DELETE FROM dead_letters WHERE expires_at IS NOT NULL AND expires_at < $1";
-        let done = on_pool!(self, pool => sqlx::query(SQL).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+            "DELETE FROM dead_letters WHERE expires_at_ts IS NOT NULL AND expires_at_ts < $1";
+        let done = on_pool!(self, pool => sqlx::query(SQL).bind(now.typed()).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(done)
     }
 
@@ -1129,13 +1129,13 @@ impl Store {
         cutoff: Timestamp,
         audit_cutoff: Timestamp,
     ) -> Result<(u64, u64), StoreError> {
-        const RECEIPTS: &str = "DELETE FROM receipts WHERE completed_at < $1";
-        const AUDIT: &str = "DELETE FROM audit WHERE at < $1";
-        let receipts = on_pool!(self, pool => sqlx::query(RECEIPTS).bind(cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
-        let audit = on_pool!(self, pool => sqlx::query(AUDIT).bind(audit_cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
+        const RECEIPTS: &str = "DELETE FROM receipts WHERE completed_at_ts < $1";
+        const AUDIT: &str = "DELETE FROM audit WHERE at_ts < $1";
+        let receipts = on_pool!(self, pool => sqlx::query(RECEIPTS).bind(cutoff.typed()).execute(pool).await.map(|r| r.rows_affected()))?;
+        let audit = on_pool!(self, pool => sqlx::query(AUDIT).bind(audit_cutoff.typed()).execute(pool).await.map(|r| r.rows_affected()))?;
         // Transport message ids go with the receipts' retention.
-        const TRANSPORT_IDS: &str = "DELETE FROM transport_messages WHERE created_at < $1";
-        on_pool!(self, pool => sqlx::query(TRANSPORT_IDS).bind(cutoff).execute(pool).await.map(|_| ()))?;
+        const TRANSPORT_IDS: &str = "DELETE FROM transport_messages WHERE created_at_ts < $1";
+        on_pool!(self, pool => sqlx::query(TRANSPORT_IDS).bind(cutoff.typed()).execute(pool).await.map(|_| ()))?;
         Ok((receipts, audit))
     }
 
@@ -1273,7 +1273,7 @@ const fn const_sql_parked() -> &'static str {
     "SELECT submission_id, service, destination, portal, attempts, received_sha256, received_at, \
      first_failure_at, last_cause, next_attempt_at, expires_at, lease_until, key_id, sealed_key, \
      sealed_payload FROM parked WHERE ($1 IS NULL OR destination = $1) \
-     ORDER BY next_attempt_at LIMIT $2"
+     ORDER BY next_attempt_at_ts LIMIT $2"
 }
 
 /// Most records committed in one transaction.

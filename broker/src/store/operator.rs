@@ -135,12 +135,12 @@ struct Withdrawn {
     events: i64,
 }
 
-/// The columns of [`ParkedInfo`]; `$1` is now.
+/// The columns of [`ParkedInfo`]; `$1` is now, typed.
 macro_rules! select_parked_info {
     () => {
         "SELECT submission_id, service, destination, portal, attempts, received_sha256, \
          received_at, first_failure_at, last_cause, next_attempt_at, expires_at, held, \
-         (lease_until IS NOT NULL AND lease_until > $1) AS in_flight FROM parked "
+         (lease_until_ts IS NOT NULL AND lease_until_ts > $1) AS in_flight FROM parked "
     };
 }
 
@@ -170,11 +170,11 @@ impl Store {
              reason_code, reason_detail, http_status, received_sha256, created_at, expires_at, \
              (sealed_payload IS NOT NULL) AS payload_kept FROM dead_letters \
              WHERE ($1 IS NULL OR reason_code = $1) AND ($2 IS NULL OR destination = $2) \
-             AND ($3 IS NULL OR created_at >= $3) ORDER BY id DESC LIMIT $4 OFFSET $5";
+             AND ($3 IS NULL OR created_at_ts >= $3) ORDER BY id DESC LIMIT $4 OFFSET $5";
         Ok(on_pool!(self, pool => sqlx::query_as::<_, DeadLetter>(SQL)
             .bind(reason)
             .bind(destination)
-            .bind(since)
+            .bind(since.map(Timestamp::typed))
             .bind(limit)
             .bind(offset)
             .fetch_all(pool)
@@ -211,8 +211,8 @@ impl Store {
         &self,
         cutoff: Timestamp,
     ) -> Result<Vec<(i64, Option<SubmissionId>)>, StoreError> {
-        const SQL: &str = "SELECT id, submission_id FROM dead_letters WHERE created_at < $1";
-        Ok(on_pool!(self, pool => sqlx::query_as(SQL).bind(cutoff).fetch_all(pool).await)?)
+        const SQL: &str = "SELECT id, submission_id FROM dead_letters WHERE created_at_ts < $1";
+        Ok(on_pool!(self, pool => sqlx::query_as(SQL).bind(cutoff.typed()).fetch_all(pool).await)?)
     }
 
     /// Dead letters per destination (`''`: none named).
@@ -270,10 +270,10 @@ impl Store {
         destination: Option<&DestinationId>,
     ) -> Result<Vec<Backlog>, StoreError> {
         const SQL: &str = "SELECT destination, COUNT(*) AS count, \
-             SUM(CASE WHEN held THEN 1 ELSE 0 END) AS held, MIN(next_attempt_at) AS next_attempt_at, \
-             MIN(received_at) AS oldest_received_at, \
+             SUM(CASE WHEN held THEN 1 ELSE 0 END) AS held, MIN(next_attempt_at_ts) AS next_attempt_at, \
+             MIN(received_at_ts) AS oldest_received_at, \
              (SELECT p2.last_cause FROM parked p2 WHERE p2.destination = p.destination \
-              ORDER BY p2.next_attempt_at DESC LIMIT 1) AS last_cause \
+              ORDER BY p2.next_attempt_at_ts DESC LIMIT 1) AS last_cause \
              FROM parked p WHERE ($1 IS NULL OR destination = $1) \
              GROUP BY destination ORDER BY destination";
         Ok(on_pool!(self, pool => sqlx::query_as::<_, Backlog>(SQL)
@@ -293,11 +293,11 @@ impl Store {
     ) -> Result<Vec<ParkedInfo>, StoreError> {
         const SQL: &str = concat!(
             select_parked_info!(),
-            "WHERE ($2 IS NULL OR destination = $2) ORDER BY next_attempt_at, submission_id \
+            "WHERE ($2 IS NULL OR destination = $2) ORDER BY next_attempt_at_ts, submission_id \
              LIMIT $3 OFFSET $4"
         );
         Ok(on_pool!(self, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
-            .bind(now())
+            .bind(now().typed())
             .bind(destination)
             .bind(limit)
             .bind(offset)
@@ -312,7 +312,7 @@ impl Store {
     ) -> Result<Option<ParkedInfo>, StoreError> {
         const SQL: &str = concat!(select_parked_info!(), "WHERE submission_id = $2");
         Ok(on_pool!(self, pool => sqlx::query_as::<_, ParkedInfo>(SQL)
-            .bind(now())
+            .bind(now().typed())
             .bind(submission_id)
             .fetch_optional(pool)
             .await)?)
@@ -324,7 +324,7 @@ impl Store {
         destination: &DestinationId,
     ) -> Result<Vec<SubmissionId>, StoreError> {
         const SQL: &str =
-            "SELECT submission_id FROM parked WHERE destination = $1 ORDER BY next_attempt_at";
+            "SELECT submission_id FROM parked WHERE destination = $1 ORDER BY next_attempt_at_ts";
         let rows: Vec<(SubmissionId,)> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(destination)
             .fetch_all(pool)
@@ -340,30 +340,31 @@ impl Store {
         ids: &[SubmissionId],
         audit: &AuditRow<'_>,
     ) -> Result<AllOrNone<(SubmissionId, bool, bool)>, StoreError> {
-        // `$1` the submission id, `$2` now; they return `held` and whether
-        // an attempt is under way.
+        // `$1` the submission id, `$2` now (typed), `$3` now as written;
+        // they return `held` and whether an attempt is under way.
         let sql = match change {
             ParkedChange::DueNow => {
-                "UPDATE parked SET next_attempt_at = $2, \
-                 lease_until = CASE WHEN lease_until > $2 THEN lease_until ELSE NULL END \
+                "UPDATE parked SET next_attempt_at = $3, \
+                 lease_until = CASE WHEN lease_until_ts > $2 THEN lease_until ELSE NULL END \
                  WHERE submission_id = $1 RETURNING held, (lease_until IS NOT NULL) AS in_flight"
             }
             ParkedChange::Hold => {
                 "UPDATE parked SET held = TRUE WHERE submission_id = $1 \
-                 RETURNING held, (lease_until IS NOT NULL AND lease_until > $2) AS in_flight"
+                 RETURNING held, (lease_until_ts IS NOT NULL AND lease_until_ts > $2) AS in_flight"
             }
             ParkedChange::Release => {
                 "UPDATE parked SET held = FALSE WHERE submission_id = $1 \
-                 RETURNING held, (lease_until IS NOT NULL AND lease_until > $2) AS in_flight"
+                 RETURNING held, (lease_until_ts IS NOT NULL AND lease_until_ts > $2) AS in_flight"
             }
         };
         let at = now();
         let mut changed = Vec::with_capacity(ids.len());
         in_tx!(self, tx => {
             for id in ids {
-                let row: Option<(bool, bool)> = sqlx::query_as(sql)
-                    .bind(id)
-                    .bind(at)
+                let query = sqlx::query_as(sql).bind(id).bind(at.typed());
+                // Only `due-now` writes the time.
+                let query = if change == ParkedChange::DueNow { query.bind(at) } else { query };
+                let row: Option<(bool, bool)> = query
                     .fetch_optional(&mut *tx)
                     .await?;
                 let Some((held, in_flight)) = row else {
@@ -392,7 +393,7 @@ impl Store {
         audit: &AuditRow<'_>,
     ) -> Result<AllOrNone<SubmissionId>, StoreError> {
         const DELETE: &str = "DELETE FROM parked WHERE submission_id = $1 \
-             AND (lease_until IS NULL OR lease_until <= $2) \
+             AND (lease_until_ts IS NULL OR lease_until_ts <= $2) \
              RETURNING submission_id, service, destination, portal, attempts, received_sha256, \
              received_at, events";
         const UPSERT_RECEIPT: &str = "INSERT INTO receipts (submission_id, service, destination, \
@@ -418,7 +419,7 @@ impl Store {
             for id in ids {
                 let row: Option<Withdrawn> = sqlx::query_as(DELETE)
                     .bind(id)
-                    .bind(at)
+                    .bind(at.typed())
                     .fetch_optional(&mut *tx)
                     .await?;
                 let Some(w) = row else {

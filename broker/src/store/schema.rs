@@ -10,9 +10,28 @@
 //! column it uses: `run` and `migrate` leave the unknown migrations in place
 //! and say so, instead of refusing to start as sqlx does by default.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::{Store, StoreError};
+
+/// How often [`Store::migrate`] tries a migration that lost a race for its
+/// table locks with running instances.
+pub const LOCK_RACES: usize = 10;
+
+/// Whether a migration failed only for the locks it could not take:
+/// PostgreSQL's `lock_not_available` (its `lock_timeout`) or
+/// `deadlock_detected` (it was chosen to give way).
+fn lost_a_lock_race(e: &sqlx::migrate::MigrateError) -> bool {
+    use sqlx::migrate::MigrateError;
+    let (MigrateError::Execute(sqlx::Error::Database(db))
+    | MigrateError::ExecuteMigration(sqlx::Error::Database(db), _)) = e
+    else {
+        return false;
+    };
+    matches!(db.code().as_deref(), Some("55P03" | "40P01"))
+}
 
 /// Where one migration stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,11 +150,45 @@ impl Store {
     /// Apply the pending migrations of `migrations/<backend>/`; migrations
     /// the database has and this binary lacks (a newer release's) stay as
     /// they are. Returns where each stood before.
+    ///
+    /// On PostgreSQL a migration that must lock tables the previous release
+    /// is writing (0009) gives up after a short `lock_timeout`, or is the
+    /// victim of a deadlock with such a write, rather than holding its
+    /// locks while instances wait; it is then tried again, up to
+    /// [`LOCK_RACES`] times, each on a connection of its own (sqlx keeps
+    /// its advisory lock on a connection whose migration failed).
     pub async fn migrate(&self) -> Result<Migrations, StoreError> {
         let before = self.migrations().await?;
         let mut migrator = self.migrator();
         migrator.set_ignore_missing(true);
-        on_pool!(self, pool => migrator.run(pool).await)?;
+        match self {
+            Store::Sqlite(pool) => migrator.run(pool).await?,
+            Store::Postgres(pool) => {
+                use backon::Retryable;
+                let attempt = || async {
+                    use sqlx::Connection;
+                    let mut conn = pool.acquire().await?.detach();
+                    let outcome = migrator.run(&mut conn).await;
+                    let _ = conn.close().await;
+                    outcome
+                };
+                attempt
+                    .retry(
+                        backon::ConstantBuilder::new()
+                            .with_delay(Duration::from_millis(500))
+                            .with_max_times(LOCK_RACES - 1),
+                    )
+                    .when(lost_a_lock_race)
+                    .notify(|_, wait| {
+                        tracing::warn!(
+                            wait_ms = wait.as_millis() as u64,
+                            "a migration could not take its table locks beside running \
+                             instances (lock timeout or deadlock); trying again"
+                        );
+                    })
+                    .await?;
+            }
+        }
         Ok(before)
     }
 
