@@ -501,6 +501,18 @@ client_key_file = "{key}"
         self.dir.path().join("kurier.log")
     }
 
+    /// The log's path and its last lines, for a test's failure message: the
+    /// temporary directory is gone once the test has failed, and Kurier's
+    /// log holds ids, destinations and causes, never payload content.
+    pub fn log_tail(&self) -> String {
+        const LINES: usize = 40;
+        let path = self.log_path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(LINES)..].join("\n");
+        format!("{}; its last {LINES} lines:\n{tail}", path.display())
+    }
+
     /// Start `kurier run` at RUST_LOG=debug, logging to `kurier.log`.
     pub fn start_kurier(&mut self) -> anyhow::Result<()> {
         let process = self.spawn_kurier(&self.log_path())?;
@@ -720,7 +732,7 @@ client_key_file = "{key}"
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "no receipt for {submission_id} within {timeout:?}; log: {}",
-                self.log_path().display()
+                self.log_tail()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -958,9 +970,43 @@ pub fn service_command(var: &str, args: &str) {
 }
 
 /// A port that was free a moment ago (for the admin listener).
+/// A loopback port for a listener Kurier opens later (admin, probe).
+///
+/// Not one the kernel hands out for `127.0.0.1:0`: those come from the
+/// ephemeral range (32768–60999 here), from which every outgoing connection
+/// (to RabbitMQ, PostgreSQL, the test authority) also takes its source port.
+/// Between this choice and Kurier's `bind`, or while a `kill -9`ed Kurier is
+/// restarted on the same address, such a connection could take the port and
+/// Kurier would stop with "address already in use" (seen under load in CI,
+/// as a missing receipt). So the port is drawn from 10000–19999: below the
+/// ephemeral range and below RabbitMQ's distribution ports (AMQP port +
+/// 20000), never twice in one test process, and only if it binds now.
 fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    use std::sync::Mutex;
+    const RANGE: std::ops::Range<u16> = 10_000..20_000;
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    anyhow::ensure!(
+        ephemeral_low >= RANGE.end,
+        "the ephemeral port range starts at {ephemeral_low}, inside the test ports {RANGE:?}"
+    );
+    let span = RANGE.end - RANGE.start;
+    let start = (uuid::Uuid::new_v4().as_u128() % u128::from(span)) as u16;
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for i in 0..span {
+        let port = RANGE.start + (start + i) % span;
+        if handed_out.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free loopback port in {RANGE:?}")
 }
 
 /// An HTTP answer: status, headers (lower-case names) and body.
@@ -1145,7 +1191,7 @@ impl World {
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "kurier not ready within {timeout:?}; log: {}",
-                self.log_path().display()
+                self.log_tail()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
