@@ -969,7 +969,6 @@ pub fn service_command(var: &str, args: &str) {
     assert!(status.success(), "{var} {args} failed");
 }
 
-/// A port that was free a moment ago (for the admin listener).
 /// A loopback port for a listener Kurier opens later (admin, probe).
 ///
 /// Not one the kernel hands out for `127.0.0.1:0`: those come from the
