@@ -20,7 +20,8 @@
 #   receipts/s through Kurier's group commit on SQLite and PostgreSQL.
 # End to end (tests/src/bin/kurier-load.rs, the four samples in turn):
 #   submissions/s at full rate, percent of the lowest ceiling, p50/p99
-#   publish→receipt at half that rate, CPU µs per submission (utime+stime of
+#   publish→receipt at half that rate (and how much of it Kurier itself took,
+#   from its log's elapsed_ms), CPU µs per submission (utime+stime of
 #   the kurier process), peak RSS (VmHWM). Each measured end-to-end step
 #   starts once the machine is quiet (`FIGURE settle …`: seconds waited).
 #
@@ -30,7 +31,8 @@
 # KURIER_BENCH_AUTHORITY_PORT (8743, control port +1), KURIER_BENCH_ADMIN_PORT
 # (9390), KURIER_SOAK_RATE (default: 70 % of the SQLite full rate),
 # KURIER_BENCH_BACKENDS ("sqlite postgres"), KURIER_BENCH_PREFETCH (Kurier's
-# default when unset).
+# default when unset), KURIER_BENCH_KURIER (a kurier binary to measure instead
+# of the one just built: an A/B of two commits in one sitting).
 # Every figure is a `FIGURE name key=value …` line; all output is kept in
 # $KURIER_RUN_DIR/bench/bench.log.
 set -euo pipefail
@@ -66,10 +68,12 @@ bash deploy/local/services.sh --postgres
 source "$RUN_DIR/env.sh"
 cargo build --locked --release -p kurier -p kurier-e2e --bins
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+KURIER_BIN=${KURIER_BENCH_KURIER:-$BIN/kurier}
 mkdir -p "$BENCH"
 : > "$LOG"
 
 say() { printf '[bench] %s\n' "$*" | tee -a "$LOG" >&2; }
+say "measuring $KURIER_BIN ($(sha256sum "$KURIER_BIN" | cut -c1-12))"
 # Run a step, keeping its output in the log and showing its FIGURE lines.
 step() {
   "$@" 2>&1 | tee -a "$LOG" | { grep --line-buffered -E '^FIGURE ' || true; }
@@ -208,7 +212,7 @@ start_kurier() { # BACKEND
   fi
   write_config "$BENCH/$1" "$(fresh_database "$1")"
   export KURIER_CONFIG="$BENCH/$1/kurier.toml"
-  "$BIN/kurier" run > "$BENCH/kurier-$1.log" 2>&1 &
+  "$KURIER_BIN" run > "$BENCH/kurier-$1.log" 2>&1 &
   KURIER=$!
   PIDS+=("$KURIER")
   for _ in $(seq 1 60); do
@@ -226,6 +230,18 @@ stop_kurier() {
 }
 
 load() { "$BIN/kurier-load" --sample "${SAMPLES[@]}" "$@"; }
+
+# Kurier's own share of a step's latency: the `elapsed_ms` of its one log line
+# per submission (from the delivery's arrival to the committed, acked outcome)
+# over the last $2 submissions of log $3. The rest of publish→receipt is
+# RabbitMQ's way in, the outbox relay and RabbitMQ's way out to the portal.
+inside() {
+  local p
+  p=$(sed 's/\x1b\[[0-9;]*m//g' "$3" | grep 'submission finished' \
+    | sed -n 's/.* elapsed_ms=\([0-9]*\).*/\1/p' | tail -n "$2" | sort -n \
+    | awk '{ v[NR] = $1 } END { if (NR) printf "p50_ms=%d p90_ms=%d p99_ms=%d submissions=%d", v[int(NR * 0.5) + 1], v[int(NR * 0.9) + 1], v[int(NR * 0.99) + 1], NR }')
+  echo "FIGURE $1 $p" | tee -a "$LOG"
+}
 
 # FIGURE line helpers (as bench-delivery.sh).
 figure() { grep -m1 -E "^FIGURE $1( |$)" "$LOG" || true; }
@@ -262,6 +278,8 @@ if [[ $E2E -eq 1 ]]; then
       settle "before_half backend=$backend"
       step load --count "$((half * SECONDS_PER_STAGE))" --rate "$half" --pid "$KURIER" \
         --figure "e2e_half backend=$backend"
+      inside "e2e_half_inside backend=$backend" "$((half * SECONDS_PER_STAGE))" \
+        "$BENCH/kurier-$backend.log"
     fi
     stop_kurier
   done
@@ -337,6 +355,8 @@ if [[ $E2E -eq 1 ]]; then
     v[$backend.pct]=$(awk -v a="${per_s:-0}" -v b="${lowest:-0}" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / b; else print "-" }')
     v[$backend.lat]="$(field "$h" p50_ms) / $(field "$h" p99_ms)"
     v[$backend.rate]=$(field "$h" rate)
+    i=$(figure "e2e_half_inside backend=$backend")
+    v[$backend.inside]="$(field "$i" p50_ms) / $(field "$i" p99_ms)"
     v[$backend.cpu]=$(field "$m" cpu_us_per_submission)
     v[$backend.cores]=$(field "$m" cores)
     c=$(figure "e2e_max_cpu backend=$backend")
@@ -355,6 +375,7 @@ if [[ $E2E -eq 1 ]]; then
   row "percent of lowest ceiling" "${v[sqlite.pct]}" "${v[postgres.pct]}"
   row "p50 / p99 ms at half rate" "${v[sqlite.lat]}" "${v[postgres.lat]}"
   row "  (half rate, submissions/s)" "${v[sqlite.rate]}" "${v[postgres.rate]}"
+  row "  of which inside Kurier, p50 / p99 ms" "${v[sqlite.inside]}" "${v[postgres.inside]}"
   row "CPU µs per submission (full rate)" "${v[sqlite.cpu]}" "${v[postgres.cpu]}"
   row "  (cores used by kurier)" "${v[sqlite.cores]}" "${v[postgres.cores]}"
   row "peak RSS (VmHWM)" "${v[sqlite.rss]}" "${v[postgres.rss]}"
