@@ -149,6 +149,20 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
     assert_eq!(again[0].1["submission_id"], envelopes[0]["submission_id"]);
     assert_eq!(again[0].1["status"], "delivered");
     assert_eq!(again[0].1["seq"], 1, "a repeated event keeps its seq");
+    // Also a copy that would now be refused (its form emptied): Kurier
+    // validates while the duplicate check is in flight, but the receipt's
+    // answer comes first; the copy is no dead letter and sends nothing.
+    let mut emptied = envelopes[0].clone();
+    emptied["form"] = serde_json::json!({});
+    world.publish_envelope(&emptied).await.unwrap();
+    let again = world.receipt_events(1, WAIT).await.unwrap();
+    assert_eq!(again[0].1["submission_id"], envelopes[0]["submission_id"]);
+    assert_eq!(again[0].1["status"], "delivered", "{:?}", again[0].1);
+    let first_id =
+        kurier::domain::id::SubmissionId::parse(envelopes[0]["submission_id"].as_str().unwrap())
+            .unwrap();
+    let store = world.store().await.unwrap();
+    assert!(store.dead_letters_of(&first_id).await.unwrap().is_empty());
     let requests = world.authority.requests().await.unwrap();
     let id = envelopes[0]["submission_id"].as_str().unwrap();
     assert_eq!(

@@ -11,7 +11,9 @@
 //! operators (`operator`) use it, never the other way round.
 //!
 //! The path of one submission (DESIGN.md): decode → validate → policy →
-//! route → render → deliver → record → announce → ack.
+//! route → render → deliver → record → announce → ack. The duplicate check
+//! (has this submission a receipt, or is it parked?) runs beside validate …
+//! render (`prepare`, which touches no database); its answer decides first.
 //!
 //! Each step lives in the module of its name; this file strings them together
 //! and decides how a submission ends here:
@@ -175,6 +177,13 @@ impl Received<'_> {
     }
 }
 
+/// A submission validated, routed and rendered: ready to send.
+struct Ready {
+    destination: Arc<route::Destination>,
+    facts: Vec<policy::AttachmentFacts>,
+    rendered: render::Rendered,
+}
+
 /// How one run of the path ends.
 // Built and moved once per submission: boxing would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -243,20 +252,27 @@ impl Pipeline {
         // Effectively once: what is finished or parked is not run again.
         // While the database cannot say, the message is held (not returned:
         // each return counts towards a quorum queue's delivery limit).
-        let mut wait = Duration::from_millis(200);
-        let handled = loop {
-            match self.already_handled(&envelope, &received.sha256).await {
-                Ok(handled) => break handled,
-                Err(why) => {
-                    tracing::warn!(submission_id = %envelope.submission_id, error = %why, retry_in_ms = wait.as_millis() as u64, "cannot check the receipts; the message is held");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.cancelled() => return,
+        // Validation and rendering need no answer from the database: they run
+        // while the duplicate check is in flight (one wait instead of two in
+        // a row), and their result is used only once it has said "new".
+        let check = async {
+            let mut wait = Duration::from_millis(200);
+            loop {
+                match self.already_handled(&envelope, &received.sha256).await {
+                    Ok(handled) => break Some(handled),
+                    Err(why) => {
+                        tracing::warn!(submission_id = %envelope.submission_id, error = %why, retry_in_ms = wait.as_millis() as u64, "cannot check the receipts; the message is held");
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shutdown.cancelled() => break None,
+                        }
+                        wait = (wait * 2).min(Duration::from_secs(10));
                     }
-                    wait = (wait * 2).min(Duration::from_secs(10));
                 }
             }
         };
+        let (handled, prepared) = tokio::join!(check, self.prepare(&envelope, &received));
+        let Some(handled) = handled else { return };
         match handled {
             Handled::No => {}
             Handled::Terminal(existing) => {
@@ -290,7 +306,11 @@ impl Pipeline {
                 return;
             }
         }
-        let record = match self.relay(&envelope, &received, shutdown).await {
+        let step = match prepared {
+            Ok(ready) => self.deliver(&envelope, &received, ready, shutdown).await,
+            Err(refused) => refused,
+        };
+        let record = match step {
             Step::Done(record) => record,
             Step::NotFinished {
                 attempts,
@@ -534,31 +554,33 @@ impl Pipeline {
         received: &Received<'_>,
         shutdown: &Shutdown,
     ) -> Step {
-        let ids = Ids::of(envelope);
-        let prior = received.prior_attempts;
+        match self.prepare(envelope, received).await {
+            Ok(ready) => self.deliver(envelope, received, ready, shutdown).await,
+            Err(refused) => refused,
+        }
+    }
+
+    /// Validate, apply the policy, route, render (and check against the
+    /// XSD): everything before sending, none of it touching the database.
+    /// A submission that fails a step comes back as its dead letter.
+    async fn prepare(&self, envelope: &Envelope, received: &Received<'_>) -> Result<Ready, Step> {
         let fail = |reason: Reason| {
             Step::Done(self.dead_letter(
-                &ids,
+                &Ids::of(envelope),
                 received,
                 &reason,
                 None,
                 ReceiptStatus::DeadLettered,
-                prior,
+                received.prior_attempts,
                 None,
             ))
         };
-        if let Err(reason) = self.schemas.check_form(&envelope.service, &envelope.form) {
-            return fail(reason);
-        }
-        let facts = match self.policy.check(envelope) {
-            Ok(facts) => facts,
-            Err(reason) => return fail(reason),
-        };
-        let destination = match self.routes.route(&envelope.destination) {
-            Ok(d) => d,
-            Err(reason) => return fail(reason),
-        };
-        let rendered = match render::render(
+        self.schemas
+            .check_form(&envelope.service, &envelope.form)
+            .map_err(fail)?;
+        let facts = self.policy.check(envelope).map_err(fail)?;
+        let destination = self.routes.route(&envelope.destination).map_err(fail)?;
+        let rendered = render::render(
             &destination,
             envelope,
             &facts,
@@ -566,10 +588,29 @@ impl Pipeline {
             &self.xsd,
         )
         .await
-        {
-            Ok(r) => r,
-            Err(reason) => return fail(reason),
-        };
+        .map_err(fail)?;
+        Ok(Ready {
+            destination,
+            facts,
+            rendered,
+        })
+    }
+
+    /// Send a prepared submission, retrying in place as the decision says.
+    async fn deliver(
+        &self,
+        envelope: &Envelope,
+        received: &Received<'_>,
+        ready: Ready,
+        shutdown: &Shutdown,
+    ) -> Step {
+        let Ready {
+            destination,
+            facts,
+            rendered,
+        } = ready;
+        let ids = Ids::of(envelope);
+        let prior = received.prior_attempts;
         let attachments = render::attachments(envelope, &facts);
         drop(facts);
         let request = Request {
