@@ -5,7 +5,8 @@
 //! parked rows erased; a receipt that may not overwrite a delivered one
 //! neither changes it nor gets an event; a receipt without a portal gets no
 //! event. Both paths run on the same database with their own submission ids
-//! and are compared case by case.
+//! and are compared case by case. On PostgreSQL, events taken from the
+//! outbox stay locked until they are forgotten (the relay's batches overlap).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -248,4 +249,53 @@ async fn lookups_gathered_in_one_query_find_what_one_lookup_finds(backend: Backe
         .await
         .unwrap();
     assert!(seen.parked && seen.status.is_none(), "{seen:?}");
+}
+
+/// PostgreSQL's outbox relay takes the next batch while the one before still
+/// awaits its confirms: taken events stay locked until `forget`, so a second
+/// take (this relay's next batch, or another instance's) skips them; only
+/// the confirmed ones are deleted; what a dropped (failed) batch held is
+/// taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_receipt_events_are_skipped_until_forgotten() {
+    let world = World::start(WorldOptions::new(Backend::Postgres))
+        .await
+        .unwrap();
+    let store = world.store().await.unwrap();
+    store.migrate().await.unwrap();
+    let known = ids("taken");
+    store.write(&prepare(&store, &known).await).await.unwrap();
+    let all = store.outbox_after(0, 1000).await.unwrap();
+    assert!(all.len() >= 4, "{} events", all.len());
+
+    // Each batch holds a connection; a second pool plays another instance.
+    let other = world.store().await.unwrap();
+    let (first, first_events) = store.take_outbox(2).await.unwrap().unwrap();
+    let (second, second_events) = other.take_outbox(1000).await.unwrap().unwrap();
+    let first_ids: Vec<i64> = first_events.iter().map(|e| e.id).collect();
+    let second_ids: Vec<i64> = second_events.iter().map(|e| e.id).collect();
+    assert_eq!(first_ids, all[..2].iter().map(|e| e.id).collect::<Vec<_>>());
+    assert_eq!(
+        second_ids,
+        all[2..].iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    assert!(
+        store.take_outbox(1000).await.unwrap().is_none(),
+        "all locked"
+    );
+
+    // The second batch: one event confirmed, the others not.
+    second.forget(&second_ids[..1]).await.unwrap();
+    // The first batch failed (dropped: rolled back).
+    drop(first);
+    let (third, third_events) = store.take_outbox(1000).await.unwrap().unwrap();
+    let mut expected: Vec<i64> = first_ids.clone();
+    expected.extend(&second_ids[1..]);
+    assert_eq!(
+        third_events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        expected,
+        "the unconfirmed and the dropped ones, in order"
+    );
+    third.forget(&expected).await.unwrap();
+    assert!(store.outbox_after(0, 1000).await.unwrap().is_empty());
 }

@@ -13,7 +13,9 @@
 //!
 //! How events leave the table depends on the database ([`Taking`]): on
 //! PostgreSQL, which several instances may share, rows stay locked while
-//! they are published and are deleted in that transaction; on SQLite (one
+//! they are published and are deleted in that transaction, and the next
+//! batch is taken while earlier ones still await their confirms (at most
+//! three, each holding a pooled connection); on SQLite (one
 //! writer, ids commit in order) the relay reads on past what it published
 //! and deletes confirmed rows in bulk later, so the deletion's commit (an
 //! fsync, and SQLite's one write lock, which the group commit of receipts
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel, Connection, PublisherConfirm};
 
 use crate::intake;
 use crate::intake::failover::Nodes;
@@ -41,11 +43,21 @@ const FORGET_BATCH: usize = 2048;
 /// …or once the oldest of them has waited this long.
 const FORGET_AFTER: Duration = Duration::from_millis(500);
 
+/// PostgreSQL: batches whose confirms (and deletion) may be awaited at once.
+/// Each holds a pooled connection for that long; at most a third of them.
+const BATCHES_IN_FLIGHT: u32 = 3;
+
 /// How the relay takes events out of the table.
 enum Taking {
     /// Locked while published, deleted in the same transaction
-    /// ([`crate::store::Store::drain_outbox`]).
-    Locked,
+    /// ([`crate::store::Store::take_outbox`]). Publishing the next batch does
+    /// not wait for the confirms of the one before (a commit's events would
+    /// otherwise wait for a whole cycle: confirms, delete, commit), only
+    /// for `room`: batches still awaiting theirs run in `confirming`.
+    Locked {
+        room: Arc<tokio::sync::Semaphore>,
+        confirming: tokio::task::JoinSet<()>,
+    },
     /// Read on past what was published (`after`); the ids RabbitMQ
     /// confirmed are deleted in bulk (`confirmed`, waiting since `since`).
     Ahead {
@@ -56,7 +68,7 @@ enum Taking {
 }
 
 impl Taking {
-    fn of(store: &Store) -> Taking {
+    fn of(store: &Store, db_connections: u32) -> Taking {
         if store.outbox_commits_in_id_order() {
             Taking::Ahead {
                 after: 0,
@@ -64,7 +76,11 @@ impl Taking {
                 since: None,
             }
         } else {
-            Taking::Locked
+            let batches = (db_connections / 3).clamp(1, BATCHES_IN_FLIGHT);
+            Taking::Locked {
+                room: Arc::new(tokio::sync::Semaphore::new(batches as usize)),
+                confirming: tokio::task::JoinSet::new(),
+            }
         }
     }
 
@@ -75,24 +91,40 @@ impl Taking {
         channel: &Channel,
         exchange: &str,
     ) -> Result<usize, StoreError> {
-        let Taking::Ahead {
-            after,
-            confirmed,
-            since,
-        } = self
-        else {
-            return store
-                .drain_outbox(BATCH, async |events| {
-                    publish_all(channel, exchange, events).await
-                })
-                .await;
+        let (after, confirmed, since) = match self {
+            Taking::Ahead {
+                after,
+                confirmed,
+                since,
+            } => (after, confirmed, since),
+            Taking::Locked { room, confirming } => {
+                // Reap what has finished (a failed batch's rows were rolled
+                // back and are taken again).
+                while confirming.try_join_next().is_some() {}
+                let Ok(slot) = Arc::clone(room).acquire_owned().await else {
+                    return Ok(0);
+                };
+                let Some((taken, events)) = store.take_outbox(BATCH).await? else {
+                    return Ok(0);
+                };
+                let n = events.len();
+                let pending = publish(channel, exchange, events).await;
+                confirming.spawn(async move {
+                    let done = confirmed_of(pending).await;
+                    if let Err(e) = taken.forget(&done).await {
+                        tracing::warn!(error = %e, "cannot clear published receipt events; they are published again");
+                    }
+                    drop(slot);
+                });
+                return Ok(n);
+            }
         };
         let events = store.outbox_after(*after, BATCH).await?;
         let taken = events.len();
         let Some(last) = events.last().map(|e| e.id) else {
             return Ok(0);
         };
-        let done = publish_all(channel, exchange, events).await;
+        let done = confirmed_of(publish(channel, exchange, events).await).await;
         let all_confirmed = done.len() == taken;
         confirmed.extend(done);
         since.get_or_insert_with(Instant::now);
@@ -114,19 +146,22 @@ impl Taking {
                 confirmed, since, ..
             } if confirmed.len() >= FORGET_BATCH => *since,
             Taking::Ahead { since, .. } => since.map(|t| t + FORGET_AFTER),
-            Taking::Locked => None,
+            Taking::Locked { .. } => None,
         }
     }
 
-    /// Delete the confirmed events now.
+    /// Delete the confirmed events now (PostgreSQL: wait for the batches
+    /// still awaiting their confirms).
     async fn forget(&mut self, store: &Store) -> Result<(), StoreError> {
-        if let Taking::Ahead {
-            confirmed, since, ..
-        } = self
-        {
-            store.forget_outbox(confirmed).await?;
-            confirmed.clear();
-            *since = None;
+        match self {
+            Taking::Ahead {
+                confirmed, since, ..
+            } => {
+                store.forget_outbox(confirmed).await?;
+                confirmed.clear();
+                *since = None;
+            }
+            Taking::Locked { confirming, .. } => while confirming.join_next().await.is_some() {},
         }
         Ok(())
     }
@@ -139,7 +174,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     let mut backoff = new_backoff(amqp.reconnect_max_secs);
     let mut nodes = Nodes::new(amqp);
     let store = &pipeline.store;
-    let mut taking = Taking::of(store);
+    let mut taking = Taking::of(store, pipeline.config.database.max_connections);
     loop {
         if link
             .as_ref()
@@ -221,8 +256,13 @@ fn new_backoff(max_secs: u64) -> backon::ExponentialBackoff {
         .build()
 }
 
-/// Publish every event, then await all confirms; the ids RabbitMQ confirmed.
-async fn publish_all(channel: &Channel, exchange: &str, events: Vec<OutboxEvent>) -> Vec<i64> {
+/// Publish every event (stopping at the first that cannot be); each
+/// published event's id with the confirm to await.
+async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    events: Vec<OutboxEvent>,
+) -> Vec<(i64, PublisherConfirm)> {
     let mut pending = Vec::with_capacity(events.len());
     for event in events {
         let body = with_seq(&event.body, event.seq);
@@ -247,6 +287,11 @@ async fn publish_all(channel: &Channel, exchange: &str, events: Vec<OutboxEvent>
             }
         }
     }
+    pending
+}
+
+/// Await all confirms; the ids RabbitMQ confirmed.
+async fn confirmed_of(pending: Vec<(i64, PublisherConfirm)>) -> Vec<i64> {
     let mut confirmed = Vec::with_capacity(pending.len());
     for (id, confirm) in pending {
         if let Ok(c) = confirm.await

@@ -146,6 +146,27 @@ pub struct OutboxEvent {
     pub body: Vec<u8>,
 }
 
+/// Receipt events taken by [`Store::take_outbox`]: their rows stay locked
+/// by this open transaction until [`TakenEvents::forget`] (or a drop, which
+/// rolls it back and leaves them to be published again).
+pub struct TakenEvents {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl TakenEvents {
+    /// Delete the events RabbitMQ confirmed and commit.
+    pub async fn forget(mut self, confirmed: &[i64]) -> Result<(), StoreError> {
+        if !confirmed.is_empty() {
+            sqlx::query(FORGET_OUTBOX_POSTGRES)
+                .bind(confirmed)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
 /// One row of `parked`: a submission waiting for its next attempt.
 #[derive(Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Parked {
@@ -997,8 +1018,6 @@ impl Store {
     {
         const SELECT: &str = "SELECT id, submission_id, seq, routing_key, body FROM outbox \
              ORDER BY id LIMIT $1";
-        const SELECT_LOCKED: &str = "SELECT id, submission_id, seq, routing_key, body FROM outbox \
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
         match self {
             Store::Sqlite(pool) => {
                 let rows = sqlx::query_as::<_, OutboxEvent>(SELECT)
@@ -1013,25 +1032,44 @@ impl Store {
                 self.forget_outbox(&done).await?;
                 Ok(taken)
             }
-            Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let rows = sqlx::query_as::<_, OutboxEvent>(SELECT_LOCKED)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let taken = rows.len();
-                if taken == 0 {
+            Store::Postgres(_) => {
+                let Some((taken, rows)) = self.take_outbox(limit).await? else {
                     return Ok(0);
-                }
+                };
+                let n = rows.len();
                 let done = publish(rows).await;
-                sqlx::query(FORGET_OUTBOX_POSTGRES)
-                    .bind(&done)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(taken)
+                taken.forget(&done).await?;
+                Ok(n)
             }
         }
+    }
+
+    /// PostgreSQL: take up to `limit` receipt events, oldest first, locked
+    /// (`FOR UPDATE SKIP LOCKED`) in a transaction that stays open until
+    /// [`TakenEvents::forget`] deletes the confirmed ones and commits (or the
+    /// value is dropped: rolled back, all of them published again later).
+    /// While one batch waits for its confirms, the next can be taken: the
+    /// locks keep every relay, of this instance or another, off its rows.
+    /// None when no event waits; on SQLite always None (it reads ahead,
+    /// [`Store::outbox_after`]).
+    pub async fn take_outbox(
+        &self,
+        limit: i64,
+    ) -> Result<Option<(TakenEvents, Vec<OutboxEvent>)>, StoreError> {
+        const SELECT_LOCKED: &str = "SELECT id, submission_id, seq, routing_key, body FROM outbox \
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+        let Store::Postgres(pool) = self else {
+            return Ok(None);
+        };
+        let mut tx = pool.begin().await?;
+        let rows = sqlx::query_as::<_, OutboxEvent>(SELECT_LOCKED)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((TakenEvents { tx }, rows)))
     }
 
     /// Does anything of the submission's payload remain, sealed or not (a
