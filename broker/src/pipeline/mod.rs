@@ -255,12 +255,14 @@ impl Pipeline {
         // Validation and rendering need no answer from the database: they run
         // while the duplicate check is in flight (one wait instead of two in
         // a row), and their result is used only once it has said "new".
+        let mut held = false;
         let check = async {
             let mut wait = Duration::from_millis(200);
             loop {
                 match self.already_handled(&envelope, &received.sha256).await {
                     Ok(handled) => break Some(handled),
                     Err(why) => {
+                        held = true;
                         tracing::warn!(submission_id = %envelope.submission_id, error = %why, retry_in_ms = wait.as_millis() as u64, "cannot check the receipts; the message is held");
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
@@ -271,7 +273,7 @@ impl Pipeline {
                 }
             }
         };
-        let (handled, prepared) = tokio::join!(check, self.prepare(&envelope, &received));
+        let (handled, prepared) = tokio::join!(check, self.prepare(&envelope));
         let Some(handled) = handled else { return };
         match handled {
             Handled::No => {}
@@ -306,10 +308,16 @@ impl Pipeline {
                 return;
             }
         }
-        let step = match prepared {
-            Ok(ready) => self.deliver(&envelope, &received, ready, shutdown).await,
-            Err(refused) => refused,
+        // Held while the database was away: the destination may have been
+        // reloaded and the document's time is old; prepare it afresh.
+        let prepared = if held {
+            self.prepare(&envelope).await
+        } else {
+            prepared
         };
+        let step = self
+            .send_prepared(&envelope, &received, prepared, shutdown)
+            .await;
         let record = match step {
             Step::Done(record) => record,
             Step::NotFinished {
@@ -554,18 +562,23 @@ impl Pipeline {
         received: &Received<'_>,
         shutdown: &Shutdown,
     ) -> Step {
-        match self.prepare(envelope, received).await {
-            Ok(ready) => self.deliver(envelope, received, ready, shutdown).await,
-            Err(refused) => refused,
-        }
+        let prepared = self.prepare(envelope).await;
+        self.send_prepared(envelope, received, prepared, shutdown)
+            .await
     }
 
-    /// Validate, apply the policy, route, render (and check against the
-    /// XSD): everything before sending, none of it touching the database.
-    /// A submission that fails a step comes back as its dead letter.
-    async fn prepare(&self, envelope: &Envelope, received: &Received<'_>) -> Result<Ready, Step> {
-        let fail = |reason: Reason| {
-            Step::Done(self.dead_letter(
+    /// Deliver what `prepare` made ready, or dead-letter the submission
+    /// with the reason it could not be.
+    async fn send_prepared(
+        &self,
+        envelope: &Envelope,
+        received: &Received<'_>,
+        prepared: Result<Ready, Reason>,
+        shutdown: &Shutdown,
+    ) -> Step {
+        match prepared {
+            Ok(ready) => self.deliver(envelope, received, ready, shutdown).await,
+            Err(reason) => Step::Done(self.dead_letter(
                 &Ids::of(envelope),
                 received,
                 &reason,
@@ -573,13 +586,17 @@ impl Pipeline {
                 ReceiptStatus::DeadLettered,
                 received.prior_attempts,
                 None,
-            ))
-        };
-        self.schemas
-            .check_form(&envelope.service, &envelope.form)
-            .map_err(fail)?;
-        let facts = self.policy.check(envelope).map_err(fail)?;
-        let destination = self.routes.route(&envelope.destination).map_err(fail)?;
+            )),
+        }
+    }
+
+    /// Validate, apply the policy, route, render (and check against the
+    /// XSD): everything before sending, none of it touching the database or
+    /// the payload's keys; the reason of the first step that fails.
+    async fn prepare(&self, envelope: &Envelope) -> Result<Ready, Reason> {
+        self.schemas.check_form(&envelope.service, &envelope.form)?;
+        let facts = self.policy.check(envelope)?;
+        let destination = self.routes.route(&envelope.destination)?;
         let rendered = render::render(
             &destination,
             envelope,
@@ -587,8 +604,7 @@ impl Pipeline {
             &self.config.sender,
             &self.xsd,
         )
-        .await
-        .map_err(fail)?;
+        .await?;
         Ok(Ready {
             destination,
             facts,
