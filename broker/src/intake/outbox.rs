@@ -90,6 +90,7 @@ impl Taking {
         store: &Store,
         channel: &Channel,
         exchange: &str,
+        shutdown: &Shutdown,
     ) -> Result<usize, StoreError> {
         let (after, confirmed, since) = match self {
             Taking::Ahead {
@@ -100,8 +101,18 @@ impl Taking {
             Taking::Locked { room, confirming } => {
                 // Reap what has finished (a failed batch's rows were rolled
                 // back and are taken again).
-                while confirming.try_join_next().is_some() {}
-                let Ok(slot) = Arc::clone(room).acquire_owned().await else {
+                while let Some(ended) = confirming.try_join_next() {
+                    log_join_error(ended);
+                }
+                // All batches await confirms (RabbitMQ blocked publishing?):
+                // wait for room, but not past shutdown.
+                let slot = tokio::select! {
+                    // Room first: after shutdown the relay still drains.
+                    biased;
+                    slot = Arc::clone(room).acquire_owned() => slot,
+                    _ = shutdown.cancelled() => return Ok(0),
+                };
+                let Ok(slot) = slot else {
                     return Ok(0);
                 };
                 let Some((taken, events)) = store.take_outbox(BATCH).await? else {
@@ -161,7 +172,11 @@ impl Taking {
                 confirmed.clear();
                 *since = None;
             }
-            Taking::Locked { confirming, .. } => while confirming.join_next().await.is_some() {},
+            Taking::Locked { confirming, .. } => {
+                while let Some(ended) = confirming.join_next().await {
+                    log_join_error(ended);
+                }
+            }
         }
         Ok(())
     }
@@ -203,7 +218,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
             continue;
         };
         let exchange = amqp.receipts_exchange.as_str();
-        let mut drained = taking.next(store, channel, exchange).await;
+        let mut drained = taking.next(store, channel, exchange, &shutdown).await;
         if drained.is_ok() && taking.forget_due().is_some_and(|due| due <= Instant::now()) {
             drained = taking.forget(store).await.and(drained);
         }
@@ -233,6 +248,14 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: Shutdown) {
     }
     if let Some((connection, _)) = link {
         let _ = connection.close(200, "shutdown".into()).await;
+    }
+}
+
+/// A batch's confirming task that panicked (a bug): its rows were rolled
+/// back and are published again; say so.
+fn log_join_error(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended {
+        tracing::error!(error = %e, "a batch of receipt events ended abnormally; its events are published again");
     }
 }
 
