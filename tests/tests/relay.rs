@@ -158,13 +158,16 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
     let again = world.receipt_events(1, WAIT).await.unwrap();
     assert_eq!(again[0].1["submission_id"], envelopes[0]["submission_id"]);
     assert_eq!(again[0].1["status"], "delivered", "{:?}", again[0].1);
-    let first_id =
-        kurier::domain::id::SubmissionId::parse(envelopes[0]["submission_id"].as_str().unwrap())
-            .unwrap();
-    let store = world.store().await.unwrap();
-    assert!(store.dead_letters_of(&first_id).await.unwrap().is_empty());
-    let requests = world.authority.requests().await.unwrap();
     let id = envelopes[0]["submission_id"].as_str().unwrap();
+    let store = world.store().await.unwrap();
+    assert!(
+        store
+            .dead_letters_of(&kurier_e2e::sid(id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let requests = world.authority.requests().await.unwrap();
     assert_eq!(
         requests
             .iter()
@@ -191,7 +194,6 @@ async fn every_sample_is_delivered_with_a_receipt_and_an_event(backend: Backend)
 
     // What RabbitMQ confirmed leaves the outbox (on SQLite in bulk, within
     // about half a second): no event waits there once the portal has it.
-    let store = world.store().await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let left = store.outbox_after(0, 100).await.unwrap();
